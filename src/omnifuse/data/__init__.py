@@ -1,0 +1,1 @@
+"""Datasets: manifests (JSONL/CSV), built-in dataset builders and, later, the feature cache."""

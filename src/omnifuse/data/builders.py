@@ -1,0 +1,39 @@
+"""Registry of built-in dataset builders: ``omnifuse data build NAME --out DIR --seed S --size N``.
+
+A builder writes files plus one or more manifests (with schemas) and ``dataset.json`` into ``out``
+and returns the :class:`DatasetInfo`. The same seed and size give byte-identical manifests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from omnifuse.data.schema import DatasetInfo
+from omnifuse.registry import Registry
+
+
+class DatasetBuilder(Protocol):
+    def __call__(self, out: Path, *, seed: int = 0, size: int = 100) -> DatasetInfo: ...
+
+
+datasets: Registry[DatasetInfo] = Registry("dataset")
+
+
+def build(name: str, out: Path, *, seed: int = 0, size: int = 100) -> DatasetInfo:
+    """Build dataset ``name`` into ``out``."""
+    _load_builtin_builders()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    factory = datasets.get(name)
+    return factory(out, seed=seed, size=size)
+
+
+def available() -> list[str]:
+    _load_builtin_builders()
+    return datasets.list()
+
+
+def _load_builtin_builders() -> None:
+    """Import the builder modules so their ``@datasets.register`` decorators run."""
+    from omnifuse.data import av_digits, fashion_mnist, speech_test, world  # noqa: F401
