@@ -14,7 +14,7 @@ class OmnifuseError(Exception):
 
 
 class InputError(OmnifuseError, ValueError):
-    """An input could not be used. ``source`` names it, ``modality`` says what it should have been."""
+    """An input could not be used; ``source`` names it, ``modality`` says what it should be."""
 
     def __init__(self, reason: str, *, source: object = None, modality: str | None = None) -> None:
         self.reason = reason

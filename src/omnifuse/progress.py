@@ -1,4 +1,4 @@
-"""Progress bars for long work, one look everywhere (Rich). ``OMNIFUSE_PROGRESS=0`` silences them."""
+"""Progress bars for long work (Rich), one look everywhere. ``OMNIFUSE_PROGRESS=0`` hides them."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Speech: text-to-speech through system engines, noise for robustness data; ASR lives here later."""
+"""Speech: text-to-speech through system engines and noise for robustness data."""
