@@ -22,7 +22,9 @@ class Registry(Generic[T]):
         self._factories: dict[str, Callable[..., T]] = {}
         self._docs: dict[str, str] = {}
 
-    def register(self, name: str, *, doc: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(
+        self, name: str, *, doc: str | None = None
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator that registers ``factory`` under ``name``; a duplicate name is a bug."""
 
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:

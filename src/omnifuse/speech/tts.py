@@ -20,7 +20,15 @@ from omnifuse.io.resample import resample
 
 SAMPLE_RATE = 16_000
 
-ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-us+f3", "en-gb-x-rp+f4", "en-us-nyc")
+ESPEAK_VOICES = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-029",
+    "en-us+f3",
+    "en-gb-x-rp+f4",
+    "en-us-nyc",
+)
 FLITE_VOICES = ("slt", "rms", "awb", "kal")
 
 
@@ -53,7 +61,10 @@ def default_voices() -> list[Voice]:
 
 
 def available_engines() -> dict[str, bool]:
-    return {"espeak-ng": shutil.which("espeak-ng") is not None, "flite": shutil.which("flite") is not None}
+    return {
+        "espeak-ng": shutil.which("espeak-ng") is not None,
+        "flite": shutil.which("flite") is not None,
+    }
 
 
 def synthesize(text: str, voice: Voice | None = None, *, timeout_s: float = 30.0) -> np.ndarray:
@@ -68,15 +79,39 @@ def synthesize(text: str, voice: Voice | None = None, *, timeout_s: float = 30.0
     with tempfile.TemporaryDirectory(prefix="omnifuse-tts-") as tmp:
         out = Path(tmp) / "speech.wav"
         if voice.engine == "espeak-ng":
-            cmd = [exe, "-v", voice.name, "-s", str(voice.rate), "-p", str(voice.pitch), "-w", str(out), "--", text]
+            cmd = [
+                exe,
+                "-v",
+                voice.name,
+                "-s",
+                str(voice.rate),
+                "-p",
+                str(voice.pitch),
+                "-w",
+                str(out),
+                "--",
+                text,
+            ]
         elif voice.engine == "flite":
             stretch = max(0.5, min(2.0, 160.0 / max(voice.rate, 1)))
-            cmd = [exe, "-voice", voice.name, "--setf", f"duration_stretch={stretch:.3f}", "-t", text, "-o", str(out)]
+            cmd = [
+                exe,
+                "-voice",
+                voice.name,
+                "--setf",
+                f"duration_stretch={stretch:.3f}",
+                "-t",
+                text,
+                "-o",
+                str(out),
+            ]
         else:
             raise InputError(f"unknown TTS engine {voice.engine!r}; use espeak-ng or flite")
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
         if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"{voice.engine} failed: {proc.stderr.decode(errors='replace').strip()}")
+            raise RuntimeError(
+                f"{voice.engine} failed: {proc.stderr.decode(errors='replace').strip()}"
+            )
         wave, rate = sf.read(str(out), dtype="float32", always_2d=True)
     return resample(wave.mean(axis=1), rate, SAMPLE_RATE)
 
