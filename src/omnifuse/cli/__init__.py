@@ -1,0 +1,31 @@
+"""The ``omnifuse`` command: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from omnifuse.cli import data, demo, info
+from omnifuse.cli.render import console_err
+from omnifuse.errors import OmnifuseError
+
+app = typer.Typer(
+    name="omnifuse",
+    help="Encode, fuse, align, search and ask across text, images, audio and video — offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("info")(info.info)
+app.command("demo")(demo.demo)
+app.add_typer(data.app, name="data")
+
+
+def main() -> None:
+    """Run the CLI; omnifuse's own errors print as one readable line instead of a traceback."""
+    try:
+        app()
+    except OmnifuseError as err:
+        console_err.print(f"[bold red]error:[/] {type(err).__name__}: {err}")
+        sys.exit(2)
