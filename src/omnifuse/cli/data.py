@@ -34,7 +34,7 @@ def build(
         raise typer.BadParameter("--size must be at least 1")
     info = builders.build(name, out, seed=seed, size=size)
     console.print(summary_table(summarize_dataset(out)))
-    console.print(f"[green]wrote[/] {name} to {out} ({', '.join(info.manifests.values())})")
+    console.print(f"[green]wrote[/] {name} to {out}", soft_wrap=True)
 
 
 @app.command("check")
@@ -47,7 +47,7 @@ def check(
     """Validate a manifest and print every bad line with its column and reason."""
     issues = check_manifest(manifest, decode=decode)
     if not issues:
-        console.print(f"[green]ok[/] {manifest}: no problems")
+        console.print(f"[green]ok[/] {manifest}: no problems", soft_wrap=True)
         return
     console.print(issues_table(issues))
     raise typer.Exit(code=1)

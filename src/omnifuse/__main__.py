@@ -1,0 +1,5 @@
+"""``python -m omnifuse`` runs the CLI."""
+
+from omnifuse.cli import main
+
+main()
