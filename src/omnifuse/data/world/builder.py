@@ -8,9 +8,10 @@ Layout under ``out``::
     video.jsonl   video.schema.json    # clip (frames + soundtrack), event label
     images/  audio/  video/
 
-Every random choice comes from a generator derived from the seed and a stream number (and the item
-index where items are independent), so the same seed and options give identical manifests, PNG and
-WAV files. Splits (80/10/10) are drawn by scene, and a scene's questions share its split.
+Every random choice comes from a generator derived from the seed, a stream number and the item
+index, so the same seed and options give identical manifests, PNG and WAV files, and scene ``i``
+(image, caption, questions, speech) is the same in a build of any size above ``i``. Splits
+(80/10/10) are drawn by scene, and a scene's questions share its split.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from omnifuse.errors import ConfigError
 from omnifuse.progress import track
 from omnifuse.speech.tts import SAMPLE_RATE, Voice
 
-SCENE_STREAM, LANGUAGE_STREAM, RENDER_STREAM, SPLIT_STREAM = 1, 2, 3, 4
-CLIP_STREAM, CLIP_SPLIT_STREAM, EVENT_STREAM = 5, 6, 7
+SCENE_STREAM, CAPTION_STREAM, QUESTION_STREAM, RENDER_STREAM, SPLIT_STREAM = 1, 2, 3, 4, 5
+CLIP_STREAM, CLIP_SPLIT_STREAM, EVENT_STREAM = 6, 7, 8
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 SCENES_SCHEMA = ManifestSchema(
@@ -174,10 +175,16 @@ def _write_scenes(
     out: Path, scenes: list[Scene], seed: int, voices: list[Voice], options: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Render, describe, question and speak every scene; returns the scenes and VQA rows."""
-    text_rng = np.random.default_rng([seed, LANGUAGE_STREAM])
+    captions = [
+        caption(scene, np.random.default_rng([seed, CAPTION_STREAM, i]))
+        for i, scene in enumerate(scenes)
+    ]
     balancer = AnswerBalancer()
-    captions = [caption(scene, text_rng) for scene in scenes]
-    questions = [ask(s, options["questions_per_scene"], text_rng, balancer) for s in scenes]
+    per_scene = options["questions_per_scene"]
+    questions = [
+        ask(scene, per_scene, np.random.default_rng([seed, QUESTION_STREAM, i]), balancer)
+        for i, scene in enumerate(scenes)
+    ]
     splits = assign_splits(len(scenes), np.random.default_rng([seed, SPLIT_STREAM]))
     utterances = _utterances(captions, questions, voices, seed)
     scene_rows: list[dict[str, Any]] = []
