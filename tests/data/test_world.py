@@ -79,9 +79,9 @@ def test_registered_under_its_name() -> None:
     assert datasets.get("world") is build_world
 
 
-def test_same_seed_gives_identical_manifests_images_and_audio(built: dict[str, Path]) -> None:
+def test_same_seed_gives_identical_files(built: dict[str, Path]) -> None:
     a, b = built["a"], built["b"]
-    for pattern in ("*.json", "*.jsonl", "images/*.png", "audio/*.wav"):
+    for pattern in ("*.json", "*.jsonl", "images/*.png", "audio/*.wav", "video/*.mp4"):
         fa, fb = files(a, pattern), files(b, pattern)
         assert fa, pattern
         assert fa == fb, pattern

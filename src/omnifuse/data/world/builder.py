@@ -102,7 +102,14 @@ def build_world(
     noise_snr_db: float | None = None,
     voices: Sequence[Voice] | None = None,
 ) -> DatasetInfo:
-    """Synthetic scenes of shapes: images, captions, VQA, spoken text and audio-visual clips."""
+    """Synthetic scenes of shapes: images, captions, VQA, spoken text and audio-visual clips.
+
+    ``size`` scenes of 1-4 shapes, each with a PNG of ``image_size`` pixels, a caption and
+    ``questions_per_scene`` questions, all spoken; ``video_clips`` clips (default ``size // 4``) of
+    ``video_seconds`` at ``video_fps``, ``video_size`` pixels square. ``voices`` are rotated over
+    (default: every installed espeak-ng and flite voice); rate and pitch are drawn per utterance,
+    replacing the voices' own. ``noise_snr_db`` adds white noise to the speech at that SNR.
+    """
     out = Path(out)
     clips = max(1, size // 4) if video_clips is None else video_clips
     options: dict[str, Any] = {

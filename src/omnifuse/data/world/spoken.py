@@ -19,7 +19,7 @@ import numpy as np
 
 from omnifuse.errors import MissingDependencyError
 from omnifuse.speech.noise import add_white_noise
-from omnifuse.speech.tts import SAMPLE_RATE, Voice, default_voices, synthesize, write_wav
+from omnifuse.speech.tts import Voice, default_voices, synthesize, write_wav
 
 RATES: tuple[int, ...] = (130, 150, 170, 190)
 PITCHES: tuple[int, ...] = (30, 45, 60, 75)
@@ -61,15 +61,14 @@ class Speaker:
         if key not in self._cache:
             self._cache[key] = self._pool.submit(synthesize, text, voice)
 
-    def write(self, path: Path, text: str, voice: Voice, index: int) -> float:
-        """Write utterance ``index`` to ``path``, noisy if asked; returns its length in seconds."""
+    def write(self, path: Path, text: str, voice: Voice, index: int) -> None:
+        """Write utterance ``index`` to ``path``, with noise when a noise level was given."""
         self.request(text, voice)
         wave = self._cache[(text, voice.key)].result()
         if self.noise_snr_db is not None:
             rng = np.random.default_rng([self.seed, NOISE_STREAM, index])
             wave = add_white_noise(wave, self.noise_snr_db, rng)
         write_wav(path, wave)
-        return len(wave) / SAMPLE_RATE
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
