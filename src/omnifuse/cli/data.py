@@ -32,7 +32,7 @@ def build(
     """Write a built-in dataset as files plus manifests, deterministic for a seed."""
     if size < 1:
         raise typer.BadParameter("--size must be at least 1")
-    info = builders.build(name, out, seed=seed, size=size)
+    builders.build(name, out, seed=seed, size=size)
     console.print(summary_table(summarize_dataset(out)))
     console.print(f"[green]wrote[/] {name} to {out}", soft_wrap=True)
 

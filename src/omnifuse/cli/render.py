@@ -11,8 +11,15 @@ from omnifuse.data.manifest import ManifestIssue
 from omnifuse.data.summary import ManifestSummary
 from omnifuse.info import Check
 
-console = Console()
-console_err = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """A console that keeps tables readable when output goes to a file or CI log (no terminal)."""
+    probe = Console(stderr=stderr)
+    return Console(stderr=stderr, width=None if probe.is_terminal else 120)
+
+
+console = _console()
+console_err = _console(stderr=True)
 
 
 def checks_table(title: str, checks: Sequence[Check]) -> Table:
