@@ -8,6 +8,8 @@ layer can answer 4xx with the same message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class OmnifuseError(Exception):
     """Base class of every error omnifuse raises on purpose."""
@@ -67,7 +69,9 @@ class MissingModalityError(InputError):
 class ManifestError(InputError):
     """A manifest (JSONL/CSV dataset index) is malformed; ``issues`` lists every bad line."""
 
-    def __init__(self, reason: str, *, source: object = None, issues: list[object] | None = None):
+    def __init__(
+        self, reason: str, *, source: object = None, issues: Sequence[object] | None = None
+    ):
         self.issues = list(issues or [])
         super().__init__(reason, source=source, modality="manifest")
 

@@ -6,6 +6,7 @@ and returns the :class:`DatasetInfo`. The same seed and size give byte-identical
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +17,13 @@ from omnifuse.registry import Registry
 class DatasetBuilder(Protocol):
     def __call__(self, out: Path, *, seed: int = 0, size: int = 100) -> DatasetInfo: ...
 
+
+BUILTIN_MODULES = (
+    "omnifuse.data.world",
+    "omnifuse.data.av_digits",
+    "omnifuse.data.fashion_mnist",
+    "omnifuse.data.speech_test",
+)
 
 datasets: Registry[DatasetInfo] = Registry("dataset")
 
@@ -36,4 +44,5 @@ def available() -> list[str]:
 
 def _load_builtin_builders() -> None:
     """Import the builder modules so their ``@datasets.register`` decorators run."""
-    from omnifuse.data import av_digits, fashion_mnist, speech_test, world  # noqa: F401
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)

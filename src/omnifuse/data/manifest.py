@@ -180,12 +180,13 @@ def _decode_problem(kind: str, value: str | Path) -> str | None:
 def _loader(kind: str) -> Callable[[Any], Any]:
     from omnifuse import io
 
-    return {
+    loaders: dict[str, Callable[[Any], Any]] = {
         "text": io.load_text,
         "image": io.load_image,
         "audio": io.load_audio,
         "video": io.load_video,
-    }[kind]
+    }
+    return loaders[kind]
 
 
 def resolve_media_path(value: str, root: Path) -> Path:
