@@ -70,7 +70,7 @@ def load_audio(
 def _decode_encoded(source: EncodedSource, sample_rate: int, limits: DecodeLimits) -> np.ndarray:
     fmt = source.sniff()
     if fmt in IMAGE_FORMATS:
-        raise unrecognised(fmt, expected="audio", source=source.label, modality=MODALITY)
+        raise unrecognised(fmt, source=source.label, modality=MODALITY)
     if fmt is None or fmt in SOUNDFILE_FORMATS:
         wave = _try_soundfile(source, limits)
         if wave is not None:
@@ -104,9 +104,7 @@ def _check_header(frames: int, rate: int, label: str, limits: DecodeLimits) -> N
 
 
 def _decode_with_av(source: EncodedSource, sample_rate: int, limits: DecodeLimits) -> np.ndarray:
-    with open_container(
-        source, modality=MODALITY, expected="audio", known_formats=AV_AUDIO_FORMATS
-    ) as container:
+    with open_container(source, modality=MODALITY, known_formats=AV_AUDIO_FORMATS) as container:
         if not container.streams.audio:
             raise UnsupportedFormatError(
                 "has no audio stream", source=source.label, modality=MODALITY

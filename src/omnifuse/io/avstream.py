@@ -26,12 +26,12 @@ ALLOWED_DEMUXERS = (
 
 @contextmanager
 def open_container(
-    source: EncodedSource, *, modality: str, expected: str, known_formats: frozenset[str]
+    source: EncodedSource, *, modality: str, known_formats: frozenset[str]
 ) -> Iterator[av.container.InputContainer]:
     """Open ``source`` for demuxing; unreadable content raises a typed error.
 
     ``known_formats`` are the sniffed formats that make a failure "corrupt" rather than
-    "unsupported"; ``expected`` words the message ("audio", "a video").
+    "unsupported".
     """
     with source.open() as fh:
         try:
@@ -40,9 +40,7 @@ def open_container(
             fmt = source.sniff()
             if fmt in known_formats:
                 raise decode_failed(exc, source=source.label, modality=modality) from None
-            raise unrecognised(
-                fmt, expected=expected, source=source.label, modality=modality
-            ) from None
+            raise unrecognised(fmt, source=source.label, modality=modality) from None
         with container:
             yield container
 

@@ -10,19 +10,19 @@ from omnifuse.errors import (
 )
 from omnifuse.io.sniff import describe_format
 
+_WHAT = {"image": "an image", "audio": "audio", "video": "a video", "text": "text"}
 
-def unrecognised(fmt: str | None, *, expected: str, source: str, modality: str) -> InputError:
-    """The error for content no decoder recognised: name what it looks like, if anything.
 
-    A known format of another modality (a PNG given as audio) is unsupported; a known format of
-    the expected modality whose decoder still gave up is corrupt.
-    """
+def unrecognised(fmt: str | None, *, source: str, modality: str) -> InputError:
+    """The error for content that is not of ``modality``: say what it looks like, if anything."""
     if fmt is None:
         return UnsupportedFormatError(
-            f"is not a recognised {expected} format", source=source, modality=modality
+            f"is not in a recognised {modality} format", source=source, modality=modality
         )
     return UnsupportedFormatError(
-        f"looks like {describe_format(fmt)}, not {expected}", source=source, modality=modality
+        f"looks like {describe_format(fmt)}, not {_WHAT.get(modality, modality)}",
+        source=source,
+        modality=modality,
     )
 
 

@@ -73,7 +73,7 @@ def _unidentified(source: EncodedSource) -> InputError:
             source=source.label,
             modality=MODALITY,
         )
-    return unrecognised(fmt, expected="an image", source=source.label, modality=MODALITY)
+    return unrecognised(fmt, source=source.label, modality=MODALITY)
 
 
 def _finish(img: Image.Image, label: str, limits: DecodeLimits) -> Image.Image:

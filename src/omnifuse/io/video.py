@@ -70,7 +70,7 @@ def load_video(
     source = check_encoded(src, modality=MODALITY, limits=limits, name=name)
     fmt = source.sniff()
     if fmt in NOT_VIDEO_FORMATS:
-        raise unrecognised(fmt, expected="a video", source=source.label, modality=MODALITY)
+        raise unrecognised(fmt, source=source.label, modality=MODALITY)
     return _decode(source, int(num_frames), int(sample_rate), limits)
 
 
@@ -84,9 +84,7 @@ def _check_arguments(num_frames: object, sample_rate: object) -> None:
 def _decode(
     source: EncodedSource, num_frames: int, sample_rate: int, limits: DecodeLimits
 ) -> VideoClip:
-    with open_container(
-        source, modality=MODALITY, expected="a video", known_formats=VIDEO_FORMATS
-    ) as container:
+    with open_container(source, modality=MODALITY, known_formats=VIDEO_FORMATS) as container:
         if not container.streams.video:
             raise UnsupportedFormatError(
                 "has no video stream", source=source.label, modality=MODALITY
