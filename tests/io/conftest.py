@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -122,6 +123,26 @@ def _encode_wave(
         out.mux(packet)
 
 
+def encode_song_with_cover(path: Path) -> Path:
+    """An MP4 holding a 0.5 s tone and a PNG cover: a video stream that is only a still."""
+    cover = io.BytesIO()
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(cover, "PNG")
+    with av.open(str(path), "w", format="mp4") as out:
+        audio = out.add_stream("aac", rate=16000, layout="mono")
+        picture = out.add_stream("png")
+        assert isinstance(audio, av.AudioStream) and isinstance(picture, av.VideoStream)
+        picture.width = picture.height = 16
+        picture.pix_fmt = "rgb24"
+        picture.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(cover.getvalue())
+        packet.stream = picture
+        packet.pts = packet.dts = 0
+        packet.time_base = fractions.Fraction(1, 1)
+        out.mux(packet)
+        _encode_wave(out, audio, tone(0.5, 16000), 16000)
+    return path
+
+
 def encode_video(
     path: Path,
     container: str,
@@ -130,10 +151,11 @@ def encode_video(
     *,
     frames: int = VIDEO_FRAMES,
     audio_rate: int = 48000,
+    muxer_options: dict[str, str] | None = None,
 ) -> Path:
     """A 2 s clip at 10 fps: a white 8x8 square moving 2 px a frame, and a 440 Hz tone."""
     width, height = VIDEO_SIZE
-    with av.open(str(path), "w", format=container) as out:
+    with av.open(str(path), "w", format=container, options=muxer_options or {}) as out:
         video = out.add_stream(codec, rate=VIDEO_FPS)
         assert isinstance(video, av.VideoStream)
         video.width, video.height = width, height
@@ -216,6 +238,9 @@ class Media:
 
     def mp4(self, name: str = "clip.mp4", audio: bool = True) -> Path:
         return encode_video(self.path(name), "mp4", "mpeg4", "aac" if audio else None)
+
+    def song_with_cover(self, name: str = "song.mp4") -> Path:
+        return encode_song_with_cover(self.path(name))
 
     def truncated(self, source: Path, name: str, keep: float = 0.5) -> Path:
         data = source.read_bytes()

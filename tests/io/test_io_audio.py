@@ -82,6 +82,12 @@ def test_format_is_decided_by_content_not_extension(media: Media) -> None:
     assert media.peak_hz(load_audio(mp3_named_wav), 16000) == pytest.approx(440, abs=2)
 
 
+def test_soundtrack_of_a_file_with_cover_art(media: Media) -> None:
+    wave = load_audio(media.song_with_cover())
+    assert 8000 <= wave.size <= 8000 + 1024
+    assert media.peak_hz(wave[:8000], 16000) == pytest.approx(440, abs=2.5)
+
+
 def test_bytes_and_path_give_the_same_samples(media: Media) -> None:
     for path in (media.wav(rate=22050), media.mp3()):
         assert np.array_equal(load_audio(path), load_audio(path.read_bytes()))

@@ -142,6 +142,8 @@ CORPUS: list[Case] = [
          load_video, CorruptInputError, "cannot be decoded"),
     Case("video-zero-bytes", lambda m: m.write("empty.mp4", b""),
          load_video, EmptyInputError, "0 bytes"),
+    Case("cover-art-is-no-video", lambda m: m.song_with_cover(),
+         load_video, UnsupportedFormatError, "no video stream"),
     Case("wav-as-video", lambda m: m.wav("sound.mp4"),
          load_video, UnsupportedFormatError, "looks like WAV audio, not a video"),
     Case("png-as-video", lambda m: m.red_png(),

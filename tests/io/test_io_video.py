@@ -44,6 +44,20 @@ def test_frames_times_and_soundtrack(
     assert media.peak_hz(clip.audio, 16000) == pytest.approx(440, abs=1)
 
 
+def test_stream_without_stated_duration_is_timed_from_its_packets(media: Media) -> None:
+    """Browser recordings (live WebM) carry no duration in their headers."""
+    path = media.encode_video(
+        media.path("live.webm"), "webm", "libvpx", "libopus", muxer_options={"live": "1"}
+    )
+    clip = load_video(path, num_frames=4)
+    assert clip.duration_s == pytest.approx(2.0)
+    np.testing.assert_allclose(clip.frame_times, [0.2, 0.7, 1.2, 1.7], atol=1e-6)
+    assert clip.audio is not None
+    assert clip.audio.size == pytest.approx(32000, abs=160)
+    with pytest.raises(InputTooLargeError, match="over the limit of 1 s"):
+        load_video(path, limits=DecodeLimits(max_video_seconds=1.0))
+
+
 def test_video_without_sound_has_no_audio(media: Media) -> None:
     clip = load_video(media.mp4(audio=False), num_frames=2)
     assert clip.audio is None

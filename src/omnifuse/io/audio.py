@@ -19,12 +19,11 @@ import soundfile as sf
 from omnifuse.errors import (
     ConfigError,
     EmptyInputError,
-    InputError,
     InvalidValueError,
     UnsupportedFormatError,
 )
 from omnifuse.io.avstream import SoundtrackDecoder, check_seconds, header_seconds, open_container
-from omnifuse.io.failures import decode_failed, unrecognised
+from omnifuse.io.failures import decoding, unrecognised
 from omnifuse.io.limits import DecodeLimits, resolve_limits
 from omnifuse.io.resample import resample
 from omnifuse.io.sniff import AUDIO_FORMATS, CONTAINER_FORMATS, IMAGE_FORMATS
@@ -85,14 +84,9 @@ def _try_soundfile(source: EncodedSource, limits: DecodeLimits) -> tuple[np.ndar
         handle = sf.SoundFile(target)
     except Exception:
         return None
-    try:
-        with handle:
-            _check_header(handle.frames, handle.samplerate, source.label, limits)
-            samples = handle.read(dtype="float32", always_2d=True)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise decode_failed(exc, source=source.label, modality=MODALITY) from None
+    with handle, decoding(source=source.label, modality=MODALITY):
+        _check_header(handle.frames, handle.samplerate, source.label, limits)
+        samples = handle.read(dtype="float32", always_2d=True)
     mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
     return mono, handle.samplerate
 
@@ -119,15 +113,11 @@ def _decode_with_av(source: EncodedSource, sample_rate: int, limits: DecodeLimit
             label=source.label,
             modality=MODALITY,
         )
-        try:
+        with decoding(source=source.label, modality=MODALITY):
             for packet in container.demux(stream):
                 for frame in packet.decode():
                     decoder.add(frame)
             wave = decoder.finish()
-        except InputError:
-            raise
-        except Exception as exc:
-            raise decode_failed(exc, source=source.label, modality=MODALITY) from None
     if wave.size == 0:
         raise EmptyInputError("holds no audio samples", source=source.label, modality=MODALITY)
     return wave

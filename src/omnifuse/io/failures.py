@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from omnifuse.errors import (
     CorruptInputError,
     InputError,
@@ -36,6 +39,17 @@ def decode_failed(exc: BaseException, *, source: str, modality: str) -> InputErr
         )
     detail = _detail(exc)
     return CorruptInputError(f"cannot be decoded: {detail}", source=source, modality=modality)
+
+
+@contextmanager
+def decoding(*, source: str, modality: str) -> Iterator[None]:
+    """Let typed errors through and turn any other exception raised inside into a typed one."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:
+        raise decode_failed(exc, source=source, modality=modality) from None
 
 
 def _detail(exc: BaseException) -> str:

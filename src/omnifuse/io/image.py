@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -13,7 +15,7 @@ from omnifuse.errors import (
     InvalidValueError,
     UnsupportedFormatError,
 )
-from omnifuse.io.failures import decode_failed, unrecognised
+from omnifuse.io.failures import decode_failed, decoding, unrecognised
 from omnifuse.io.limits import DecodeLimits, resolve_limits
 from omnifuse.io.sniff import IMAGE_FORMATS
 from omnifuse.io.source import EncodedSource, check_encoded, is_encoded
@@ -55,7 +57,7 @@ def load_image(
 def _decode_encoded(source: EncodedSource, limits: DecodeLimits) -> Image.Image:
     with source.open() as fh:
         try:
-            img = Image.open(fh, formats=SAFE_PIL_FORMATS)
+            img = Image.open(fh, formats=_pil_formats())
         except Image.DecompressionBombError as exc:
             raise InputTooLargeError(str(exc), source=source.label, modality=MODALITY) from None
         except Image.UnidentifiedImageError:
@@ -63,6 +65,13 @@ def _decode_encoded(source: EncodedSource, limits: DecodeLimits) -> Image.Image:
         except Exception as exc:
             raise decode_failed(exc, source=source.label, modality=MODALITY) from None
         return _finish(img, source.label, limits)
+
+
+@cache
+def _pil_formats() -> tuple[str, ...]:
+    """The safe formats this Pillow build can open (AVIF, for one, is optional)."""
+    Image.init()
+    return tuple(fmt for fmt in SAFE_PIL_FORMATS if fmt in Image.OPEN)
 
 
 def _unidentified(source: EncodedSource) -> InputError:
@@ -79,14 +88,9 @@ def _unidentified(source: EncodedSource) -> InputError:
 def _finish(img: Image.Image, label: str, limits: DecodeLimits) -> Image.Image:
     """Check the size, load the pixels, orient and convert; every failure becomes typed."""
     _check_pixels(img.width, img.height, label, limits)
-    try:
+    with decoding(source=label, modality=MODALITY):
         img.load()
-        img = _apply_orientation(img)
-        return _to_rgb(img)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise decode_failed(exc, source=label, modality=MODALITY) from None
+        return _to_rgb(_apply_orientation(img))
 
 
 def _check_pixels(width: int, height: int, label: str, limits: DecodeLimits) -> None:

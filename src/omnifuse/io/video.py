@@ -8,6 +8,7 @@ converted to RGB. Frame ``i`` of ``N`` is the frame on screen at ``(i + 0.5) * d
 from __future__ import annotations
 
 import numbers
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import av
@@ -17,12 +18,11 @@ import numpy as np
 from omnifuse.errors import (
     ConfigError,
     EmptyInputError,
-    InputError,
     InputTooLargeError,
     UnsupportedFormatError,
 )
 from omnifuse.io.avstream import SoundtrackDecoder, check_seconds, header_seconds, open_container
-from omnifuse.io.failures import decode_failed, unrecognised
+from omnifuse.io.failures import decoding, unrecognised
 from omnifuse.io.limits import DecodeLimits, resolve_limits
 from omnifuse.io.sniff import AUDIO_FORMATS, CONTAINER_FORMATS, IMAGE_FORMATS
 from omnifuse.io.source import EncodedSource, check_encoded, is_encoded
@@ -84,44 +84,64 @@ def _check_arguments(num_frames: object, sample_rate: object) -> None:
 def _decode(
     source: EncodedSource, num_frames: int, sample_rate: int, limits: DecodeLimits
 ) -> VideoClip:
-    with open_container(source, modality=MODALITY, known_formats=VIDEO_FORMATS) as container:
-        if not container.streams.video:
-            raise UnsupportedFormatError(
-                "has no video stream", source=source.label, modality=MODALITY
-            )
-        try:
-            return _read_clip(container, source.label, num_frames, sample_rate, limits)
-        except InputError:
-            raise
-        except Exception as exc:
-            raise decode_failed(exc, source=source.label, modality=MODALITY) from None
+    """One pass when the headers state the duration; otherwise a timestamp scan, then a pass
+    over a freshly opened container (seeking back would drop the first audio packets)."""
+    request = _Request(source.label, num_frames, sample_rate, limits)
+    with _opened(source) as container, decoding(source=source.label, modality=MODALITY):
+        video = _video_stream(container, source.label)
+        duration = header_seconds(container, video)
+        if duration:
+            return _read_clip(container, video, duration, request)
+        duration = _scan_duration(container, video, source.label, limits)
+    with _opened(source) as container, decoding(source=source.label, modality=MODALITY):
+        return _read_clip(container, _video_stream(container, source.label), duration, request)
+
+
+@dataclass(frozen=True)
+class _Request:
+    label: str
+    num_frames: int
+    sample_rate: int
+    limits: DecodeLimits
+
+
+def _opened(source: EncodedSource) -> AbstractContextManager[av.container.InputContainer]:
+    return open_container(source, modality=MODALITY, known_formats=VIDEO_FORMATS)
+
+
+def _video_stream(
+    container: av.container.InputContainer, label: str
+) -> av.video.stream.VideoStream:
+    """The first video stream that is not a still (cover art attached to an audio file)."""
+    still = av.stream.Disposition.attached_pic | av.stream.Disposition.still_image
+    for stream in container.streams.video:
+        if not stream.disposition & still:
+            return stream
+    raise UnsupportedFormatError("has no video stream", source=label, modality=MODALITY)
 
 
 def _read_clip(
     container: av.container.InputContainer,
-    label: str,
-    num_frames: int,
-    sample_rate: int,
-    limits: DecodeLimits,
+    video: av.video.stream.VideoStream,
+    duration: float,
+    request: _Request,
 ) -> VideoClip:
-    video = container.streams.video[0]
+    label, num_frames, limits = request.label, request.num_frames, request.limits
     audio = container.streams.audio[0] if container.streams.audio else None
-    start = _start_seconds(video)
-    duration = header_seconds(container, video) or _scan_duration(container, video, start)
     check_seconds(duration, limits.max_video_seconds, label=label, modality=MODALITY)
     _check_pixels(video.codec_context.width, video.codec_context.height, label, limits)
     video.thread_type = "AUTO"
     fps = _fps(video)
     sampler = FrameSampler(
         (np.arange(num_frames) + 0.5) * duration / num_frames,
-        start=start,
+        start=_start_seconds(video),
         fps=fps,
         label=label,
         limits=limits,
     )
     soundtrack = (
         SoundtrackDecoder(
-            sample_rate=sample_rate,
+            sample_rate=request.sample_rate,
             max_seconds=limits.max_video_seconds,
             label=label,
             modality=MODALITY,
@@ -132,6 +152,8 @@ def _read_clip(
     streams = [video] if audio is None else [video, audio]
     for packet in container.demux(streams):
         if packet.stream.index == video.index:
+            if sampler.done and soundtrack is None:
+                break
             if not sampler.done:
                 for frame in packet.decode():
                     sampler.add(frame)  # type: ignore[arg-type]
@@ -144,7 +166,7 @@ def _read_clip(
         frames=frames,
         frame_times=times,
         audio=wave if wave is not None and wave.size > 0 else None,
-        sample_rate=sample_rate,
+        sample_rate=request.sample_rate,
         fps=fps,
         duration_s=float(duration),
     )
@@ -162,15 +184,19 @@ def _fps(stream: av.video.stream.VideoStream) -> float:
 
 
 def _scan_duration(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, start: float
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    label: str,
+    limits: DecodeLimits,
 ) -> float:
-    """Duration from packet timestamps, for files whose headers do not state it; rewinds after."""
-    end = 0.0
+    """Duration from packet timestamps, for files whose headers do not state it."""
+    start = _start_seconds(stream)
     time_base = float(stream.time_base) if stream.time_base is not None else 0.0
+    end = 0.0
     for packet in container.demux(stream):
         if packet.pts is not None:
             end = max(end, (packet.pts + (packet.duration or 0)) * time_base - start)
-    container.seek(0)
+            check_seconds(end, limits.max_video_seconds, label=label, modality=MODALITY)
     return end
 
 
