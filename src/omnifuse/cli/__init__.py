@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from omnifuse.cli import data, demo, info
+from omnifuse.cli import data, demo, encode, info
 from omnifuse.cli.render import console_err
 from omnifuse.errors import OmnifuseError
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command("info")(info.info)
 app.command("demo")(demo.demo)
+app.command("encode")(encode.encode)
 app.add_typer(data.app, name="data")
 
 
