@@ -20,7 +20,7 @@ from omnifuse.io import DecodeLimits, load_text
         ("a\r\nb\rc", "a\nb\nc"),
         ("a\n\n\n b", "a\nb"),
         ("first line \n  second", "first line\nsecond"),
-        ("a\u2028b\x0cc\x85d", "a\nb\nc\nd"),
+        ("a\u2028b\x0cc\x85d\x1ee", "a\nb\nc\nd\ne"),
         ("nul\x00bell\x07esc\x1bdel\x7fc1\x9fend", "nulbellescdelc1end"),
         ("  \n padded \t\n ", "padded"),
         ("tab\tkept as space", "tab kept as space"),

@@ -2,7 +2,8 @@
 
 WAV, FLAC, Ogg and AIFF go through soundfile (libsndfile); MP3, AAC/M4A, WebM/Opus and the
 soundtracks of video containers go through PyAV, which is also the fallback whenever soundfile
-cannot read a file. The format is decided by content, not by the file name.
+cannot open a file. The format is decided by content (libsndfile's header parsing, then magic
+bytes), never by the file name.
 
 A WAV whose header is intact but which holds no sample raises ``EmptyInputError``; one whose
 header itself is cut short raises ``CorruptInputError``.
@@ -30,7 +31,8 @@ from omnifuse.io.sniff import AUDIO_FORMATS, CONTAINER_FORMATS, IMAGE_FORMATS
 from omnifuse.io.source import EncodedSource, check_encoded, is_encoded
 
 MODALITY = "audio"
-SOUNDFILE_FORMATS = frozenset({"wav", "flac", "ogg", "aiff"})
+PYAV_PREFERRED = frozenset({"MP3", "MPEG"})
+"""libsndfile major formats left to PyAV (FFmpeg's MPEG audio decoder handles gapless MP3)."""
 AV_AUDIO_FORMATS = AUDIO_FORMATS | CONTAINER_FORMATS
 INT_SCALES = {
     np.dtype(np.int16): 32768.0,
@@ -67,25 +69,35 @@ def load_audio(
 
 
 def _decode_encoded(source: EncodedSource, sample_rate: int, limits: DecodeLimits) -> np.ndarray:
+    """libsndfile first (it identifies its formats from the header as it opens them), PyAV for
+    MPEG audio and for whatever libsndfile cannot open, after ruling out images."""
+    handle = _open_soundfile(source)
+    if handle is not None and handle.format not in PYAV_PREFERRED:
+        mono, rate = _read_soundfile(handle, source.label, limits)
+        return _finish(mono, rate, sample_rate, source.label)
+    if handle is not None:
+        handle.close()
     fmt = source.sniff()
     if fmt in IMAGE_FORMATS:
         raise unrecognised(fmt, source=source.label, modality=MODALITY)
-    if fmt is None or fmt in SOUNDFILE_FORMATS:
-        wave = _try_soundfile(source, limits)
-        if wave is not None:
-            return _finish(wave[0], wave[1], sample_rate, source.label)
     return _decode_with_av(source, sample_rate, limits)
 
 
-def _try_soundfile(source: EncodedSource, limits: DecodeLimits) -> tuple[np.ndarray, int] | None:
-    """Mono samples and their rate via libsndfile, or None when it cannot parse the file."""
+def _open_soundfile(source: EncodedSource) -> sf.SoundFile | None:
+    """An open libsndfile handle, or None when libsndfile does not recognise the content."""
     target = str(source.path) if source.path is not None else io.BytesIO(source.read())
     try:
-        handle = sf.SoundFile(target)
+        return sf.SoundFile(target)
     except Exception:
         return None
-    with handle, decoding(source=source.label, modality=MODALITY):
-        _check_header(handle.frames, handle.samplerate, source.label, limits)
+
+
+def _read_soundfile(
+    handle: sf.SoundFile, label: str, limits: DecodeLimits
+) -> tuple[np.ndarray, int]:
+    """Mono samples and their rate; the duration is checked from the header before reading."""
+    with handle, decoding(source=label, modality=MODALITY):
+        _check_header(handle.frames, handle.samplerate, label, limits)
         samples = handle.read(dtype="float32", always_2d=True)
     mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
     return mono, handle.samplerate

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeGuard
@@ -85,17 +86,17 @@ def check_encoded(
 
 def _file_size(path: Path, label: str, modality: str) -> int:
     try:
-        stat = path.stat()
+        info = path.stat()
     except FileNotFoundError:
         raise InputNotFoundError("no such file", source=label, modality=modality) from None
     except OSError as exc:
         raise InputNotFoundError(
             f"cannot be read: {exc.strerror or exc}", source=label, modality=modality
         ) from None
-    if not path.is_file():
+    if not stat.S_ISREG(info.st_mode):
         raise InputNotFoundError("is not a regular file", source=label, modality=modality)
     if not os.access(path, os.R_OK):
         raise InputNotFoundError(
             "cannot be read: permission denied", source=label, modality=modality
         )
-    return stat.st_size
+    return info.st_size

@@ -1,8 +1,10 @@
 """Text loading: strict UTF-8, Unicode NFC, control characters out, whitespace collapsed.
 
-Line breaks of every kind become ``\\n``; runs of spaces and tabs become one space; a run of
-blank lines becomes one newline. The length limit applies to the decoded text before
-normalisation, so normalising never runs on an oversized input.
+Line breaks of every kind (those of ``str.splitlines``: CR, CRLF, VT, FF, NEL, the Unicode line
+and paragraph separators, the ASCII record separators) become ``\\n``; runs of spaces and tabs
+become one space; blank lines disappear, so paragraphs are separated by a single newline. The
+length limit applies to the decoded text before normalisation, so normalising never runs on an
+oversized input.
 """
 
 from __future__ import annotations
@@ -25,11 +27,9 @@ MODALITY = "text"
 UTF8_BOM = b"\xef\xbb\xbf"
 MAX_UTF8_BYTES_PER_CHAR = 4
 
-_LINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x85\u2028\u2029]")
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+"""Control characters other than tab and those ``str.splitlines`` treats as line breaks."""
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
-_SPACE_AROUND_NEWLINES = re.compile(r" ?\n[\s]*")
 
 
 def load_text(
@@ -66,12 +66,9 @@ def load_text(
 
 def normalize_text(text: str) -> str:
     """NFC, line breaks unified, control characters removed, whitespace collapsed, stripped."""
-    text = unicodedata.normalize("NFC", text)
-    text = _LINE_BREAKS.sub("\n", text)
-    text = _CONTROLS.sub("", text)
-    text = _HORIZONTAL_SPACE.sub(" ", text)
-    text = _SPACE_AROUND_NEWLINES.sub("\n", text)
-    return text.strip()
+    text = _CONTROLS.sub("", unicodedata.normalize("NFC", text))
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def _decode(
