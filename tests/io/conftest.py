@@ -233,6 +233,11 @@ class Media:
         sf.write(path, tone(seconds, rate), rate, **options)
         return path
 
+    def float_wav(self, name: str, samples: list[float], rate: int = 16000) -> Path:
+        path = self.path(name)
+        sf.write(path, np.asarray(samples, np.float32), rate, format="WAV", subtype="FLOAT")
+        return path
+
     def mp3(self, name: str = "tone.mp3", seconds: float = 0.5, rate: int = 44100) -> Path:
         return encode_audio(self.path(name), "mp3", "mp3", tone(seconds, rate), rate)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from omnifuse.errors import InputTooLargeError
+from omnifuse.errors import ConfigError, InputTooLargeError
 from omnifuse.io import DecodeLimits, load_audio
 
 if TYPE_CHECKING:
@@ -135,3 +135,9 @@ def test_duration_limit_is_checked_from_the_header(media: Media, maker: str) -> 
     assert load_audio(path, limits=DecodeLimits(max_audio_seconds=0.6)).size >= 8000
     with pytest.raises(InputTooLargeError, match=r"over the limit of 0\.4 s"):
         load_audio(path, limits=DecodeLimits(max_audio_seconds=0.4))
+
+
+@pytest.mark.parametrize("sample_rate", [0, -16000, 16000.5, True])
+def test_bad_target_rate_is_a_config_error(media: Media, sample_rate: object) -> None:
+    with pytest.raises(ConfigError, match="sample_rate"):
+        load_audio(media.wav(), sample_rate=sample_rate)  # type: ignore[arg-type]

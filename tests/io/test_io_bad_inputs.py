@@ -101,6 +101,8 @@ CORPUS: list[Case] = [
          load_audio, EmptyInputError, "no audio samples"),
     Case("wav-header-truncated", lambda m: m.write("cut.wav", m.wav_header()[:20]),
          load_audio, CorruptInputError, "cannot be decoded"),
+    Case("float-wav-with-nan", lambda m: m.float_wav("nan.wav", [0.1, np.nan, 0.2]),
+         load_audio, InvalidValueError, "NaN"),
     Case("png-named-wav", lambda m: m.red_png("image.wav"),
          load_audio, UnsupportedFormatError, "looks like a PNG image, not audio"),
     Case("random-named-wav", lambda m: m.random("noise.wav"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from omnifuse.errors import InputTooLargeError
+from omnifuse.errors import ConfigError, InputTooLargeError
 from omnifuse.io import DecodeLimits, VideoClip, load_video
 
 if TYPE_CHECKING:
@@ -111,3 +111,9 @@ def test_limits_on_duration_and_frame_size(media: Media) -> None:
         load_video(path, limits=DecodeLimits(max_video_seconds=1.5))
     with pytest.raises(InputTooLargeError, match="64x48"):
         load_video(path, limits=DecodeLimits(max_pixels=64 * 48 - 1))
+
+
+@pytest.mark.parametrize("arguments", [{"num_frames": 0}, {"num_frames": True}, {"sample_rate": 0}])
+def test_bad_arguments_are_config_errors(media: Media, arguments: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        load_video(media.mp4(), **arguments)  # type: ignore[arg-type]

@@ -33,6 +33,8 @@ from omnifuse.io.source import EncodedSource, check_encoded, is_encoded
 MODALITY = "audio"
 PYAV_PREFERRED = frozenset({"MP3", "MPEG"})
 """libsndfile major formats left to PyAV (FFmpeg's MPEG audio decoder handles gapless MP3)."""
+FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
+"""Sample encodings that can carry NaN or infinity; integer PCM cannot."""
 AV_AUDIO_FORMATS = AUDIO_FORMATS | CONTAINER_FORMATS
 INT_SCALES = {
     np.dtype(np.int16): 32768.0,
@@ -53,7 +55,9 @@ def load_audio(
     ``src`` is a path, encoded bytes, or an ``(array, rate)`` pair whose array is 1-D or 2-D
     (the shorter axis holds the channels), float or integer PCM. Channels are averaged.
     """
-    if not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral):
+        raise ConfigError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    if sample_rate <= 0:
         raise ConfigError(f"sample_rate must be a positive integer, got {sample_rate!r}")
     limits = resolve_limits(limits)
     if is_encoded(src):
@@ -99,6 +103,8 @@ def _read_soundfile(
     with handle, decoding(source=label, modality=MODALITY):
         _check_header(handle.frames, handle.samplerate, label, limits)
         samples = handle.read(dtype="float32", always_2d=True)
+    if handle.subtype in FLOAT_SUBTYPES and not np.isfinite(samples).all():
+        raise InvalidValueError("holds NaN or infinite samples", source=label, modality=MODALITY)
     mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
     return mono, handle.samplerate
 

@@ -14,7 +14,7 @@ import av
 import av.container
 import numpy as np
 
-from omnifuse.errors import CorruptInputError, InputTooLargeError
+from omnifuse.errors import InputTooLargeError, InvalidValueError
 from omnifuse.io.failures import decode_failed, unrecognised
 from omnifuse.io.resample import resample
 from omnifuse.io.source import EncodedSource
@@ -102,7 +102,7 @@ class SoundtrackDecoder:
             return np.zeros(0, dtype=np.float32)
         wave = np.concatenate(self._chunks).astype(np.float32, copy=False)
         if not np.isfinite(wave).all():
-            raise CorruptInputError(
-                "decoded to NaN or infinite samples", source=self.label, modality=self.modality
+            raise InvalidValueError(
+                "holds NaN or infinite samples", source=self.label, modality=self.modality
             )
         return resample(wave, self._rate, self.sample_rate)

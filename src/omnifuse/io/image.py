@@ -39,6 +39,8 @@ def load_image(
     ``src`` is a path, encoded bytes, a PIL image, or an array of shape (H, W), (H, W, 3) or
     (H, W, 4), uint8 or float in [0, 1]. Transparency is composited on white, 16-bit samples are
     scaled to 8 bits, CMYK and palettes are converted, and the EXIF orientation is applied.
+    32-bit integer and float images are clipped to 0-255, as PIL converts them. The pixel limit
+    is checked on the header's size, before any pixel is decoded.
     """
     limits = resolve_limits(limits)
     if is_encoded(src):

@@ -12,6 +12,10 @@ AUDIO_FORMATS = frozenset({"wav", "flac", "mp3", "aac", "aiff", "m4a"})
 CONTAINER_FORMATS = frozenset({"ogg", "mp4", "webm", "mkv", "avi"})
 """Containers that may hold audio, video or both."""
 
+_BMP_INFO_HEADER_SIZES = frozenset(
+    size.to_bytes(4, "little") for size in (12, 16, 40, 52, 56, 64, 108, 124)
+)
+
 _DESCRIPTIONS = {
     "png": "a PNG image",
     "jpeg": "a JPEG image",
@@ -74,7 +78,7 @@ def _sniff_simple(head: bytes) -> str | None:
         return "jpeg"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
-    if head.startswith(b"BM") and len(head) >= 14:
+    if head.startswith(b"BM") and head[14:18] in _BMP_INFO_HEADER_SIZES:
         return "bmp"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"

@@ -75,10 +75,9 @@ def load_video(
 
 
 def _check_arguments(num_frames: object, sample_rate: object) -> None:
-    if not isinstance(num_frames, numbers.Integral) or int(num_frames) < 1:
-        raise ConfigError(f"num_frames must be a positive integer, got {num_frames!r}")
-    if not isinstance(sample_rate, numbers.Integral) or int(sample_rate) < 1:
-        raise ConfigError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    for name, value in (("num_frames", num_frames), ("sample_rate", sample_rate)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _decode(
