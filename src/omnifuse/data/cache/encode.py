@@ -175,6 +175,7 @@ def encode_manifest(
 
 
 def _check_columns(manifest: Manifest, encoders: Mapping[str, str | Encoder]) -> None:
+    """Every column exists and its encoder takes its kind, before any model is loaded."""
     if not encoders:
         raise ConfigError("no encoders given; map at least one column to an encoder")
     modalities = manifest.schema.modalities
@@ -185,6 +186,16 @@ def _check_columns(manifest: Manifest, encoders: Mapping[str, str | Encoder]) ->
             f"{', '.join(map(repr, unknown))} not modality column(s) of {manifest.path}; "
             f"its modality columns: {known}"
         )
+    encoder_registry.list_encoders()
+    for column, spec in encoders.items():
+        factory = encoder_registry.encoders.get(spec) if isinstance(spec, str) else type(spec)
+        _check_kind(column, modalities[column], spec, getattr(factory, "modality", None))
+
+
+def _check_kind(column: str, kind: str, spec: str | Encoder, modality: str | None) -> None:
+    if modality is not None and modality != kind:
+        name = spec if isinstance(spec, str) else type(spec).__name__
+        raise ConfigError(f"column {column!r} holds {kind} but encoder {name!r} encodes {modality}")
 
 
 def _build_encoder(
@@ -212,11 +223,7 @@ def _open_column(
 ) -> ColumnStore:
     """The column's store; a new column is added to ``cache.json``, an old one must match."""
     kind = manifest.schema.modalities[column]
-    if encoder.modality != kind:
-        raise ConfigError(
-            f"column {column!r} holds {kind} but encoder {fields['encoder']!r} "
-            f"encodes {encoder.modality}"
-        )
+    _check_kind(column, kind, fields["encoder"], encoder.modality)
     existing = meta.columns.get(column)
     taken = {c.dirname for name, c in meta.columns.items() if name != column}
     info = ColumnInfo(
