@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from omnifuse.cli.render import console, console_err
@@ -39,7 +39,7 @@ def parse_encoder_config(
     entries: Sequence[str], encoders: dict[str, str]
 ) -> dict[str, dict[str, Any]]:
     """``NAME.key=value`` entries → per-column configs. NAME is a column (that column only) or an
-    encoder name (every column using it); values are read as YAML scalars (64, 0.5, true, text)."""
+    encoder name (every column using it)."""
     config: dict[str, dict[str, Any]] = {column: {} for column in encoders}
     for entry in entries:
         target, sep, value = entry.partition("=")
@@ -55,8 +55,16 @@ def parse_encoder_config(
                 param_hint="--encoder-config",
             )
         for column in columns:
-            config[column][key] = yaml.safe_load(value) if value else ""
+            config[column][key] = _scalar(value)
     return config
+
+
+def _scalar(text: str) -> Any:
+    """A JSON value when ``text`` is one (64, 0.5, 1e-3, true, null, [1, 2]), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def skipped_table(skipped: Sequence[SkippedItem], limit: int = SKIPPED_SHOWN) -> Table:

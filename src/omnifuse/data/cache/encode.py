@@ -27,6 +27,7 @@ from omnifuse import encoders as encoder_registry
 from omnifuse.data.cache.keys import content_key, fingerprint, fingerprint_fields
 from omnifuse.data.cache.sources import SourceIndex, SourceRecord
 from omnifuse.data.cache.store import (
+    ERRORS_FILE,
     TOKEN_DTYPES,
     CacheMeta,
     ColumnInfo,
@@ -41,7 +42,6 @@ from omnifuse.errors import ConfigError, InputError
 from omnifuse.progress import track
 from omnifuse.types import Encoded
 
-ERRORS_FILE = "errors.jsonl"
 LOCK_FILE = ".lock"
 
 

@@ -75,17 +75,17 @@ def fingerprint_fields(
     """What identifies the encoder's outputs, as JSON-ready fields.
 
     ``device`` is left out on purpose: the same weights on CPU or GPU give the same features up
-    to rounding. An encoder passed as an object has no known config, so its module structure
-    (``repr``) stands in for it.
+    to rounding. An encoder passed as an object has no known config, so its class and module
+    structure (``repr``) stand in for it.
     """
     fields: dict[str, Any] = {
         "encoder": name or registered_name(encoder) or type(encoder).__qualname__,
-        "class": f"{type(encoder).__module__}.{type(encoder).__qualname__}",
         "config": {k: v for k, v in sorted((config or {}).items()) if k not in ("device", "dtype")},
         "dtype": dtype_name(encoder),
         "weights": state_hash(encoder),
     }
     if config is None:
+        fields["class"] = f"{type(encoder).__module__}.{type(encoder).__qualname__}"
         fields["structure"] = repr(encoder)
     return fields
 

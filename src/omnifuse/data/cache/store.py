@@ -25,10 +25,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from omnifuse.data.schema import write_json_atomic
-from omnifuse.errors import ConfigError, InputNotFoundError
+from omnifuse.errors import ConfigError, CorruptInputError, InputNotFoundError
 
 FORMAT = "omnifuse-features/1"
 META_FILE = "cache.json"
+ERRORS_FILE = "errors.jsonl"
 SHARD_PATTERN = re.compile(r"^shard-(\d{5,})\.safetensors$")
 TOKEN_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 _SAFE_DIRNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -83,10 +84,12 @@ class CacheMeta:
 
 
 def column_dirname(column: str, taken: set[str]) -> str:
-    """A folder name for a column: the name itself when it is a safe file name, else a hash."""
+    """A folder name for a column: the name itself when it is a safe file name that no other
+    column takes (compared case-insensitively, for such file systems), else a hash."""
     import hashlib
 
-    if _SAFE_DIRNAME.match(column) and column != META_FILE and column not in taken:
+    reserved = {name.lower() for name in (*taken, META_FILE, ERRORS_FILE)}
+    if _SAFE_DIRNAME.match(column) and column.lower() not in reserved:
         return column
     return "col-" + hashlib.sha256(column.encode("utf-8")).hexdigest()[:16]
 
@@ -114,6 +117,15 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _shard_metadata(path: Path) -> dict[str, str]:
+    """The header metadata of a shard; a shard that cannot be parsed is reported by path."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except Exception as err:  # safetensors raises its own error types for damaged headers
+        raise CorruptInputError(f"unreadable feature shard: {err}", source=path) from err
+
+
 class ColumnStore:
     """The shards of one column: which keys they hold, appending new shards, reading rows."""
 
@@ -134,8 +146,7 @@ class ColumnStore:
             int(m.group(1)) for p in self.dir.iterdir() if (m := SHARD_PATTERN.match(p.name))
         )
         for number in numbers:
-            with safe_open(str(self.dir / shard_name(number)), framework="pt") as f:
-                meta = f.metadata() or {}
+            meta = _shard_metadata(self.dir / shard_name(number))
             for row, key in enumerate(json.loads(meta.get("keys", "[]"))):
                 self.index.setdefault(key, (number, row))
             self.rejected.update(json.loads(meta.get("rejected", "{}")))
