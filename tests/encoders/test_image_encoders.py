@@ -17,6 +17,8 @@ from transformers import (
     CLIPModel,
     CLIPVisionConfig,
     CLIPVisionModel,
+    ResNetConfig,
+    ResNetModel,
     ViTConfig,
     ViTImageProcessor,
     ViTModel,
@@ -37,6 +39,15 @@ TINY = {
 }
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "lynx"}
 COFFEE_CLASSES = {"espresso", "cup", "coffee mug"}
+
+
+DROP_CONNECT_SAFE_BATCH = 6
+"""In training, EfficientNet drops a block's branch per sample (p ≤ 0.19): with 6 samples the
+chance that a block gets no gradient is below 5e-5, and the seed makes it deterministic."""
+
+
+def random_images(rng: np.random.Generator, count: int, size: int) -> list[np.ndarray]:
+    return [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(count)]
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -207,17 +218,19 @@ def test_effnet_bf16_pooled_close_to_fp32(
 
 
 def test_effnet_finetune_all_reaches_every_parameter_but_the_classifier() -> None:
+    torch.manual_seed(0)
     encoder = create("effnet-lite0", finetune="all", image_size=64)
     assert encoder.trainable and not encoder.net._fc.weight.requires_grad
     rng = np.random.default_rng(1)
-    images = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2)]
-    assert encoder.encode(images).tokens.shape == (2, 2 * 2, 1280)
+    images = random_images(rng, DROP_CONNECT_SAFE_BATCH, 64)
+    assert encoder.encode(images).tokens.shape == (DROP_CONNECT_SAFE_BATCH, 2 * 2, 1280)
     assert_every_parameter_learns(encoder, images)
     trained = sum(p.numel() for p in encoder.parameters() if p.requires_grad)
     assert trained == sum(p.numel() for p in encoder.parameters()) - 1280 * 1000 - 1000
 
 
 def test_effnet_finetune_last_trains_only_the_last_blocks() -> None:
+    torch.manual_seed(0)
     encoder = create("effnet-lite0", finetune="last", image_size=64)
     net: Any = encoder.net
     trained = {n for n, p in net.named_parameters() if p.requires_grad}
@@ -228,7 +241,7 @@ def test_effnet_finetune_last_trains_only_the_last_blocks() -> None:
     assert net._blocks[15]._bn1.training and net._bn1.training
     stem_stats = net._bn0.running_mean.clone()
     rng = np.random.default_rng(2)
-    images = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2)]
+    images = random_images(rng, DROP_CONNECT_SAFE_BATCH, 64)
     assert_every_parameter_learns(encoder, images)
     torch.testing.assert_close(net._bn0.running_mean, stem_stats, atol=0, rtol=0)
 
@@ -319,6 +332,19 @@ def test_hf_full_clip_checkpoint_loads_only_the_vision_tower(
     out = encoder.encode([chelsea])
     assert_contract(out, 1, 17, 32)
     torch.testing.assert_close(out.pooled, out.tokens.mean(dim=1), atol=1e-6, rtol=0)
+
+
+def test_hf_convolutional_model_flattens_its_feature_map(
+    tmp_path: Path, mixed_images: list[Any]
+) -> None:
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])
+    ResNetModel(config).save_pretrained(tmp_path)
+    encoder = create("hf-vision", model=str(tmp_path))
+    assert encoder.pool == "mean" and encoder.dim == 16 and encoder.image_size == 224
+    out = encoder.encode(mixed_images[:2])
+    assert_contract(out, 2, 28 * 28, 16)  # stem /4, second stage /2: 224 / 8 = 28 a side
+    pooler = create("hf-vision", model=str(tmp_path), pool="pooler").encode(mixed_images[:2])
+    torch.testing.assert_close(pooler.pooled, out.pooled, atol=1e-5, rtol=0)
 
 
 def test_hf_vision_finetune_reaches_every_parameter(
