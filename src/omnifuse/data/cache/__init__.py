@@ -34,14 +34,10 @@ from omnifuse.data.cache.dataset import (
     CachedSample,
     collate_cached,
 )
-from omnifuse.data.cache.encode import (
-    ColumnReport,
-    EncodeReport,
-    SkippedItem,
-    encode_manifest,
-)
+from omnifuse.data.cache.encode import encode_manifest
 from omnifuse.data.cache.keys import content_key, file_key, text_key
 from omnifuse.data.cache.reader import FeatureCache
+from omnifuse.data.cache.report import ColumnReport, EncodeReport, SkippedItem
 from omnifuse.data.cache.store import ColumnInfo
 
 __all__ = [

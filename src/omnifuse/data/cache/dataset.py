@@ -51,7 +51,9 @@ class CachedFeatureDataset(Dataset[CachedSample]):
 
     String labels become class indices over ``classes`` (by default the sorted distinct labels of
     these samples; pass the training set's ``classes`` to val/test sets); numeric labels stay
-    numbers. Samples without any cached column are left out and counted in ``dropped``.
+    numbers. Samples without any cached column are left out and counted in ``dropped``. Where the
+    media files are gone, pass a :class:`Manifest` loaded while they existed: ``load_manifest``
+    skips lines whose files are missing.
     """
 
     def __init__(

@@ -17,7 +17,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,15 @@ import torch
 
 from omnifuse import encoders as encoder_registry
 from omnifuse.data.cache.keys import content_key, fingerprint, fingerprint_fields
+from omnifuse.data.cache.report import (
+    ColumnReport,
+    EncodeReport,
+    SkippedItem,
+    manifest_skips,
+    write_errors,
+)
 from omnifuse.data.cache.sources import SourceIndex, SourceRecord
 from omnifuse.data.cache.store import (
-    ERRORS_FILE,
     TOKEN_DTYPES,
     CacheMeta,
     ColumnInfo,
@@ -36,60 +42,12 @@ from omnifuse.data.cache.store import (
     column_dirname,
 )
 from omnifuse.data.manifest import Manifest, load_manifest
-from omnifuse.data.schema import write_text_atomic
 from omnifuse.encoders.base import Encoder
 from omnifuse.errors import ConfigError, InputError
 from omnifuse.progress import track
 from omnifuse.types import Encoded
 
 LOCK_FILE = ".lock"
-
-
-@dataclass(frozen=True)
-class SkippedItem:
-    """One manifest value (or line) that has no features, and why."""
-
-    sample: str
-    column: str | None
-    error: str
-    reason: str
-
-
-@dataclass
-class ColumnReport:
-    """Counts for one column. ``encoded`` and ``reused`` count distinct contents."""
-
-    encoder: str
-    items: int = 0
-    encoded: int = 0
-    reused: int = 0
-    skipped: int = 0
-
-
-@dataclass
-class EncodeReport:
-    """What one ``encode_manifest`` run did; ``interrupted`` when it stopped before the end."""
-
-    out: Path
-    columns: dict[str, ColumnReport] = field(default_factory=dict)
-    skipped: list[SkippedItem] = field(default_factory=list)
-    seconds: float = 0.0
-    encode_seconds: float = 0.0
-    interrupted: bool = False
-
-    @property
-    def encoded(self) -> int:
-        return sum(c.encoded for c in self.columns.values())
-
-    @property
-    def reused(self) -> int:
-        return sum(c.reused for c in self.columns.values())
-
-    @property
-    def items_per_second(self) -> float:
-        """Encoding throughput: new contents per second of preprocessing, encoding and writing
-        (model loading and hashing left out)."""
-        return self.encoded / self.encode_seconds if self.encode_seconds > 0 else 0.0
 
 
 @dataclass
@@ -146,7 +104,7 @@ def encode_manifest(
     root = Path(out)
     manifest = load_manifest(manifest_path)
     _check_columns(manifest, encoders)
-    report = EncodeReport(out=root, skipped=_manifest_skips(manifest))
+    report = EncodeReport(out=root, skipped=manifest_skips(manifest))
     budget = _Budget(stop_after_batches)
     root.mkdir(parents=True, exist_ok=True)
     with _writer_lock(root):
@@ -170,7 +128,7 @@ def encode_manifest(
                 report.interrupted = True
                 break
     report.seconds = time.perf_counter() - started
-    _write_errors(root, report.skipped)
+    write_errors(root, report.skipped)
     return report
 
 
@@ -378,18 +336,6 @@ def _encode_batch(
     out: Encoded = encoder.run_batch(encoder.collate(items))
     tokens, mask, pooled = out.tokens.cpu(), out.mask.cpu(), out.pooled.cpu()
     return [Row(key, tokens[i][mask[i]], pooled[i]) for i, key in enumerate(keys)]
-
-
-def _manifest_skips(manifest: Manifest) -> list[SkippedItem]:
-    return [
-        SkippedItem(f"line {issue.line}", issue.column, "ManifestIssue", issue.reason)
-        for issue in manifest.issues
-    ]
-
-
-def _write_errors(root: Path, skipped: list[SkippedItem]) -> None:
-    lines = [json.dumps(asdict(item), ensure_ascii=False) + "\n" for item in skipped]
-    write_text_atomic(root / ERRORS_FILE, "".join(lines))
 
 
 @contextlib.contextmanager
