@@ -23,7 +23,7 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[all,dev]'
 	touch $@
 
 lint: install

@@ -147,3 +147,11 @@ def test_missing_empty_and_wrong_type_manifests(tmp_path: Path) -> None:
     other.write_text("x")
     with pytest.raises(ManifestError, match="unsupported manifest type"):
         load_manifest(other)
+
+
+def test_check_files_false_trusts_paths_of_moved_media(media: Path) -> None:
+    row = {"id": "1", "split": "train", "text": "t", "image": "gone.png", "label": "x"}
+    path = _write_lines(media / "m.jsonl", [json.dumps(row)])
+    assert len(load_manifest(path, SCHEMA)) == 0
+    trusted = load_manifest(path, SCHEMA, check_files=False)
+    assert trusted.samples[0]["image"] == str(media / "gone.png")

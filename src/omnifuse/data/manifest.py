@@ -69,10 +69,12 @@ def load_manifest(
     *,
     strict: bool = False,
     decode: bool = False,
+    check_files: bool = True,
 ) -> Manifest:
     """Read and validate a manifest; bad lines are skipped and listed unless ``strict``.
 
-    ``decode=True`` also decodes every referenced file with :mod:`omnifuse.io`, which finds corrupt
+    ``check_files=False`` trusts media paths without looking at them (for training on cached
+    features after the media have moved). ``decode=True`` also decodes every referenced file with :mod:`omnifuse.io`, which finds corrupt
     media up front at the cost of reading everything once.
     """
     path = _existing_manifest(path)
@@ -84,7 +86,9 @@ def load_manifest(
         if isinstance(row, ManifestIssue):
             issues.append(row)
             continue
-        row_issues = validate_row(row, line_no, schema, path.parent, decode=decode)
+        row_issues = validate_row(
+            row, line_no, schema, path.parent, decode=decode, check_files=check_files
+        )
         row_issues += _duplicate_id(row, line_no, schema, seen_ids)
         if row_issues:
             issues.extend(row_issues)
@@ -125,7 +129,13 @@ def resolve_schema(path: Path, schema: ManifestSchema | None) -> ManifestSchema:
 
 
 def validate_row(
-    row: dict[str, Any], line: int, schema: ManifestSchema, root: Path, *, decode: bool = False
+    row: dict[str, Any],
+    line: int,
+    schema: ManifestSchema,
+    root: Path,
+    *,
+    decode: bool = False,
+    check_files: bool = True,
 ) -> list[ManifestIssue]:
     """Problems of one parsed row: column types, files that must exist, labels, split."""
     issues: list[ManifestIssue] = []
@@ -135,7 +145,7 @@ def validate_row(
         if value is None or value == "":
             continue  # a missing modality is allowed; the sample just lacks it
         present += 1
-        problem = _check_modality_value(value, kind, root, decode=decode)
+        problem = _check_modality_value(value, kind, root, decode=decode, check_files=check_files)
         if problem:
             issues.append(ManifestIssue(line, column, problem))
     if schema.modalities and present == 0:
@@ -155,13 +165,17 @@ def validate_row(
     return issues
 
 
-def _check_modality_value(value: Any, kind: str, root: Path, *, decode: bool) -> str | None:
+def _check_modality_value(
+    value: Any, kind: str, root: Path, *, decode: bool, check_files: bool = True
+) -> str | None:
     if not isinstance(value, str):
         expected = "a string" if kind == "text" else "a path string"
         return f"expected {expected}, got {type(value).__name__}"
     if kind == "text":
         return _decode_problem(kind, value) if decode else None
     file = resolve_media_path(value, root)
+    if not check_files:
+        return None
     if not file.exists():
         return f"file not found: {value}"
     if not file.is_file():
