@@ -74,8 +74,8 @@ def load_manifest(
     """Read and validate a manifest; bad lines are skipped and listed unless ``strict``.
 
     ``check_files=False`` trusts media paths without looking at them (for training on cached
-    features after the media have moved). ``decode=True`` also decodes every referenced file with :mod:`omnifuse.io`, which finds corrupt
-    media up front at the cost of reading everything once.
+    features after the media have moved). ``decode=True`` also decodes every referenced file
+    with :mod:`omnifuse.io`, which finds corrupt media up front at the cost of reading it all.
     """
     path = _existing_manifest(path)
     schema = resolve_schema(path, schema)
