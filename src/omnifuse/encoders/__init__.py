@@ -30,11 +30,7 @@ def _load_builtin_encoders() -> None:
     if _loaded:
         return
     for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
+        importlib.import_module(module)
     _loaded = True
 
 
