@@ -214,6 +214,7 @@ def write_mp4(
             raise TypeError(f"{codec} did not give a video stream")
         vstream.width, vstream.height = int(frames.shape[2]), int(frames.shape[1])
         vstream.pix_fmt = "yuv420p"
+        vstream.thread_count = 1  # threaded encoders make output bytes depend on timing
         astream = container.add_stream("aac", rate=sample_rate)
         astream.layout = "mono"
         astream.bit_rate = AUDIO_BIT_RATE
