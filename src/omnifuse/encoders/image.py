@@ -301,6 +301,9 @@ class HFVisionEncoder(Encoder):
         self.pixel_mean = torch.tensor(mean).view(3, 1, 1)  # CPU-side, used by preprocess
         self.pixel_std = torch.tensor(std).view(3, 1, 1)
         self.dim = _hidden_size(config)
+        pooler = getattr(self.model, "pooler", None)
+        if self.pool != "pooler" and isinstance(pooler, nn.Module):
+            pooler.requires_grad_(False)  # unused, so fine-tuning must not count on it
         self.finish_setup()
 
     def preprocess(self, raw: Any) -> torch.Tensor:
