@@ -175,8 +175,23 @@ def test_whisper_tiny_en_concatenates_30s_windows(whisper: Encoder) -> None:
     assert out.mask.all() and torch.isfinite(out.tokens).all()
 
 
-def test_whisper_tiny_en_features_tell_spoken_digits_apart(whisper: Encoder) -> None:
+@pytest.fixture(scope="module")
+def whisper_unpadded() -> Encoder:
+    return create("whisper-tiny-en", threads=2, pad_to_30s=False)
+
+
+def test_whisper_tiny_en_unpadded_keeps_the_contract(whisper_unpadded: Encoder) -> None:
+    check_contract(whisper_unpadded, [noise_clip(0.5, 3), noise_clip(1.7, 4)], [25, 85], atol=1e-4)
+    out = whisper_unpadded.encode([noise_clip(31.0, 5)])
+    assert out.tokens.shape == (1, 1500 + 50, 384)
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_whisper_tiny_en_features_tell_spoken_digits_apart(
+    padded: bool, whisper: Encoder, whisper_unpadded: Encoder
+) -> None:
     """Across two TTS voices, each spoken digit is nearest to the same digit by the other voice."""
+    whisper = whisper if padded else whisper_unpadded
     voices = [Voice("espeak-ng", "en-us"), Voice("flite", "slt")]
     clips = [(synthesize(word, voice), RATE) for voice in voices for word in DIGITS]
     pooled = whisper.encode(clips, batch_size=10).pooled
