@@ -220,22 +220,16 @@ class HybridFusion(Fusion):
         super().__init__(dims, dim=dim, dropout=dropout)
         if combine not in ("gate", "mean"):
             raise ConfigError(f"hybrid combine must be 'gate' or 'mean', got {combine!r}")
-        self.feature = create_fusion(
-            feature, dims, **{"dim": dim, "dropout": dropout, **(feature_cfg or {})}
+        self.feature = _create_part(
+            feature, "feature", dims, {"dim": dim, "dropout": dropout, **(feature_cfg or {})}
         )
-        self.decision = create_fusion(
+        decision_defaults = {"num_classes": num_classes, "dim": dim, "dropout": dropout}
+        self.decision = _create_part(
             decision,
+            "decision",
             dims,
-            **{
-                "num_classes": num_classes,
-                "dim": dim,
-                "dropout": dropout,
-                "head_hidden": head_hidden,
-                **(decision_cfg or {}),
-            },
+            {**decision_defaults, "head_hidden": head_hidden, **(decision_cfg or {})},
         )
-        _require_kind(feature, self.feature, "feature")
-        _require_kind(decision, self.decision, "decision")
         self.num_classes = num_classes
         self.classifier = nn.Linear(self.feature.dim, num_classes)
         self.gate: nn.Linear | None = None
@@ -262,9 +256,15 @@ class HybridFusion(Fusion):
         )
 
 
-def _require_kind(name: str, fusion: Fusion, kind: str) -> None:
-    if fusion.kind != kind:
-        raise ConfigError(f"hybrid needs a {kind}-level fusion here; {name!r} is {fusion.kind}")
+def _create_part(name: str, kind: str, dims: Mapping[str, int], cfg: Mapping[str, Any]) -> Fusion:
+    """Build one part of a hybrid after checking that ``name`` is a fusion of ``kind``."""
+    from omnifuse.fusion import load_builtin_fusions
+
+    load_builtin_fusions()
+    found = getattr(fusions.get(name), "kind", "feature")
+    if found != kind:
+        raise ConfigError(f"hybrid needs a {kind}-level fusion here; {name!r} is {found}")
+    return create_fusion(name, dims, **cfg)
 
 
 def _mix_weights(
