@@ -47,7 +47,10 @@ class AttentionFusion(Fusion):
         super().__init__(dims, dim=dim, dropout=dropout)
         self.vectors = ModalityVectors(dims, dim, dropout=dropout)
         width = hidden or dim
-        self.score = nn.Sequential(nn.Linear(dim, width), nn.Tanh(), nn.Linear(width, 1))
+        # no output bias: a shift common to all scores cancels in the softmax
+        self.score = nn.Sequential(
+            nn.Linear(dim, width), nn.Tanh(), nn.Linear(width, 1, bias=False)
+        )
 
     def fuse(self, features: Mapping[str, Encoded], present: torch.Tensor) -> FusionOutput:
         v = self.vectors(features, present)  # (B, M, dim)
