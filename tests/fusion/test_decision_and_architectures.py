@@ -274,6 +274,19 @@ def test_serial_order_is_configurable_and_checked() -> None:
         build("serial-film", order=["audio", "text"])
 
 
+@pytest.mark.parametrize("name", ["serial-film", "serial-xattn"])
+def test_long_sequences_are_average_pooled_to_max_tokens(name: str) -> None:
+    dims = {"a": 3, "b": 4}
+    fusion = build(name, dims, max_tokens=2).eval()
+    features = make_features(dims, 2, seed=3)
+    long_a = torch.randn(2, 4, 3)
+    features["a"] = Encoded(long_a, torch.ones(2, 4, dtype=torch.bool), long_a.mean(1))
+    pairs = long_a.view(2, 2, 2, 3).mean(2)  # tokens (0, 1) and (2, 3) averaged
+    pooled = dict(features, a=Encoded(pairs, torch.ones(2, 2, dtype=torch.bool), pairs.mean(1)))
+    present = torch.ones(2, 2, dtype=torch.bool)
+    torch.testing.assert_close(fusion(features, present).fused, fusion(pooled, present).fused)
+
+
 # ---------------------------------------------------------------- every fusion of this module
 
 

@@ -115,6 +115,7 @@ class MixedFusion(Fusion):
         parallel: str = "gated",
         parallel_cfg: Mapping[str, Any] | None = None,
         order: Sequence[str] | None = None,
+        max_tokens: int | None = 32,
         combine: str = "gate",
     ) -> None:
         super().__init__(dims, dim=dim, dropout=dropout)
@@ -123,7 +124,9 @@ class MixedFusion(Fusion):
         )
         if self.parallel.kind != "feature" or self.parallel.dim != dim:
             raise ConfigError(f"mixed needs a feature-level parallel fusion of size {dim}")
-        self.serial = SerialFiLMFusion(dims, dim=dim, dropout=dropout, order=order)
+        self.serial = SerialFiLMFusion(
+            dims, dim=dim, dropout=dropout, order=order, max_tokens=max_tokens
+        )
         self.combine = Combine(dim, combine, dropout)
 
     def fuse(self, features: Mapping[str, Encoded], present: torch.Tensor) -> FusionOutput:

@@ -13,6 +13,9 @@ the presence mask, no branching on the batch).
   the modality's tokens attend to it (pre-norm cross-attention plus a feed-forward block) and
   become the new state.
 
+Sequences longer than ``max_tokens`` are average-pooled to that length first (the
+cross-attention chain costs ``T_prev × T_next`` per step).
+
 The fused vector is ``Linear([state; skip])`` where ``skip`` is the mean of the step outputs of
 the present modalities: a skip connection from every step, so the first modalities of a long
 chain reach the output directly and not only through the later states.
@@ -27,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from omnifuse.errors import ConfigError
-from omnifuse.fusion.base import Fusion, FusionOutput, fusions
+from omnifuse.fusion.base import Fusion, FusionOutput, _downsample, fusions
 from omnifuse.types import Encoded, masked_mean
 
 
@@ -65,9 +68,13 @@ class SerialFusion(Fusion):
         dim: int = 128,
         dropout: float = 0.1,
         order: Sequence[str] | None = None,
+        max_tokens: int | None = 32,
     ) -> None:
         super().__init__(dims, dim=dim, dropout=dropout)
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigError(f"max_tokens must be positive, got {max_tokens}")
         self.order = chain_order(self.modalities, order)
+        self.max_tokens = max_tokens
         self.project = nn.ModuleDict({m: nn.Linear(self.dims[m], dim) for m in self.modalities})
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(2 * dim, dim)
@@ -84,10 +91,11 @@ class SerialFusion(Fusion):
         for m in self.order:
             if m not in features:
                 continue
-            enc = features[m]
-            mask = enc.mask.bool()
+            tokens, mask = features[m].tokens.to(dtype), features[m].mask.bool()
+            if self.max_tokens is not None and tokens.shape[1] > self.max_tokens:
+                tokens, mask = _downsample(tokens, mask, self.max_tokens)
             take = present[:, column[m]] & mask.any(dim=1)
-            chosen.append((m, self.project[m](enc.tokens.to(dtype)), mask, take))
+            chosen.append((m, self.project[m](tokens), mask, take))
         return chosen
 
     def finish(
@@ -113,8 +121,9 @@ class SerialFiLMFusion(SerialFusion):
         dim: int = 128,
         dropout: float = 0.1,
         order: Sequence[str] | None = None,
+        max_tokens: int | None = 32,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout, order=order)
+        super().__init__(dims, dim=dim, dropout=dropout, order=order, max_tokens=max_tokens)
         self.start = nn.Parameter(torch.randn(dim) * 0.02)
         self.film = nn.ModuleDict({m: FiLM(dim, dim) for m in self.modalities})
         self.step_out = nn.ModuleDict({m: nn.Linear(dim, dim) for m in self.modalities})
@@ -169,10 +178,11 @@ class SerialCrossAttentionFusion(SerialFusion):
         dim: int = 128,
         dropout: float = 0.1,
         order: Sequence[str] | None = None,
+        max_tokens: int | None = 32,
         heads: int = 4,
         start_tokens: int = 4,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout, order=order)
+        super().__init__(dims, dim=dim, dropout=dropout, order=order, max_tokens=max_tokens)
         if heads < 1 or dim % heads:
             raise ConfigError(f"dim {dim} must be a positive multiple of heads {heads}")
         if start_tokens < 1:
