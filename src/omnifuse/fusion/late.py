@@ -198,7 +198,8 @@ class HybridFusion(Fusion):
     computed per sample from the feature-level vector ``h`` and the presence bits, and the output
     is ``g·log p_feature + (1 − g)·log p_decision``. ``weights`` mixes the parts' modality
     weights by the same gate where both report them, else passes on the one that does.
-    ``modality_logits`` are the decision part's.
+    ``modality_logits`` are the decision part's. Whether tokens are read depends on the
+    feature part: see ``self.feature.uses_tokens`` (the class attribute stays False).
     """
 
     kind = "decision"
