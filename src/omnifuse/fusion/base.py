@@ -150,7 +150,7 @@ class ModalityTokens(nn.Module):
                 enc = features[m]
                 seq, mask = enc.tokens, enc.mask
                 if self.max_tokens is not None and seq.shape[1] > self.max_tokens:
-                    seq, mask = _downsample(seq, mask, self.max_tokens)
+                    seq, mask = downsample_tokens(seq, mask, self.max_tokens)
                 seq = self.project[m](seq.to(self.missing.dtype)) + self.modality_embedding[i]
                 mask = mask & present[:, i : i + 1]
                 tokens += [seq, missing]
@@ -163,7 +163,7 @@ class ModalityTokens(nn.Module):
         return torch.cat(tokens, dim=1), torch.cat(masks, dim=1), torch.cat(owners)
 
 
-def _downsample(
+def downsample_tokens(
     tokens: torch.Tensor, mask: torch.Tensor, limit: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Average-pool a long sequence to at most ``limit`` tokens (masked positions ignored)."""

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from omnifuse.errors import ConfigError
-from omnifuse.fusion.base import Fusion, FusionOutput, _downsample, fusions
+from omnifuse.fusion.base import Fusion, FusionOutput, downsample_tokens, fusions
 from omnifuse.types import Encoded, masked_mean
 
 
@@ -93,7 +93,7 @@ class SerialFusion(Fusion):
                 continue
             tokens, mask = features[m].tokens.to(dtype), features[m].mask.bool()
             if self.max_tokens is not None and tokens.shape[1] > self.max_tokens:
-                tokens, mask = _downsample(tokens, mask, self.max_tokens)
+                tokens, mask = downsample_tokens(tokens, mask, self.max_tokens)
             take = present[:, column[m]] & mask.any(dim=1)
             chosen.append((m, self.project[m](tokens), mask, take))
         return chosen
