@@ -1,0 +1,60 @@
+"""Heads: the last layer of a fusion model, from the fused vector to the task's outputs.
+
+A head maps ``(B, in_dim)`` to ``(B, out_dim)``; the task decides what the outputs mean (class
+logits, regression values). Heads are built by name from the ``heads`` registry, so a model
+config names its head as plain data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from omnifuse.errors import ConfigError
+from omnifuse.registry import Registry
+
+
+class Head(nn.Module):
+    """Base class: ``in_dim`` features in, ``out_dim`` outputs out."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        if in_dim < 1 or out_dim < 1:
+            raise ConfigError(f"a head needs positive sizes, got in_dim={in_dim}, {out_dim=}")
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+
+    def forward(self, fused: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def mlp(in_dim: int, out_dim: int, *, hidden: int, dropout: float, norm: bool) -> nn.Sequential:
+    """Optional LayerNorm, then a linear layer (``hidden == 0``) or one hidden ReLU layer."""
+    if hidden < 0:
+        raise ConfigError(f"hidden must be >= 0, got {hidden}")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+    layers: list[nn.Module] = [nn.LayerNorm(in_dim)] if norm else []
+    layers.append(nn.Dropout(dropout))
+    if hidden == 0:
+        layers.append(nn.Linear(in_dim, out_dim))
+    else:
+        layers += [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        layers.append(nn.Linear(hidden, out_dim))
+    return nn.Sequential(*layers)
+
+
+heads: Registry[Head] = Registry("head")
+
+
+def create_head(name: str, in_dim: int, out_dim: int, **cfg: Any) -> Head:
+    """Build head ``name`` from ``in_dim`` fused features to ``out_dim`` outputs."""
+    from omnifuse.heads import load_builtin_heads
+
+    load_builtin_heads()
+    try:
+        return heads.create(name, in_dim=in_dim, out_dim=out_dim, **cfg)
+    except TypeError as err:
+        raise ConfigError(f"bad options for head {name!r}: {err}") from None

@@ -1,0 +1,167 @@
+"""Running a model over a dataset: batching, targets from manifest rows, predictions, metrics.
+
+Targets come from the manifest rows themselves (the model's ``target`` column, encoded by its
+task with its own classes), looked up by sample name. That keeps every dataset — cached features,
+raw samples, subsets of either — scored against the same class order as the model, whatever
+class order a dataset derived on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from omnifuse.data.cache import CachedFeatureDataset, collate_cached
+from omnifuse.data.cache.encode import sample_name
+from omnifuse.errors import ConfigError
+from omnifuse.models.fusion_model import Batch, FusionModel
+from omnifuse.models.raw import RawDataset
+from omnifuse.tasks import Task
+
+
+def base_dataset(data: Dataset[Any]) -> Dataset[Any]:
+    """The dataset under any ``Subset`` wrappers."""
+    while isinstance(data, Subset):
+        data = data.dataset
+    return data
+
+
+def collate_fn(data: Dataset[Any]) -> Callable[[Sequence[Any]], Batch]:
+    """How to batch ``data``: raw datasets per column, cached ones with ``collate_cached``."""
+    base = base_dataset(data)
+    return base.collate if isinstance(base, RawDataset) else collate_cached
+
+
+def dataset_records(data: Dataset[Any]) -> dict[str, Mapping[str, Any]] | None:
+    """Sample name → manifest row, for datasets that come from a manifest."""
+    base = base_dataset(data)
+    if isinstance(base, RawDataset):
+        return base.records
+    if isinstance(base, CachedFeatureDataset):
+        manifest = base.manifest
+        return {sample_name(s, manifest, i): s for i, s in enumerate(manifest.samples)}
+    return None
+
+
+class Targets:
+    """Target tensors of a dataset's samples by name, encoded once each by the task."""
+
+    def __init__(self, task: Task, target: str, records: Mapping[str, Mapping[str, Any]] | None):
+        self.task = task
+        self.target = target
+        self.records = records
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def of(self, batch: Batch) -> torch.Tensor:
+        """Targets of a batch's samples (falling back on the batch's own labels)."""
+        if self.records is None:
+            if batch.labels is None:
+                raise ConfigError("the dataset has neither manifest rows nor labels to train on")
+            return batch.labels
+        return torch.stack([self._one(name) for name in batch.names])
+
+    def _one(self, name: str) -> torch.Tensor:
+        cached = self._cache.get(name)
+        if cached is None:
+            row = (self.records or {}).get(name)
+            if row is None or row.get(self.target) in (None, ""):
+                raise ConfigError(f"sample {name!r} has no {self.target!r} label")
+            cached = self._cache[name] = self.task.encode_target(row[self.target])
+        return cached
+
+    def rows(self, names: Sequence[str]) -> list[Mapping[str, Any]] | None:
+        if self.records is None:
+            return None
+        return [self.records.get(n, {}) for n in names]
+
+
+def loader(
+    data: Dataset[Any],
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader[Any]:
+    """A ``DataLoader`` with the right collate function; shuffled by a generator of ``seed``."""
+    generator = None
+    if shuffle:
+        generator = torch.Generator()
+        generator.manual_seed(seed)
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=collate_fn(data),
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+    )
+
+
+@dataclass
+class Predictions:
+    """Outputs of a whole dataset, on the CPU: ``logits`` (N, C), ``targets``, sample ``names``,
+    the manifest ``rows`` (when known) and the fusion's modality ``weights`` (N, M) if any."""
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+    names: list[str]
+    rows: list[Mapping[str, Any]] | None
+    weights: torch.Tensor | None
+
+
+def predict_dataset(
+    model: FusionModel,
+    data: Dataset[Any],
+    *,
+    batch_size: int = 256,
+    device: torch.device | None = None,
+    bf16: bool = False,
+) -> Predictions:
+    """Run ``model`` (in eval mode, no gradients) over ``data``."""
+    device = device or model.device
+    targets = Targets(model.task, model.config.target, dataset_records(data))
+    logits, labels, names, weights = [], [], [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for batch in loader(data, batch_size):
+                features, present = model.inputs_of(batch, device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    out = model(features, present)
+                logits.append(out.logits.float().cpu())
+                labels.append(targets.of(batch))
+                names += batch.names
+                if out.fusion.weights is not None:
+                    weights.append(out.fusion.weights.float().cpu())
+    finally:
+        model.train(was_training)
+    if not logits:
+        raise ConfigError("nothing to evaluate: the dataset is empty")
+    return Predictions(
+        torch.cat(logits),
+        torch.cat(labels),
+        names,
+        targets.rows(names),
+        torch.cat(weights) if len(weights) == len(logits) else None,
+    )
+
+
+def evaluate(
+    model: FusionModel,
+    data: Dataset[Any],
+    *,
+    batch_size: int = 256,
+    device: torch.device | None = None,
+    bf16: bool = False,
+) -> dict[str, Any]:
+    """The task's metrics of ``model`` on ``data`` (accuracy, macro-F1, loss, ...)."""
+    predictions = predict_dataset(model, data, batch_size=batch_size, device=device, bf16=bf16)
+    return model.task.metrics(predictions.logits, predictions.targets, predictions.rows)
