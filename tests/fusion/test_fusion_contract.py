@@ -199,6 +199,19 @@ def test_weights_and_outputs_in_train_and_eval_mode(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_runs_under_bfloat16_autocast(name: str) -> None:
+    """Mixed-precision training (``bf16``) keeps outputs finite and weights normalised."""
+    fusion = build(name, DIMS)
+    present = mixed_presence(6, len(DIMS), seed=6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = fusion(make_features(DIMS, 6, seed=6), present)
+    check_shapes(fusion, out, 6)
+    check_weights(out, present)
+    out.fused.float().pow(2).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in fusion.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_samples_do_not_affect_each_other(name: str) -> None:
     fusion = build(name, DIMS).eval()
     batch = 5

@@ -180,7 +180,7 @@ class TransformerFusion(Fusion):
             x, attention = block(x, ~valid)
         x = self.norm(x)
         cls_attention = attention[:, 0, 1:]  # (B, T): how much CLS reads each token
-        mass = x.new_zeros(batch, len(self.modalities)).index_add(
+        mass = cls_attention.new_zeros(batch, len(self.modalities)).index_add(
             1, owners.to(x.device), cls_attention
         )
         return FusionOutput(

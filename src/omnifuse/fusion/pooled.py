@@ -40,7 +40,10 @@ def masked_softmax(logits: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
 
 def present_weights(mass: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Per-modality explanation weights (B, M): ``mass`` kept on present modalities and
-    renormalised to sum to 1; exactly 0 on absent ones, and an all-zero row when none is present."""
+    renormalised to sum to 1; exactly 0 on absent ones, and an all-zero row when none is present.
+    Half-precision mass is renormalised in float32 so that rows sum to 1 to float32 precision."""
+    if mass.dtype in (torch.float16, torch.bfloat16):
+        mass = mass.float()
     kept = mass * present.to(mass.dtype)
     total = kept.sum(dim=1, keepdim=True)
     return torch.where(total > 0, kept / total.clamp(min=torch.finfo(mass.dtype).tiny), 0.0)
