@@ -155,11 +155,13 @@ class ModalityTokens(nn.Module):
                 mask = mask & present[:, i : i + 1]
                 tokens += [seq, missing]
                 masks += [mask, absent.unsqueeze(1)]
-                owners.append(torch.full((seq.shape[1] + 1,), i, dtype=torch.long))
+                owners.append(
+                    torch.full((seq.shape[1] + 1,), i, dtype=torch.long, device=present.device)
+                )
             else:
                 tokens.append(missing)
                 masks.append(torch.ones(batch, 1, dtype=torch.bool, device=present.device))
-                owners.append(torch.full((1,), i, dtype=torch.long))
+                owners.append(torch.full((1,), i, dtype=torch.long, device=present.device))
         return torch.cat(tokens, dim=1), torch.cat(masks, dim=1), torch.cat(owners)
 
 
