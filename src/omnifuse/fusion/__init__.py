@@ -28,11 +28,7 @@ def load_builtin_fusions() -> None:
     if _loaded:
         return
     for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
+        importlib.import_module(module)
     _loaded = True
 
 
