@@ -7,6 +7,7 @@ import sys
 import typer
 
 from omnifuse.cli import data, demo, encode, info
+from omnifuse.cli import train as train_commands
 from omnifuse.cli.render import console_err
 from omnifuse.errors import OmnifuseError
 
@@ -21,6 +22,9 @@ app.command("info")(info.info)
 app.command("demo")(demo.demo)
 app.command("encode")(encode.encode)
 app.add_typer(data.app, name="data")
+app.command("train")(train_commands.train)
+app.command("eval")(train_commands.evaluate)
+app.command("predict")(train_commands.predict)
 
 
 def main() -> None:

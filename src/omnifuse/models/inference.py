@@ -62,9 +62,10 @@ class Targets:
             if batch.labels is None:
                 raise ConfigError("the dataset has neither manifest rows nor labels to train on")
             return batch.labels
-        return torch.stack([self._one(name) for name in batch.names])
+        return torch.stack([self.one(name) for name in batch.names])
 
-    def _one(self, name: str) -> torch.Tensor:
+    def one(self, name: str) -> torch.Tensor:
+        """The target of one sample, by name."""
         cached = self._cache.get(name)
         if cached is None:
             row = (self.records or {}).get(name)
