@@ -109,7 +109,7 @@ def load_model(folder: str | Path, *, device: str | torch.device = "cpu") -> Fus
     try:
         model.load_state_dict(state, strict=False)
     except RuntimeError as err:
-        raise InvalidModelError(f"{path}: {err}") from None
+        raise InvalidModelError(f"{path}: weights do not fit the config ({err})") from None
     return model.to(device).eval()
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import yaml
 
+from omnifuse.data.builders import available as available_datasets
 from omnifuse.data.builders import datasets as dataset_builders
 from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.data.schema import DatasetInfo
@@ -276,6 +277,7 @@ def _built(folder: Path, name: str, size: int, seed: int, options: dict[str, Any
             return info
         raise ConfigError(f"data.dir: {folder} holds {info.name} size {info.size} seed {info.seed}")
     folder.mkdir(parents=True, exist_ok=True)
+    available_datasets()  # imports the built-in builders
     try:
         return dataset_builders.get(name)(folder, seed=seed, size=size, **options)
     except TypeError as err:
