@@ -15,8 +15,8 @@ from omnifuse.tasks.metrics import regression_scores
 
 @tasks.register("regression")
 class RegressionTask(Task):
-    """``outputs`` real values per sample (a number, or a list of ``outputs`` numbers); MSE loss.
-    Metrics: MAE, RMSE, R², loss."""
+    """``outputs`` real values per sample (a number, a numeric string, or a list of ``outputs``
+    numbers); MSE loss. Metrics: MAE, RMSE, R², loss."""
 
     name = "regression"
     primary_metric = "r2"
@@ -40,7 +40,8 @@ class RegressionTask(Task):
 
     def encode_target(self, value: Any) -> torch.Tensor:
         try:
-            target = torch.tensor(value, dtype=torch.float32).reshape(-1)
+            number = float(value) if isinstance(value, str) else value
+            target = torch.tensor(number, dtype=torch.float32).reshape(-1)
         except (TypeError, ValueError):
             raise ConfigError(f"regression target {value!r} is not a number or list") from None
         if target.numel() != self.outputs or not torch.isfinite(target).all():
