@@ -110,6 +110,9 @@ class RunConfig:
         _known(source, DATA_KEYS, "data.")
         if not source.get("dataset") and not source.get("manifest"):
             raise ConfigError("data: give 'dataset' (a built-in dataset) or 'manifest' (a path)")
+        _typed(source, "data.", {"size": int, "seed": int, "target": str, "dir": str})
+        _typed(source, "data.", {"dataset": str, "manifest": str})
+        _typed(source, "data.", {"options": dict, "splits": dict, "matching": dict})
         encoders = _mapping(data["encoders"], "encoders")
         if not encoders:
             raise ConfigError("encoders: map at least one column to an encoder")
@@ -124,6 +127,8 @@ class RunConfig:
             _known(cache, CACHE_KEYS, "cache.")
             if not cache.get("dir"):
                 raise ConfigError("cache.dir: the feature cache folder is required")
+            _typed(cache, "cache.", {"batch_size": int, "seed": int, "tokens": bool})
+            _typed(cache, "cache.", {"device": str, "dtype": str, "dir": str})
         model = _mapping(data["model"], "model")
         _known(model, MODEL_KEYS, "model.")
         augment = data.get("augment")
@@ -144,6 +149,17 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
     return dict(value)
+
+
+def _typed(data: Mapping[str, Any], prefix: str, types: Mapping[str, type]) -> None:
+    """Keys that are present (and not null) hold values of their type (bools are not ints)."""
+    for key, kind in types.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        wrong_bool = isinstance(value, bool) and kind is not bool
+        if wrong_bool or not isinstance(value, kind):
+            raise ConfigError(f"{prefix}{key}: expected {kind.__name__}, got {value!r}")
 
 
 def _known(data: Mapping[str, Any], keys: Sequence[str], prefix: str) -> None:
