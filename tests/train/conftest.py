@@ -30,7 +30,7 @@ def _no_progress_bars(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
     """Tiny models train fastest, and steadiest on a busy machine, on one intra-op thread."""
     threads = torch.get_num_threads()

@@ -123,7 +123,7 @@ class FusionModel(nn.Module):
     ) -> tuple[dict[str, Encoded], torch.Tensor]:
         """Features and ``present`` (B, M) of a batch, on ``device`` (default: the model's)."""
         device = device or self.device
-        present = self._present(batch.present, batch.columns).to(device, non_blocking=True)
+        present = to_device(self._present(batch.present, batch.columns), device)
         if isinstance(batch, RawBatch):
             return self._encode(batch, device), present
         features = {
@@ -152,7 +152,7 @@ class FusionModel(nn.Module):
             with torch.set_grad_enabled(torch.is_grad_enabled() and self.learns(encoder)):
                 encoded = _move(encoder.run_batch(collated), device)
             if len(rows) < size:
-                encoded = scatter_rows(encoded, rows.to(device), size)
+                encoded = scatter_rows(encoded, to_device(rows, device), size)
             features[column] = encoded
         return features
 
@@ -178,10 +178,20 @@ class FusionModel(nn.Module):
 
 def _move(encoded: Encoded, device: torch.device) -> Encoded:
     return Encoded(
-        encoded.tokens.to(device, non_blocking=True),
-        encoded.mask.to(device, non_blocking=True),
-        encoded.pooled.to(device, non_blocking=True),
+        to_device(encoded.tokens, device),
+        to_device(encoded.mask, device),
+        to_device(encoded.pooled, device),
     )
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy to ``device`` without stalling the host: a copy from pageable memory to a GPU waits
+    for the GPU's queue to drain, one from pinned memory does not."""
+    if tensor.device == device:
+        return tensor
+    if device.type == "cuda" and tensor.device.type == "cpu" and not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 def _follow_parameters(encoder: Encoder) -> None:

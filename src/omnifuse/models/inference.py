@@ -48,13 +48,16 @@ def dataset_records(data: Dataset[Any]) -> dict[str, Mapping[str, Any]] | None:
 
 
 class Targets:
-    """Target tensors of a dataset's samples by name, encoded once each by the task."""
+    """Target tensors of a dataset's samples by name, encoded once each by the task and kept in
+    one table, so a batch's targets are a single indexing operation."""
 
     def __init__(self, task: Task, target: str, records: Mapping[str, Mapping[str, Any]] | None):
         self.task = task
         self.target = target
         self.records = records
-        self._cache: dict[str, torch.Tensor] = {}
+        self._index: dict[str, int] = {}
+        self._encoded: list[torch.Tensor] = []
+        self._table: torch.Tensor | None = None
 
     def of(self, batch: Batch) -> torch.Tensor:
         """Targets of a batch's samples (falling back on the batch's own labels)."""
@@ -62,17 +65,24 @@ class Targets:
             if batch.labels is None:
                 raise ConfigError("the dataset has neither manifest rows nor labels to train on")
             return batch.labels
-        return torch.stack([self.one(name) for name in batch.names])
+        rows = [self._row(name) for name in batch.names]
+        if self._table is None or self._table.shape[0] != len(self._encoded):
+            self._table = torch.stack(self._encoded)
+        return self._table[torch.tensor(rows)]
 
     def one(self, name: str) -> torch.Tensor:
         """The target of one sample, by name."""
-        cached = self._cache.get(name)
-        if cached is None:
-            row = (self.records or {}).get(name)
-            if row is None or row.get(self.target) in (None, ""):
+        return self._encoded[self._row(name)]
+
+    def _row(self, name: str) -> int:
+        row = self._index.get(name)
+        if row is None:
+            record = (self.records or {}).get(name)
+            if record is None or record.get(self.target) in (None, ""):
                 raise ConfigError(f"sample {name!r} has no {self.target!r} label")
-            cached = self._cache[name] = self.task.encode_target(row[self.target])
-        return cached
+            self._encoded.append(self.task.encode_target(record[self.target]))
+            row = self._index[name] = len(self._encoded) - 1
+        return row
 
     def rows(self, names: Sequence[str]) -> list[Mapping[str, Any]] | None:
         if self.records is None:

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 from omnifuse.data.cache import CachedFeatureDataset
 from omnifuse.encoders.base import resolve_device
 from omnifuse.errors import ConfigError
-from omnifuse.models.fusion_model import FusionModel
+from omnifuse.models.fusion_model import FusionModel, to_device
 from omnifuse.models.inference import (
     Targets,
     base_dataset,
@@ -71,6 +71,7 @@ def train(
     model.to(device)
     metric = resolve_metric(config.metric, model, val_data)
     optimizer = make_optimizer(model, config, device)
+    parameters = _trained_parameters(optimizer)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)  # type: ignore[arg-type]
     if steps_per_epoch == 0:
         raise ConfigError("the training set is empty")
@@ -114,7 +115,7 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * scale
                 features, present = model.inputs_of(batch, device)
-                y = targets.of(batch).to(device, non_blocking=True)
+                y = to_device(targets.of(batch), device)
                 if drop_p > 0:
                     present = drop_modalities(present, drop_p)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
@@ -123,7 +124,7 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(_trained_parameters(optimizer), config.grad_clip)
+                    nn.utils.clip_grad_norm_(parameters, config.grad_clip)
                 optimizer.step()
                 total += loss.detach()
                 state.step += 1
