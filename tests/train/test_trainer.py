@@ -181,3 +181,29 @@ def test_end_to_end_training_with_trainable_encoders_reduces_loss(digits: Path) 
     changed = [k for k, v in model.encoders.state_dict().items() if not torch.equal(v, before[k])]
     assert any(k.startswith("image.") for k in changed)
     assert any(k.startswith("audio.") for k in changed)
+
+
+def test_fine_tuning_the_last_blocks_of_a_pretrained_encoder(digits: Path) -> None:
+    spec = {"name": "effnet-lite0", "image_size": 32, "finetune": "last"}
+    config = ModelConfig(
+        modalities={"image": 1280},
+        encoders={"image": spec},
+        classes=CLASSES,
+        fusion_cfg={"dim": 32},
+        end_to_end=True,
+    )
+    torch.manual_seed(0)
+    model = build_model(config)
+    net = model.encoders["image"].net
+    stem = net._conv_stem.weight.clone()
+    last = net._blocks[-1]._project_conv.weight.clone()
+    data = RawDataset.from_manifest(digits, model, split="train")
+    train(
+        model,
+        Subset(data, range(16)),
+        None,
+        settings(epochs=1, batch_size=8, encoder_lr=1e-4, warmup_ratio=0.0),
+    )
+    assert torch.equal(net._conv_stem.weight, stem)  # frozen part: untouched
+    assert not torch.equal(net._blocks[-1]._project_conv.weight, last)  # last blocks: learned
+    assert net._bn0.training is False  # frozen BatchNorm keeps its statistics

@@ -57,7 +57,7 @@ class SkippedInput:
     reason: str
 
 
-@dataclass
+@dataclass(eq=False)
 class RawDataset(Dataset[RawSample]):
     """``samples`` (manifest rows, media paths absolute) for ``model``'s columns.
 
@@ -68,14 +68,14 @@ class RawDataset(Dataset[RawSample]):
     ``"raise"`` its :class:`~omnifuse.errors.InputError` propagates.
     """
 
-    samples: Sequence[Mapping[str, Any]]
-    model: FusionModel
-    names: list[str] | None = None
+    samples: Sequence[Mapping[str, Any]] = field(repr=False)
+    model: FusionModel = field(repr=False)
+    names: list[str] | None = field(default=None, repr=False)
     augment: Augment | None = None
     seed: int = 0
     errors: str = "skip"
     epoch: int = 0
-    skipped: list[SkippedInput] = field(default_factory=list)
+    skipped: list[SkippedInput] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.errors not in ("skip", "raise"):
