@@ -114,11 +114,11 @@ def train(
                 scale = warmup_cosine(state.step, total_steps, warmup)
                 for group in optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * scale
-                features, present = model.inputs_of(batch, device)
                 y = to_device(targets.of(batch), device)
-                if drop_p > 0:
-                    present = drop_modalities(present, drop_p)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                    features, present = model.inputs_of(batch, device)  # runs raw encoders
+                    if drop_p > 0:
+                        present = drop_modalities(present, drop_p)
                     out = model(features, present)
                     loss = model.loss(out, y, present)
                 optimizer.zero_grad(set_to_none=True)
