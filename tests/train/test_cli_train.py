@@ -119,3 +119,14 @@ def test_cli_reports_a_bad_run_file_as_a_config_error(tmp_path: Path, digits: Pa
     result = runner.invoke(app, ["train", "--config", str(path)])
     assert isinstance(result.exception, ConfigError)
     assert "train.epochs" in str(result.exception)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[2].glob("configs/*.yaml")))
+def test_shipped_run_files_are_valid(path: Path) -> None:
+    from omnifuse.fusion import list_fusions
+    from omnifuse.tasks import list_tasks
+
+    config = read_run_config(path)
+    assert config.model["fusion"] in list_fusions()
+    assert config.model.get("task", "classification") in list_tasks()
+    assert config.end_to_end == (config.cache is None)
