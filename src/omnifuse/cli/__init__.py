@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from omnifuse.cli import data, demo, encode, info
+from omnifuse.cli import data, demo, encode, info, sweep
 from omnifuse.cli import train as train_commands
 from omnifuse.cli.render import console_err
 from omnifuse.errors import OmnifuseError
@@ -25,6 +25,7 @@ app.add_typer(data.app, name="data")
 app.command("train")(train_commands.train)
 app.command("eval")(train_commands.evaluate)
 app.command("predict")(train_commands.predict)
+app.command("sweep")(sweep.sweep)
 
 
 def main() -> None:

@@ -136,11 +136,12 @@ def contributions(results: Sequence[StrategyResult], path: Path) -> Path:
 
 def write_plots(results: Sequence[StrategyResult], out: Path) -> dict[str, Path]:
     """Every figure that the results allow, as PNG files in ``out``."""
-    paths = {
-        "accuracy_latency": accuracy_vs_latency(results, out / "accuracy_latency.png"),
-        "missing": missing_subsets(results, out / "missing.png"),
-        "contributions": contributions(results, out / "contributions.png"),
-    }
+    paths = {"accuracy_latency": accuracy_vs_latency(results, out / "accuracy_latency.png")}
+    fused = [r for r in results if len(r.modalities) > 1]
+    if any(r.subsets for r in fused):
+        paths["missing"] = missing_subsets(results, out / "missing.png")
+    if any(r.shapley for r in fused):
+        paths["contributions"] = contributions(results, out / "contributions.png")
     if any(r.noise for r in results):
         paths["robustness"] = robustness_curves(results, out / "robustness.png")
     return paths

@@ -1,0 +1,130 @@
+"""A sweep's data: built once, encoded once into a feature cache, held in memory for training."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from omnifuse.data.builders import _load_builtin_builders
+from omnifuse.data.builders import datasets as dataset_builders
+from omnifuse.data.cache import (
+    CachedFeatureDataset,
+    CachedSample,
+    EncodeReport,
+    FeatureCache,
+    encode_manifest,
+)
+from omnifuse.data.manifest import Manifest, load_manifest
+from omnifuse.sweep.config import SweepConfig
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class InMemoryFeatures(CachedFeatureDataset):
+    """A cached-feature dataset read once into memory, so that many trainings over the same
+    samples skip the shard reads. With ``tokens=False`` each column keeps only its pooled vector
+    (as a single token): all that fusions which never read tokens need, at a fraction of the
+    collation work."""
+
+    def __init__(self, *args: Any, tokens: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tokens = tokens
+        self.samples = [self._load(i) for i in range(len(self.rows))]
+
+    def _load(self, index: int) -> CachedSample:
+        sample = super().__getitem__(index)
+        if not self.tokens:
+            sample.features = {
+                c: (pooled.unsqueeze(0), pooled) for c, (_, pooled) in sample.features.items()
+            }
+        return sample
+
+    def __getitem__(self, index: int) -> CachedSample:
+        return self.samples[index]
+
+
+@dataclass
+class PreparedData:
+    """The splits in memory, with token features (``splits``) and pooled only (``pooled``)."""
+
+    manifest: Manifest
+    splits: dict[str, InMemoryFeatures]
+    pooled: dict[str, InMemoryFeatures]
+    classes: list[str]
+    dims: dict[str, int]
+    encoders: dict[str, dict[str, Any]]
+    timings: dict[str, float]
+    encode_report: EncodeReport | None = None
+
+
+def encoder_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """An encoder spec without its registry name: the options to build it with."""
+    return {k: v for k, v in spec.items() if k != "name"}
+
+
+def prepare_data(config: SweepConfig) -> PreparedData:
+    """Build the dataset if its folder has no manifest, encode it (resumable), load the splits."""
+    timings, report = build_and_encode(config)
+    return load_prepared(config, timings, report)
+
+
+def build_and_encode(config: SweepConfig) -> tuple[dict[str, float], EncodeReport]:
+    """Build the dataset when its folder has no manifest, then fill the feature cache."""
+    spec = config.spec
+    data_dir, cache_dir = config.folders()
+    timings: dict[str, float] = {}
+    manifest_path = data_dir / spec.manifest
+    if not manifest_path.is_file():
+        started = time.perf_counter()
+        _load_builtin_builders()
+        builder = dataset_builders.get(spec.builder)
+        builder(data_dir, seed=config.seed, size=config.size, **config.options())
+        timings["build_s"] = time.perf_counter() - started
+    encoders = config.encoder_specs()
+    started = time.perf_counter()
+    report = encode_manifest(
+        manifest_path,
+        {c: encoders[c]["name"] for c in spec.columns},
+        cache_dir,
+        encoder_config={c: encoder_options(encoders[c]) for c in spec.columns},
+        batch_size=config.encode_batch_size,
+        seed=config.seed,
+    )
+    timings["encode_s"] = time.perf_counter() - started
+    return timings, report
+
+
+def load_prepared(
+    config: SweepConfig,
+    timings: dict[str, float] | None = None,
+    report: EncodeReport | None = None,
+) -> PreparedData:
+    """Load the splits of an encoded dataset into memory (no encoder is built)."""
+    spec = config.spec
+    data_dir, cache_dir = config.folders()
+    timings = dict(timings or {})
+    started = time.perf_counter()
+    manifest = load_manifest(data_dir / spec.manifest)
+    cache = FeatureCache(cache_dir)
+    columns = list(spec.columns)
+    train = CachedFeatureDataset(cache, manifest, columns, label_column=spec.target, split="train")
+    classes = list(train.classes or [])
+    splits: dict[str, InMemoryFeatures] = {}
+    pooled: dict[str, InMemoryFeatures] = {}
+    for split in SPLIT_NAMES:
+        for tokens, store in ((True, splits), (False, pooled)):
+            store[split] = InMemoryFeatures(
+                cache,
+                manifest,
+                columns,
+                label_column=spec.target,
+                split=split,
+                classes=classes,
+                tokens=tokens,
+            )
+    timings["load_s"] = time.perf_counter() - started
+    dims = dict(train.dims)
+    encoders = config.encoder_specs()
+    return PreparedData(manifest, splits, pooled, classes, dims, encoders, timings, report)

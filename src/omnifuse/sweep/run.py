@@ -1,0 +1,203 @@
+"""Training and evaluating every strategy of a sweep, in this process or in worker processes.
+
+Small fusion models train fastest on one CPU thread each, so ``workers`` processes (spawned, each
+loading the cached features itself) train strategies side by side. Each worker also runs the
+test-set evaluations that do not depend on timing (metrics, missing subsets, Shapley values,
+ablation, weights) and sends back the result with the trained weights (safetensors bytes). Cost
+(latency, peak memory) is measured afterwards in this process, one model at a time, so that no
+measurement shares the CPU with a training run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+from torch import nn
+
+from omnifuse.data.cache import CachedBatch
+from omnifuse.eval.cost import measure_cost
+from omnifuse.eval.explain import ablation, modality_shapley, modality_weights
+from omnifuse.eval.inference import predict, prepare_batches, restrict
+from omnifuse.eval.report import StrategyResult
+from omnifuse.eval.robustness import missing_modality_scores
+from omnifuse.fusion import Fusion
+from omnifuse.models import FusionModel, ModelConfig, build_model
+from omnifuse.models.folder import model_state
+from omnifuse.progress import track
+from omnifuse.sweep.config import Strategy, SweepConfig
+from omnifuse.sweep.data import PreparedData, load_prepared
+from omnifuse.train import train
+
+
+def model_config(strategy: Strategy, data: PreparedData, target: str) -> ModelConfig:
+    return ModelConfig(
+        task="classification",
+        modalities={c: data.dims[c] for c in strategy.columns},
+        encoders={c: data.encoders[c] for c in strategy.columns},
+        fusion=strategy.fusion,
+        fusion_cfg=dict(strategy.fusion_cfg),
+        head="classifier",
+        head_cfg=dict(strategy.head_cfg),
+        classes=list(data.classes),
+        modality_dropout=strategy.modality_dropout,
+        target=target,
+    )
+
+
+def reads_tokens(model: nn.Module) -> bool:
+    """Whether any fusion inside the model reads token sequences (not only pooled vectors)."""
+    return any(isinstance(m, Fusion) and m.uses_tokens for m in model.modules())
+
+
+def train_strategy(
+    strategy: Strategy, data: PreparedData, config: SweepConfig
+) -> tuple[FusionModel, float, float]:
+    """Train one strategy from the sweep's seed; returns the model (best validation weights),
+    the best validation metric and the training time in seconds."""
+    torch.manual_seed(config.seed)
+    model = build_model(model_config(strategy, data, config.spec.target))
+    splits = data.splits if reads_tokens(model) else data.pooled
+    result = train(model, splits["train"], splits["val"], config.train_config())
+    return model, result.best_metric, result.seconds
+
+
+def evaluate_strategy(
+    strategy: Strategy,
+    model: FusionModel,
+    test: Sequence[CachedBatch],
+    *,
+    shapley: bool,
+    val_metric: float | None,
+) -> StrategyResult:
+    """Every test-set evaluation of one trained model except its cost."""
+    predictions = predict(model, test)
+    metrics = model.task.metrics(predictions.logits, predictions.labels)
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    result = StrategyResult(
+        name=strategy.name,
+        fusion=strategy.fusion,
+        kind=str(getattr(model.fusion, "kind", "feature")),
+        modalities=list(strategy.columns),
+        metrics=numbers,
+        val_metric=val_metric,
+        options={
+            "fusion_cfg": strategy.fusion_cfg,
+            "head_cfg": strategy.head_cfg,
+            "modality_dropout": strategy.modality_dropout,
+        },
+    )
+    if len(strategy.columns) > 1:
+        result.subsets = missing_modality_scores(model, test)
+        result.ablation = {a.modality: a.delta_accuracy for a in ablation(model, test)}
+        result.weights = modality_weights(model, test)
+        if shapley:
+            result.shapley = modality_shapley(model, test).values
+    return result
+
+
+@dataclass
+class Trained:
+    """A trained and evaluated strategy as it travels back from a worker."""
+
+    index: int
+    result: StrategyResult
+    weights: bytes
+    train_seconds: float
+
+
+def run_strategy(
+    index: int,
+    strategy: Strategy,
+    data: PreparedData,
+    config: SweepConfig,
+    test: Sequence[CachedBatch],
+) -> Trained:
+    model, val_metric, seconds = train_strategy(strategy, data, config)
+    result = evaluate_strategy(strategy, model, test, shapley=config.shapley, val_metric=val_metric)
+    return Trained(index, result, save_tensors(model_state(model)), seconds)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(config: SweepConfig, threads: int) -> None:
+    torch.set_num_threads(threads)
+    data = load_prepared(config)
+    _WORKER.update(config=config, data=data, test=prepare_batches(data.splits["test"]))
+
+
+def _run_in_worker(index: int, strategy: Strategy) -> Trained:
+    return run_strategy(index, strategy, _WORKER["data"], _WORKER["config"], _WORKER["test"])
+
+
+def trained_strategies(
+    strategies: Sequence[Strategy],
+    data: PreparedData,
+    config: SweepConfig,
+    test: Sequence[CachedBatch],
+) -> Iterator[Trained]:
+    """Train and evaluate each strategy, here or in ``config.workers`` processes, as they
+    finish."""
+    if config.workers <= 1:
+        for index, strategy in enumerate(strategies):
+            yield run_strategy(index, strategy, data, config, test)
+        return
+    context = multiprocessing.get_context("spawn")
+    threads = config.threads or 1
+    with ProcessPoolExecutor(
+        config.workers, mp_context=context, initializer=_start_worker, initargs=(config, threads)
+    ) as pool:
+        futures = [pool.submit(_run_in_worker, i, s) for i, s in enumerate(strategies)]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def rebuild(strategy: Strategy, data: PreparedData, config: SweepConfig, weights: bytes) -> Any:
+    """The trained model of a strategy from its weights."""
+    model = build_model(model_config(strategy, data, config.spec.target))
+    model.load_state_dict(load_tensors(weights))
+    return model.eval()
+
+
+def train_and_evaluate(
+    strategies: Sequence[Strategy],
+    data: PreparedData,
+    config: SweepConfig,
+    *,
+    on_result: Callable[[StrategyResult], None] | None = None,
+) -> tuple[list[StrategyResult], dict[str, FusionModel], dict[str, float]]:
+    """Results (in strategy order, cost included), the trained models, and timings."""
+    test = prepare_batches(data.splits["test"])
+    started = time.perf_counter()
+    done: dict[int, Trained] = {}
+    runs = trained_strategies(strategies, data, config, test)
+    for trained in track(runs, "sweep", total=len(strategies)) if config.progress else runs:
+        done[trained.index] = trained
+    timings = {"train_eval_s": time.perf_counter() - started}
+    started = time.perf_counter()
+    results, models = [], {}
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        for index, strategy in enumerate(strategies):
+            trained = done[index]
+            model = rebuild(strategy, data, config, trained.weights)
+            batch = restrict(test[0], model.modalities)
+            trained.result.cost = measure_cost(model, batch, train_seconds=trained.train_seconds)
+            results.append(trained.result)
+            models[strategy.name] = model
+            if on_result is not None:
+                on_result(trained.result)
+    finally:
+        torch.set_num_threads(threads)
+    timings["cost_s"] = time.perf_counter() - started
+    return results, models, timings
