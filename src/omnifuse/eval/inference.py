@@ -62,12 +62,12 @@ class Predictions:
         return self.logits.argmax(dim=-1)
 
     def accuracy(self) -> float:
-        return float((self.predicted == self.labels).float().mean())
+        return float((self.predicted == self.labels).double().mean())
 
     def true_class_probability(self) -> float:
         """Mean probability given to the true class: a smooth companion of accuracy."""
         p = self.probabilities.gather(1, self.labels.long().unsqueeze(1))
-        return float(p.mean())
+        return float(p.double().mean())
 
     def finite(self) -> bool:
         return bool(torch.isfinite(self.logits).all())

@@ -64,6 +64,16 @@ def _level_labels(levels: Sequence[float]) -> list[str]:
     return ["clean" if math.isinf(v) else f"{v:g}" for v in levels]
 
 
+def _line_style(name: str, index: int) -> dict[str, Any]:
+    """Distinct colours for many strategies; dashed single-modality baselines, dotted
+    modality-dropout twins."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab20"]
+    style = "--" if " only" in name else ":" if "dropout" in name else "-"
+    return {"color": colours(index % colours.N), "linestyle": style}
+
+
 def robustness_curves(results: Sequence[StrategyResult], path: Path) -> Path:
     plt = _pyplot()
     panels = list(dict.fromkeys((c.column, c.noise) for r in results for c in r.noise))
@@ -71,15 +81,16 @@ def robustness_curves(results: Sequence[StrategyResult], path: Path) -> Path:
         raise ValueError("no noise curves to plot")
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
     for ax, (column, noise) in zip(axes.flat, panels, strict=False):
         unit = ""
         labels: list[str] = []
-        for r in ranked(results):
+        for index, r in enumerate(ranked(results)):
             for curve in r.noise:
                 if (curve.column, curve.noise) == (column, noise):
                     x = np.arange(len(curve.levels))
-                    ax.plot(x, curve.accuracy, marker="o", ms=3, lw=1, label=r.name)
+                    style = _line_style(r.name, index)
+                    ax.plot(x, curve.accuracy, marker="o", ms=2, lw=1, label=r.name, **style)
                     labels, unit = _level_labels(curve.levels), curve.unit
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel(f"{column}: {noise} ({unit})")
@@ -88,8 +99,8 @@ def robustness_curves(results: Sequence[StrategyResult], path: Path) -> Path:
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=min(6, len(names)), fontsize=7)
-    fig.subplots_adjust(bottom=0.2)
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
@@ -105,7 +116,7 @@ def _grouped_bars(
         ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label)
     ax.set_xticks(x, groups, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(True, axis="y", alpha=0.3)
 
 
