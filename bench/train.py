@@ -11,7 +11,7 @@ the trainer's overhead (goal ≤ 1.1×). Because the two runs see the same rando
 same order, their final weights must agree: the script prints the largest difference, which
 shows that both did the same work.
 
-    python bench/train.py                      # about a minute on 2 cores
+    python bench/train.py                      # about three minutes on 2 cores
     python bench/train.py --fusions concat --rounds 2 --epochs 2
 """
 
@@ -173,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fusions", default="concat,late-mean,transformer")
     parser.add_argument("--samples", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     data = SyntheticFeatures(args.samples, seed=args.seed)

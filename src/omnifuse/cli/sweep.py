@@ -116,7 +116,10 @@ def sweep(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports.")] = Path(
         "sweep-out"
     ),
-    size: Annotated[int, typer.Option(min=1, help="Dataset size (built when absent).")] = 2000,
+    size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Dataset size (av-digits: 2000 samples, world-vqa: 800 scenes)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data, the encoders and training.")] = 0,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs per strategy.")] = 15,
     batch_size: Annotated[int, typer.Option(min=1, help="Training batch size.")] = 64,

@@ -33,8 +33,9 @@ imperfect (alone, about 0.89 for audio and 0.71 for image on the test voices).""
 
 @dataclass(frozen=True)
 class DataSpec:
-    """A built-in dataset as a sweep uses it: which manifest, columns, target and encoders, the
-    builder options, and per-fusion option overrides."""
+    """A built-in dataset as a sweep uses it: which manifest, columns, target and encoders, its
+    default size (samples for av-digits, scenes for world), the builder options, and per-fusion
+    option overrides."""
 
     name: str
     builder: str
@@ -42,6 +43,7 @@ class DataSpec:
     columns: tuple[str, ...]
     target: str
     encoders: dict[str, dict[str, Any]]
+    size: int
     builder_options: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -57,6 +59,7 @@ DATASETS: dict[str, DataSpec] = {
             "image": {"name": "effnet-lite0", "image_size": 96},
             "audio": {"name": "whisper-tiny-en", "pad_to_30s": False},
         },
+        size=2000,
         builder_options=AV_DIGITS_SWEEP_OPTIONS,
         overrides={"low-rank-tensor": {"fusion_cfg": MULTIBENCH_LRTF, "head_cfg": {"hidden": 100}}},
     ),
@@ -70,6 +73,7 @@ DATASETS: dict[str, DataSpec] = {
             "image": {"name": "effnet-lite0", "image_size": 128},
             "question_audio": {"name": "whisper-tiny-en", "pad_to_30s": False},
         },
+        size=800,
         builder_options={"video_clips": 1},
     ),
 }
@@ -95,6 +99,7 @@ class SweepConfig:
       single-modality baselines (each trained on one column);
     - ``dropout_study``: fusions trained a second time with ``study_dropout`` modality dropout,
       to compare how much accuracy falls when a modality goes missing;
+    - ``size``: dataset size (default: the dataset's own);
     - ``builder_options`` and ``encoders`` override the dataset's defaults (an encoder entry with
       the same name is merged into the default, another name replaces it);
     - ``max_tokens`` caps each modality's token sequence in token-level fusions;
@@ -106,7 +111,7 @@ class SweepConfig:
     data: str = "av-digits"
     fusions: list[str] = field(default_factory=lambda: ["all"])
     out: Path = Path("sweep-out")
-    size: int = 2000
+    size: int | None = None
     seed: int = 0
     data_dir: Path | None = None
     cache_dir: Path | None = None
@@ -154,6 +159,11 @@ class SweepConfig:
             specs[column] = {**specs[column], **spec} if same else dict(spec)
         return specs
 
+    @property
+    def data_size(self) -> int:
+        """``size``, or the dataset's default size."""
+        return self.size if self.size is not None else self.spec.size
+
     def options(self) -> dict[str, Any]:
         """Builder options: the dataset's defaults, overridden by ``builder_options``."""
         return {**self.spec.builder_options, **self.builder_options}
@@ -161,7 +171,7 @@ class SweepConfig:
     def folders(self) -> tuple[Path, Path]:
         """The dataset folder and the feature cache folder (named by dataset, size, seed and a
         digest of the builder options, so another variant never reuses them)."""
-        tag = f"{self.data}-{self.size}-s{self.seed}"
+        tag = f"{self.data}-{self.data_size}-s{self.seed}"
         if self.options():
             digest = hashlib.sha256(json.dumps(self.options(), sort_keys=True).encode())
             tag += "-" + digest.hexdigest()[:8]

@@ -80,7 +80,7 @@ def build_and_encode(config: SweepConfig) -> tuple[dict[str, float], EncodeRepor
         started = time.perf_counter()
         _load_builtin_builders()
         builder = dataset_builders.get(spec.builder)
-        builder(data_dir, seed=config.seed, size=config.size, **config.options())
+        builder(data_dir, seed=config.seed, size=config.data_size, **config.options())
         timings["build_s"] = time.perf_counter() - started
     encoders = config.encoder_specs()
     started = time.perf_counter()
