@@ -40,6 +40,8 @@ pytest: install
 
 bench: install
 	$(BIN)/python bench/decode.py
+	$(BIN)/python bench/encode.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

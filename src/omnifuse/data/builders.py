@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from omnifuse.data.schema import DatasetInfo
 from omnifuse.registry import Registry
@@ -28,13 +28,13 @@ BUILTIN_MODULES = (
 datasets: Registry[DatasetInfo] = Registry("dataset")
 
 
-def build(name: str, out: Path, *, seed: int = 0, size: int = 100) -> DatasetInfo:
-    """Build dataset ``name`` into ``out``."""
+def build(name: str, out: Path, *, seed: int = 0, size: int = 100, **options: Any) -> DatasetInfo:
+    """Build dataset ``name`` into ``out``; ``options`` go to the builder (e.g. ``noise_std``)."""
     _load_builtin_builders()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     factory = datasets.get(name)
-    return factory(out, seed=seed, size=size)
+    return factory(out, seed=seed, size=size, **options)
 
 
 def available() -> list[str]:

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from omnifuse.data.builders import _load_builtin_builders
-from omnifuse.data.builders import datasets as dataset_builders
+from omnifuse.data.builders import build
 from omnifuse.data.cache import (
     CachedFeatureDataset,
     CachedSample,
@@ -78,9 +77,7 @@ def build_and_encode(config: SweepConfig) -> tuple[dict[str, float], EncodeRepor
     manifest_path = data_dir / spec.manifest
     if not manifest_path.is_file():
         started = time.perf_counter()
-        _load_builtin_builders()
-        builder = dataset_builders.get(spec.builder)
-        builder(data_dir, seed=config.seed, size=config.data_size, **config.options())
+        build(spec.builder, data_dir, seed=config.seed, size=config.data_size, **config.options())
         timings["build_s"] = time.perf_counter() - started
     encoders = config.encoder_specs()
     started = time.perf_counter()
