@@ -6,7 +6,6 @@ and returns the :class:`DatasetInfo`. The same seed and size give byte-identical
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,19 +17,19 @@ class DatasetBuilder(Protocol):
     def __call__(self, out: Path, *, seed: int = 0, size: int = 100) -> DatasetInfo: ...
 
 
-BUILTIN_MODULES = (
-    "omnifuse.data.world",
-    "omnifuse.data.av_digits",
-    "omnifuse.data.fashion_mnist",
-    "omnifuse.data.speech_test",
+datasets: Registry[DatasetInfo] = Registry(
+    "dataset",
+    builtin_modules=(
+        "omnifuse.data.world",
+        "omnifuse.data.av_digits",
+        "omnifuse.data.fashion_mnist",
+        "omnifuse.data.speech_test",
+    ),
 )
-
-datasets: Registry[DatasetInfo] = Registry("dataset")
 
 
 def build(name: str, out: Path, *, seed: int = 0, size: int = 100, **options: Any) -> DatasetInfo:
     """Build dataset ``name`` into ``out``; ``options`` go to the builder (e.g. ``noise_std``)."""
-    _load_builtin_builders()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     factory = datasets.get(name)
@@ -38,11 +37,4 @@ def build(name: str, out: Path, *, seed: int = 0, size: int = 100, **options: An
 
 
 def available() -> list[str]:
-    _load_builtin_builders()
     return datasets.list()
-
-
-def _load_builtin_builders() -> None:
-    """Import the builder modules so their ``@datasets.register`` decorators run."""
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)

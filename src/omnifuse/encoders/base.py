@@ -136,4 +136,15 @@ class Encoder(nn.Module):
         )
 
 
-encoders: Registry[Encoder] = Registry("encoder")
+encoders: Registry[Encoder] = Registry(
+    "encoder",
+    builtin_modules=(
+        "omnifuse.encoders.text",
+        "omnifuse.encoders.text_trainable",
+        "omnifuse.encoders.image",
+        "omnifuse.encoders.image_trainable",
+        "omnifuse.encoders.audio",
+        "omnifuse.encoders.audio_trainable",
+        "omnifuse.encoders.video",
+    ),
+)

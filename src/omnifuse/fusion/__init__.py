@@ -6,30 +6,12 @@ decision-level fusions combine per-modality predictions; hybrid fusions do both.
 
 from __future__ import annotations
 
-import importlib
-
 from omnifuse.fusion.base import Fusion, FusionOutput, create_fusion, fusions
-
-BUILTIN_MODULES = (
-    "omnifuse.fusion.pooled",
-    "omnifuse.fusion.tensor",
-    "omnifuse.fusion.attention",
-    "omnifuse.fusion.late",
-    "omnifuse.fusion.serial",
-    "omnifuse.fusion.hierarchical",
-)
-
-_loaded = False
 
 
 def load_builtin_fusions() -> None:
-    """Import the fusion modules so their ``@fusions.register`` decorators run (once)."""
-    global _loaded
-    if _loaded:
-        return
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    _loaded = True
+    """Import the built-in fusion modules (once); lookups in ``fusions`` do it by themselves."""
+    fusions.load_builtins()
 
 
 def list_fusions() -> list[str]:

@@ -179,12 +179,19 @@ def downsample_tokens(
     return pooled, counts.squeeze(-1) > 0
 
 
-fusions: Registry[Fusion] = Registry("fusion")
+fusions: Registry[Fusion] = Registry(
+    "fusion",
+    builtin_modules=(
+        "omnifuse.fusion.pooled",
+        "omnifuse.fusion.tensor",
+        "omnifuse.fusion.attention",
+        "omnifuse.fusion.late",
+        "omnifuse.fusion.serial",
+        "omnifuse.fusion.hierarchical",
+    ),
+)
 
 
 def create_fusion(name: str, dims: Mapping[str, int], **cfg: Any) -> Fusion:
     """Build fusion ``name`` over modalities ``dims`` (name → feature size)."""
-    from omnifuse.fusion import load_builtin_fusions
-
-    load_builtin_fusions()
     return fusions.create(name, dims=dims, **cfg)

@@ -259,9 +259,6 @@ class HybridFusion(Fusion):
 
 def _create_part(name: str, kind: str, dims: Mapping[str, int], cfg: Mapping[str, Any]) -> Fusion:
     """Build one part of a hybrid after checking that ``name`` is a fusion of ``kind``."""
-    from omnifuse.fusion import load_builtin_fusions
-
-    load_builtin_fusions()
     found = getattr(fusions.get(name), "kind", "feature")
     if found != kind:
         raise ConfigError(f"hybrid needs a {kind}-level fusion here; {name!r} is {found}")

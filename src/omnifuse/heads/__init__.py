@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
 from omnifuse.heads.base import Head, create_head, heads
-
-BUILTIN_MODULES = ("omnifuse.heads.linear",)
-
-_loaded = False
 
 
 def load_builtin_heads() -> None:
-    """Import the head modules so their ``@heads.register`` decorators run (once)."""
-    global _loaded
-    if _loaded:
-        return
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    _loaded = True
+    """Import the built-in head modules (once); lookups in ``heads`` do it by themselves."""
+    heads.load_builtins()
 
 
 def list_heads() -> list[str]:

@@ -46,14 +46,11 @@ def mlp(in_dim: int, out_dim: int, *, hidden: int, dropout: float, norm: bool) -
     return nn.Sequential(*layers)
 
 
-heads: Registry[Head] = Registry("head")
+heads: Registry[Head] = Registry("head", builtin_modules=("omnifuse.heads.linear",))
 
 
 def create_head(name: str, in_dim: int, out_dim: int, **cfg: Any) -> Head:
     """Build head ``name`` from ``in_dim`` fused features to ``out_dim`` outputs."""
-    from omnifuse.heads import load_builtin_heads
-
-    load_builtin_heads()
     try:
         return heads.create(name, in_dim=in_dim, out_dim=out_dim, **cfg)
     except TypeError as err:

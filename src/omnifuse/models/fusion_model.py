@@ -19,7 +19,7 @@ from torch import nn
 from omnifuse.data.cache import CachedBatch
 from omnifuse.encoders.base import Encoder
 from omnifuse.errors import ConfigError, UnknownComponentError
-from omnifuse.fusion import create_fusion, fusions, load_builtin_fusions
+from omnifuse.fusion import create_fusion, fusions
 from omnifuse.fusion.base import Fusion, FusionOutput
 from omnifuse.heads import create_head
 from omnifuse.models.config import ModelConfig
@@ -262,7 +262,6 @@ def build_model(
 
 def _create_fusion(config: ModelConfig, num_classes: int) -> Fusion:
     options = dict(config.fusion_cfg)
-    load_builtin_fusions()
     try:
         kind = getattr(fusions.get(config.fusion), "kind", "feature")
     except UnknownComponentError as err:

@@ -6,27 +6,12 @@ with per-question-type accuracy) and ``matching`` (caption–image matching, bin
 
 from __future__ import annotations
 
-import importlib
-
 from omnifuse.tasks.base import Task, create_task, higher_is_better, tasks
-
-BUILTIN_MODULES = (
-    "omnifuse.tasks.classification",
-    "omnifuse.tasks.regression",
-    "omnifuse.tasks.matching",
-)
-
-_loaded = False
 
 
 def load_builtin_tasks() -> None:
-    """Import the task modules so their ``@tasks.register`` decorators run (once)."""
-    global _loaded
-    if _loaded:
-        return
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    _loaded = True
+    """Import the built-in task modules (once); lookups in ``tasks`` do it by themselves."""
+    tasks.load_builtins()
 
 
 def list_tasks() -> list[str]:

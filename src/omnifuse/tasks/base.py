@@ -127,14 +127,18 @@ class Task:
         raise NotImplementedError
 
 
-tasks: Registry[Task] = Registry("task")
+tasks: Registry[Task] = Registry(
+    "task",
+    builtin_modules=(
+        "omnifuse.tasks.classification",
+        "omnifuse.tasks.regression",
+        "omnifuse.tasks.matching",
+    ),
+)
 
 
 def create_task(name: str, classes: Sequence[str] = (), **cfg: Any) -> Task:
     """Build task ``name`` with its ``classes`` and options (``aux_weight``, ...)."""
-    from omnifuse.tasks import load_builtin_tasks
-
-    load_builtin_tasks()
     factory = tasks.get(name)
     try:
         return factory(classes, **cfg)

@@ -53,7 +53,7 @@ from omnifuse.models.folder import save_model
 from omnifuse.models.fusion_model import FusionModel, build_model
 from omnifuse.models.inference import evaluate
 from omnifuse.models.raw import RawDataset
-from omnifuse.tasks import load_builtin_tasks, tasks
+from omnifuse.tasks import tasks
 from omnifuse.train.augment import AugmentConfig, Augmenter
 from omnifuse.train.config import TrainConfig, TrainResult
 from omnifuse.train.trainer import train
@@ -311,7 +311,6 @@ def _check_columns(config: RunConfig, manifest: Manifest) -> None:
 
 def infer_classes(task: str, manifest: Manifest, target: str) -> list[str]:
     """Class names from every labelled sample of the manifest, as the task reads labels."""
-    load_builtin_tasks()
     factory = tasks.get(task)
     values = [s.get(target) for s in manifest.samples if s.get(target) not in (None, "")]
     if not values:
