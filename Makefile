@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# llama-cpp-python builds from source: portable CPU flags so the wheel cache works on any x86-64.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 DEMO_OUT ?= demo-out
 

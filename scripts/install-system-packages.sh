@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages omnifuse uses (TTS engines and the real datasets), once.
+# Installs the Debian packages omnifuse uses, once: TTS engines, the real datasets, a compiler for
+# llama-cpp-python and Chromium for the web-page tests.
 set -euo pipefail
 
-packages=(espeak-ng flite dataset-fashion-mnist pocketsphinx-testdata)
+packages=(espeak-ng flite dataset-fashion-mnist pocketsphinx-testdata build-essential cmake chromium)
 
 missing=()
 for pkg in "${packages[@]}"; do
