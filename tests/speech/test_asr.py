@@ -1,0 +1,106 @@
+"""Speech recognition on real recordings (pocketsphinx-testdata through the speech-test builder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from omnifuse.errors import (
+    ConfigError,
+    EmptyInputError,
+    InputError,
+    InputNotFoundError,
+    UnknownComponentError,
+)
+from omnifuse.eval.text_metrics import normalize_transcript, wer
+from omnifuse.speech.asr import ASR, Transcript, create_asr, list_asrs
+
+pytest.importorskip("faster_whisper")
+pytest.importorskip("pocketsphinx")
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """Utterance id → (wav path, reference transcript) of the real speech-test set."""
+    from omnifuse.data.builders import build
+
+    root = tmp_path_factory.mktemp("speech-test")
+    try:
+        build("speech-test", root)
+    except Exception as err:  # the Debian test data may be absent on a developer machine
+        pytest.skip(f"speech-test unavailable: {err}")
+    rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+    return {r["id"]: (root / r["audio"], r["text"]) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def whisper() -> ASR:
+    return create_asr()
+
+
+@pytest.fixture(scope="module")
+def sphinx() -> ASR:
+    return create_asr("pocketsphinx")
+
+
+LIBRIVOX = "librivox-sense_and_sensibility_01_austen_64kb-0930"
+
+
+def test_registry_lists_both_engines() -> None:
+    assert {"faster-whisper", "pocketsphinx"} <= set(list_asrs())
+    with pytest.raises(UnknownComponentError, match="faster-whisper"):
+        create_asr("whisper-large")
+    with pytest.raises(ConfigError):
+        create_asr("faster-whisper", compute_type="fp4")
+
+
+def test_faster_whisper_transcribes_real_speech(
+    whisper: ASR, speech: dict[str, tuple[Path, str]]
+) -> None:
+    path, reference = speech[LIBRIVOX]
+    transcript = whisper.transcribe(path)
+    assert isinstance(transcript, Transcript)
+    assert normalize_transcript(transcript.text) == reference  # "he might even have been ..."
+    assert transcript.language == "en"
+    assert transcript.duration_s == pytest.approx(3.29, abs=0.01)
+    assert transcript.segments
+    assert 0.0 <= transcript.segments[0].start < transcript.segments[-1].end
+    assert transcript.segments[-1].end <= transcript.duration_s + 0.5
+
+
+def test_faster_whisper_reads_bytes_and_resampled_arrays(
+    whisper: ASR, speech: dict[str, tuple[Path, str]]
+) -> None:
+    path, reference = speech["cards-003"]  # "seven of clubs"
+    from_bytes = whisper.transcribe(path.read_bytes())
+    wave, rate = sf.read(str(path), dtype="float32")
+    from_array = whisper.transcribe((wave[::2].copy(), rate // 2))  # 8 kHz input
+    assert wer([from_bytes.text, from_array.text], [reference, reference]) == 0.0
+
+
+def test_pocketsphinx_transcribes_cards_and_digits(
+    sphinx: ASR, speech: dict[str, tuple[Path, str]]
+) -> None:
+    for key in ("cards-001", "tidigits-dhd.2934z"):
+        path, reference = speech[key]
+        transcript = sphinx.transcribe(path)
+        assert transcript.text == reference
+        assert [s.text for s in transcript.segments] == reference.split()
+        starts = [s.start for s in transcript.segments]
+        assert starts == sorted(starts)
+        assert all(s.end > s.start for s in transcript.segments)
+
+
+def test_bad_audio_raises_typed_errors(sphinx: ASR, tmp_path: Path) -> None:
+    with pytest.raises(InputNotFoundError):
+        sphinx.transcribe(tmp_path / "missing.wav")
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(EmptyInputError):
+        sphinx.transcribe(empty)
+    with pytest.raises(InputError, match="audio"):
+        sphinx.transcribe(b"this is not audio at all" * 10)
