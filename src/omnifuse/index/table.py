@@ -1,0 +1,185 @@
+"""The rows behind a FAISS index: ids, vectors and metadata, with tombstones and filter columns.
+
+Row numbers are the labels FAISS knows, so a deleted or replaced row stays as a tombstone (its id
+and metadata set to None) until :meth:`RowTable.compacted` renumbers the live rows. Filters are
+evaluated on columns built per metadata field on first use (type code, numeric value, string
+value), so a filtered search scans numpy arrays rather than dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from omnifuse.index.filters import Condition
+
+MISSING, BOOL, NUMBER, STRING, OTHER = range(5)
+
+
+@dataclass
+class Column:
+    """One metadata field over all rows: ``kind`` code, numeric value (bools as 0/1), string."""
+
+    kind: np.ndarray
+    number: np.ndarray
+    text: np.ndarray
+
+    @classmethod
+    def build(cls, field: str, metadata: Sequence[dict[str, Any] | None]) -> Column:
+        n = len(metadata)
+        kind = np.zeros(n, dtype=np.int8)
+        number = np.full(n, np.nan)
+        text = np.full(n, None, dtype=object)
+        for row, meta in enumerate(metadata):
+            if meta is None or field not in meta:
+                continue
+            value = meta[field]
+            if isinstance(value, bool):
+                kind[row], number[row] = BOOL, float(value)
+            elif isinstance(value, int | float):
+                kind[row], number[row] = NUMBER, float(value)
+            elif isinstance(value, str):
+                kind[row], text[row] = STRING, value
+            else:
+                kind[row] = OTHER
+        return cls(kind, number, text)
+
+    def equal(self, value: Any) -> np.ndarray:
+        if isinstance(value, bool):
+            return (self.kind == BOOL) & (self.number == float(value))
+        if isinstance(value, int | float):
+            return (self.kind == NUMBER) & (self.number == float(value))
+        return (self.kind == STRING) & (self.text == value)
+
+    def holds(self, condition: Condition) -> np.ndarray:
+        if condition.op == "$eq":
+            return self.equal(condition.value)
+        if condition.op == "$in":
+            mask = np.zeros(len(self.kind), dtype=bool)
+            for value in condition.value:
+                mask |= self.equal(value)
+            return mask
+        bound = float(condition.value)
+        with np.errstate(invalid="ignore"):
+            compare = {
+                "$gt": self.number > bound,
+                "$gte": self.number >= bound,
+                "$lt": self.number < bound,
+                "$lte": self.number <= bound,
+            }[condition.op]
+        return (self.kind == NUMBER) & compare
+
+
+class RowTable:
+    """Append-only rows with tombstones; ``row_of`` maps each live id to its row."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._vectors = np.empty((0, dim), dtype=np.float32)
+        self.count = 0
+        self.ids: list[str | None] = []
+        self.metadata: list[dict[str, Any] | None] = []
+        self.row_of: dict[str, int] = {}
+        self._columns: dict[str, Column] = {}
+        self._live_mask: np.ndarray | None = None
+
+    @classmethod
+    def from_rows(
+        cls,
+        vectors: np.ndarray,
+        ids: Sequence[str | None],
+        metadata: Sequence[dict[str, Any] | None],
+    ) -> RowTable:
+        table = cls(vectors.shape[1])
+        table._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        table.count = len(ids)
+        table.ids = list(ids)
+        table.metadata = list(metadata)
+        table.row_of = {item: row for row, item in enumerate(table.ids) if item is not None}
+        return table
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """All rows' vectors, tombstones included (a view; do not keep it across appends)."""
+        return self._vectors[: self.count]
+
+    @property
+    def live(self) -> int:
+        return len(self.row_of)
+
+    @property
+    def dead(self) -> int:
+        return self.count - self.live
+
+    def _changed(self) -> None:
+        self._columns.clear()
+        self._live_mask = None
+
+    def _reserve(self, extra: int) -> None:
+        needed = self.count + extra
+        if needed <= len(self._vectors):
+            return
+        capacity = max(needed, 2 * len(self._vectors), 1024)
+        grown = np.empty((capacity, self.dim), dtype=np.float32)
+        grown[: self.count] = self._vectors[: self.count]
+        self._vectors = grown
+
+    def remove(self, ids: Sequence[str]) -> int:
+        """Tombstone the rows of ``ids``; returns how many were live."""
+        removed = 0
+        for item in ids:
+            row = self.row_of.pop(item, None)
+            if row is not None:
+                self.ids[row] = None
+                self.metadata[row] = None
+                removed += 1
+        if removed:
+            self._changed()
+        return removed
+
+    def append(
+        self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[dict[str, Any]]
+    ) -> None:
+        """Add rows at the end; an id already live is tombstoned first (upsert)."""
+        self.remove(ids)
+        self._reserve(len(ids))
+        start = self.count
+        self._vectors[start : start + len(ids)] = vectors
+        self.ids.extend(ids)
+        self.metadata.extend(metadata)
+        for offset, item in enumerate(ids):
+            self.row_of[item] = start + offset
+        self.count += len(ids)
+        self._changed()
+
+    def live_mask(self) -> np.ndarray:
+        if self._live_mask is None or len(self._live_mask) != self.count:
+            mask = np.zeros(self.count, dtype=bool)
+            mask[list(self.row_of.values())] = True
+            self._live_mask = mask
+        return self._live_mask
+
+    def column(self, field: str) -> Column:
+        found = self._columns.get(field)
+        if found is None:
+            found = self._columns[field] = Column.build(field, self.metadata)
+        return found
+
+    def select(self, conditions: Sequence[Condition]) -> np.ndarray:
+        """Boolean mask of the live rows that satisfy every condition."""
+        mask = self.live_mask().copy()
+        for condition in conditions:
+            mask &= self.column(condition.field).holds(condition)
+        return mask
+
+    def compacted(self) -> RowTable:
+        """A new table holding only the live rows, in their current order."""
+        rows = np.flatnonzero(self.live_mask())
+        return RowTable.from_rows(
+            self.vectors[rows],
+            [self.ids[r] for r in rows],
+            [self.metadata[r] for r in rows],
+        )
