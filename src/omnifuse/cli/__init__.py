@@ -7,6 +7,7 @@ import sys
 import typer
 
 from omnifuse.cli import data, demo, encode, info, sweep
+from omnifuse.cli import serve as serve_command
 from omnifuse.cli import train as train_commands
 from omnifuse.cli.render import console_err
 from omnifuse.errors import OmnifuseError
@@ -26,6 +27,7 @@ app.command("train")(train_commands.train)
 app.command("eval")(train_commands.evaluate)
 app.command("predict")(train_commands.predict)
 app.command("sweep")(sweep.sweep)
+app.command("serve")(serve_command.serve)
 
 
 def main() -> None:
