@@ -13,14 +13,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from omnifuse.errors import ConfigError, EmptyInputError, InputTooLargeError
+from omnifuse.errors import ConfigError, EmptyInputError, InputError, InputTooLargeError
 from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, llms
+from omnifuse.llm.chat_templates import plain_transcript
 from omnifuse.llm.deps import require
 from omnifuse.llm.text_stream import StopScanner, TokenDecoder
 
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16"}
-PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
-PLAIN_STOPS = ("\nUser:", "\nSystem:")
 
 
 @llms.register("hf")
@@ -77,17 +76,20 @@ class HFLLM(LLM):
     def render_chat(self, messages: Sequence[ChatMessage]) -> tuple[str, tuple[str, ...]]:
         """The prompt text for a conversation and the stop strings its format needs.
 
-        The tokenizer's chat template when it has one; otherwise ``User:``/``Assistant:`` lines,
-        stopping when the model starts writing the next user turn.
+        The tokenizer's chat template when it has one; otherwise a plain ``User:``/``Assistant:``
+        transcript that stops when the model starts writing the next turn.
         """
+        if not getattr(self.tokenizer, "chat_template", None):
+            return plain_transcript([(m.role, m.content) for m in messages])
         turns = [{"role": m.role, "content": m.content} for m in messages]
-        if getattr(self.tokenizer, "chat_template", None):
+        try:
             text = self.tokenizer.apply_chat_template(
                 turns, add_generation_prompt=True, tokenize=False
             )
-            return str(text), ()
-        lines = [f"{PLAIN_ROLES[m.role]}: {m.content}" for m in messages]
-        return "\n".join([*lines, "Assistant:"]), PLAIN_STOPS
+        except Exception as exc:  # the template's own raise_exception, or a Jinja error
+            reason = f"the chat template refused the conversation: {exc}"
+            raise InputError(reason, modality="text") from exc
+        return str(text), ()
 
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes without special tokens."""

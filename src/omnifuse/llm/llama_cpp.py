@@ -79,7 +79,12 @@ class LlamaCppLLM(LLM):
     """A GGUF model run in-process by llama.cpp (default: Gemma-3-270M Q4_K_M from PyPI).
 
     One model decodes one request at a time: concurrent callers wait on an internal lock, since
-    a llama.cpp context holds a single KV cache.
+    a llama.cpp context holds a single KV cache. Each request evaluates its prompt afresh, so the
+    output depends only on the prompt and the config; ``prompt_cache=True`` instead reuses the
+    cached prefix of the previous request (faster for long multi-turn chats, but later tokens can
+    differ, since a prompt evaluated in pieces does not round exactly as one evaluated at once).
+    ``n_threads`` defaults to half the usable cores: llama.cpp's threads wait on each other at
+    every layer, so extra threads that must share a core slow decoding down sharply.
     """
 
     name = "llama-cpp"
@@ -94,6 +99,7 @@ class LlamaCppLLM(LLM):
         seed: int = 0,
         chat_template: str | None = None,
         chat_format: str | None = None,
+        prompt_cache: bool = False,
         verbose: bool = False,
     ) -> None:
         """``chat_template``: a Jinja chat template, or a name from ``NAMED_TEMPLATES``
@@ -106,7 +112,8 @@ class LlamaCppLLM(LLM):
         llama_cpp: Any = require("llama_cpp", "llama-cpp-python")
         path = default_gguf_path() if model_path is None else Path(model_path).expanduser()
         self.model_path = check_gguf(path)
-        self.n_threads = n_threads or available_cores()
+        self.n_threads = n_threads or max(1, available_cores() // 2)
+        self.prompt_cache = prompt_cache
         try:
             self.llama = llama_cpp.Llama(
                 model_path=str(self.model_path),
@@ -193,6 +200,8 @@ class LlamaCppLLM(LLM):
     def _locked(self, pieces: Iterator[str]) -> Iterator[str]:
         """Run a generation under the model lock, turning llama.cpp's errors into typed ones."""
         with self._lock:
+            if not self.prompt_cache:
+                self.llama.reset()
             try:
                 yield from pieces
             except ValueError as exc:
