@@ -7,8 +7,9 @@ A filter is a dict of conditions on metadata fields, all of which must hold (AND
 * ``{"field": {"$gte": x, "$lt": y}}`` — ranges on numbers (``$gt``, ``$gte``, ``$lt``,
   ``$lte``), plus ``$eq`` and ``$in`` spelled out.
 
-Types are strict so every backend agrees: a boolean never equals a number, numbers compare by
-value (``3 == 3.0``), ranges match numbers only, and an item without the field never matches.
+Every backend agrees on types: numbers compare by value (``3 == 3.0``), booleans count as the
+numbers 1 and 0 (as in Python and Milvus), a string never equals a number, ranges match numbers
+only, and an item without the field never matches.
 """
 
 from __future__ import annotations
@@ -90,12 +91,15 @@ def parse_filter(filter: dict[str, Any] | None) -> list[Condition]:
     return conditions
 
 
+def _numeric(value: object) -> bool:
+    """Numbers and booleans: what the range operators and numeric equality apply to."""
+    return isinstance(value, int | float)
+
+
 def _equal(stored: object, wanted: Scalar) -> bool:
-    if isinstance(wanted, bool) or isinstance(stored, bool):
-        return isinstance(stored, bool) and isinstance(wanted, bool) and stored == wanted
-    if _is_number(wanted):
-        return _is_number(stored) and stored == wanted
-    return isinstance(stored, str) and stored == wanted
+    if isinstance(wanted, str):
+        return isinstance(stored, str) and stored == wanted
+    return _numeric(stored) and stored == wanted
 
 
 def _holds(condition: Condition, stored: object) -> bool:
@@ -103,7 +107,7 @@ def _holds(condition: Condition, stored: object) -> bool:
         return _equal(stored, condition.value)
     if condition.op == "$in":
         return any(_equal(stored, v) for v in condition.value)
-    if not _is_number(stored):
+    if not _numeric(stored):
         return False
     bound = condition.value
     assert isinstance(stored, int | float)

@@ -16,12 +16,13 @@ import numpy as np
 
 from omnifuse.index.filters import Condition
 
-MISSING, BOOL, NUMBER, STRING, OTHER = range(5)
+MISSING, NUMBER, STRING, OTHER = range(4)
 
 
 @dataclass
 class Column:
-    """One metadata field over all rows: ``kind`` code, numeric value (bools as 0/1), string."""
+    """One metadata field over all rows: a kind code, the numeric value (booleans as 1 and 0,
+    matching :mod:`omnifuse.index.filters`) and the string value."""
 
     kind: np.ndarray
     number: np.ndarray
@@ -37,9 +38,7 @@ class Column:
             if meta is None or field not in meta:
                 continue
             value = meta[field]
-            if isinstance(value, bool):
-                kind[row], number[row] = BOOL, float(value)
-            elif isinstance(value, int | float):
+            if isinstance(value, int | float):
                 kind[row], number[row] = NUMBER, float(value)
             elif isinstance(value, str):
                 kind[row], text[row] = STRING, value
@@ -48,11 +47,9 @@ class Column:
         return cls(kind, number, text)
 
     def equal(self, value: Any) -> np.ndarray:
-        if isinstance(value, bool):
-            return (self.kind == BOOL) & (self.number == float(value))
-        if isinstance(value, int | float):
-            return (self.kind == NUMBER) & (self.number == float(value))
-        return (self.kind == STRING) & (self.text == value)
+        if isinstance(value, str):
+            return (self.kind == STRING) & (self.text == value)
+        return (self.kind == NUMBER) & (self.number == float(value))
 
     def holds(self, condition: Condition) -> np.ndarray:
         if condition.op == "$eq":
