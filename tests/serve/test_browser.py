@@ -1,0 +1,250 @@
+"""The web page in a real browser: Debian's Chromium, headless, driven by Playwright, against the
+real server (uvicorn on loopback) with real components: Gemma-3-270M through llama.cpp for chat,
+Whisper for speech, a fusion model trained on the omnifuse world for contributions and a FAISS
+index of the world's captions for nearest items.
+
+Each test saves a screenshot to ``test-artifacts/browser-<name>.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omnifuse.serve import ServeConfig, ServeLimits
+from web_fixtures import (
+    CHROMIUM,
+    FUSION_MODEL,
+    build_caption_index,
+    build_world,
+    launch_chromium,
+    live_server,
+    save_screenshot,
+    train_fusion_model,
+    web_app,
+)
+
+pytest.importorskip("fastapi")
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+]
+
+ANSWER_TOKENS = 24
+TIMEOUT_MS = 120_000
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str
+    world: Path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The real server with a fusion model, a caption index and the default chat model."""
+    root = tmp_path_factory.mktemp("web")
+    world = build_world(root / "world")
+    models = train_fusion_model(world, root)
+    index = build_caption_index(world, root / "index")
+    config = ServeConfig(
+        models_dir=models,
+        index_dir=index,
+        limits=ServeLimits(max_tokens=64, request_timeout_s=120.0),
+    )
+    with live_server(web_app(config)) as url:
+        yield Site(url=url, world=world)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, site: Site) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(site.url + "/")
+    expect(page.get_by_role("status").filter(has_text="Server ok")).to_be_visible()
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def first_vqa_row(world: Path) -> dict[str, Any]:
+    return json.loads((world / "vqa.jsonl").read_text().splitlines()[0])
+
+
+def set_answer_tokens(page: Any, tokens: int) -> None:
+    page.get_by_text("Settings").click()
+    page.get_by_label("Maximum answer tokens").fill(str(tokens))
+
+
+def wait_for_answer(page: Any) -> str:
+    answer = page.get_by_label("Model answer")
+    expect(answer).not_to_be_empty(timeout=TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled(timeout=TIMEOUT_MS)
+    return str(answer.text_content())
+
+
+def test_page_answers_a_question_about_an_uploaded_image(
+    page: Any, site: Site, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    row = first_vqa_row(site.world)
+    question = "What shapes are in this image?"
+    expect(page.get_by_label("Chat model")).to_have_value("llama-cpp")
+    expect(page.get_by_label("Fusion model (contributions)")).to_have_value(FUSION_MODEL)
+    set_answer_tokens(page, ANSWER_TOKENS)
+
+    page.get_by_label("Image").set_input_files(str(site.world / row["image"]))
+    expect(page.get_by_alt_text("Preview of the attached image")).to_be_visible()
+    page.get_by_label("Question").fill(question)
+    page.get_by_role("button", name="Ask").click()
+    answer = wait_for_answer(page)
+
+    assert answer.strip() and answer != "(the model returned an empty answer)"
+    expect(page.get_by_role("alert")).to_be_hidden()
+    perceived = page.get_by_label("What the model perceived")
+    expect(perceived).to_contain_text(question)
+
+    chart = page.get_by_role("img", name="Modality contributions")
+    expect(chart.locator("rect")).to_have_count(2, timeout=TIMEOUT_MS)
+    bars = sorted(str(r.get_attribute("aria-label")).split()[0] for r in chart.locator("rect").all())
+    assert bars == ["image", "question"]
+    expect(page.locator("#prediction")).to_contain_text("Prediction: ")
+
+    nearest = page.get_by_role("list", name="Nearest indexed items").locator("li")
+    expect(nearest).to_have_count(5, timeout=TIMEOUT_MS)
+    expect(nearest.first.locator("img")).to_be_visible()
+    scores = [float(t) for t in nearest.locator(".score").all_text_contents()]
+    assert scores == sorted(scores, reverse=True)
+
+    save_screenshot(page, "image-question", tmp_path, request)
+    assert answer == streamed_answer_from_api(page, site, row["image"], question)
+
+
+def streamed_answer_from_api(page: Any, site: Site, image: str, question: str) -> str:
+    """The same request the page sent, through the API directly (greedy: the same text)."""
+    import base64
+
+    import httpx
+
+    data = base64.b64encode((site.world / image).read_bytes()).decode("ascii")
+    body = {
+        "model": "llama-cpp",
+        "max_tokens": ANSWER_TOKENS,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": question},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}},
+                ],
+            }
+        ],
+    }
+    response = httpx.post(site.url + "/v1/chat/completions", json=body, timeout=120)
+    response.raise_for_status()
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+def test_page_shows_the_api_error_for_a_corrupt_image(
+    page: Any, site: Site, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    row = first_vqa_row(site.world)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes((site.world / row["image"]).read_bytes()[:200])
+    page.get_by_label("Image").set_input_files(str(truncated))
+    page.get_by_label("Question").fill("What is in this image?")
+    page.get_by_role("button", name="Ask").click()
+
+    alert = page.get_by_role("alert")
+    expect(alert).to_be_visible(timeout=TIMEOUT_MS)
+    expect(alert).to_contain_text("400")
+    expect(alert).to_contain_text("image")
+    expect(page.get_by_label("Model answer")).to_be_empty()
+    save_screenshot(page, "corrupt-image", tmp_path, request)
+
+
+def test_page_answers_a_spoken_question_from_an_audio_file(
+    page: Any, site: Site, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    row = first_vqa_row(site.world)
+    set_answer_tokens(page, 8)
+    page.get_by_label("Image").set_input_files(str(site.world / row["image"]))
+    page.get_by_label("Audio", exact=True).set_input_files(str(site.world / row["question_audio"]))
+    expect(page.get_by_label("Attached audio")).to_be_visible()
+    page.get_by_role("button", name="Ask").click()
+    wait_for_answer(page)
+
+    expect(page.get_by_role("alert")).to_be_hidden()
+    perceived = page.get_by_label("What the model perceived")
+    expect(perceived).to_contain_text("transcript")
+    transcript = perceived.locator("dt:text-is('transcript') + dd").text_content() or ""
+    spoken = set(row["question"].rstrip("?").split())
+    heard = set(transcript.lower().replace("?", "").replace(",", "").split())
+    assert len(spoken & heard) >= len(spoken) - 1, (row["question"], transcript)
+    save_screenshot(page, "spoken-question", tmp_path, request)
+
+
+def test_record_button_says_when_the_microphone_is_refused(page: Any) -> None:
+    page.get_by_role("button", name="Record question").click()
+    status = page.locator("#record-status")
+    expect(status).to_contain_text("Microphone access was refused")
+    expect(page.get_by_role("button", name="Record question")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+
+
+def test_recorded_question_becomes_a_wav_attachment(
+    site: Site, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Chromium's fake microphone plays a world question: the page records it (WebM/Opus) and
+    converts it to 16 kHz WAV, which the server transcribes."""
+    row = first_vqa_row(site.world)
+    wav = site.world / row["question_audio"]
+    with sync_api.sync_playwright() as playwright:
+        browser = launch_chromium(
+            playwright,
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}%noloop",
+        )
+        try:
+            context = browser.new_context(permissions=["microphone"])
+            page = context.new_page()
+            page.goto(site.url + "/")
+            set_answer_tokens(page, 8)
+            record = page.get_by_role("button", name="Record question")
+            record.click()
+            expect(page.get_by_role("button", name="Stop recording")).to_be_visible()
+            page.wait_for_timeout(3000)
+            page.get_by_role("button", name="Stop recording").click()
+            expect(page.get_by_label("Attached audio")).to_be_visible(timeout=TIMEOUT_MS)
+            src = str(page.get_by_label("Attached audio").get_attribute("src"))
+            assert src.startswith("blob:")
+            page.get_by_role("button", name="Ask").click()
+            wait_for_answer(page)
+            expect(page.get_by_role("alert")).to_be_hidden()
+            perceived = page.get_by_label("What the model perceived")
+            transcript = perceived.locator("dt:text-is('transcript') + dd").text_content() or ""
+            spoken = set(row["question"].rstrip("?").split())
+            heard = set(transcript.lower().replace("?", "").replace(",", "").split())
+            assert len(spoken & heard) >= len(spoken) // 2, (row["question"], transcript)
+            save_screenshot(page, "recorded-question", tmp_path, request)
+        finally:
+            browser.close()

@@ -1,0 +1,162 @@
+"""Pieces shared by the browser tests and the API fuzzing: a world dataset, a small fusion model,
+a caption index, the real app served by uvicorn on a free loopback port, and Chromium.
+
+Everything is built from the package's own builders, encoders and index, offline; nothing here
+stands in for a component of the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+WORLD_SIZE = 20
+FUSION_MODEL = "world-vqa"
+THUMBNAIL_PX = 48
+
+
+def build_world(out: Path) -> Path:
+    """A 20-scene omnifuse world (images, captions, spoken questions) in ``out``."""
+    from omnifuse.data.builders import build
+
+    os.environ.setdefault("OMNIFUSE_PROGRESS", "0")
+    build("world", out, seed=0, size=WORLD_SIZE, questions_per_scene=1, video_clips=0)
+    return out
+
+
+def train_fusion_model(world: Path, out: Path) -> Path:
+    """A small VQA fusion model (image + question text) trained briefly on cached features; its
+    accuracy does not matter here, only that it answers and explains like any trained model."""
+    from omnifuse.train.recipe import RunConfig, run
+
+    config = RunConfig.from_dict(
+        {
+            "data": {"manifest": str(world / "vqa.jsonl"), "target": "answer"},
+            "encoders": {
+                "image": {"name": "effnet-lite0", "image_size": 64},
+                "question": {"name": "minilm"},
+            },
+            "cache": {"dir": str(out / "cache"), "batch_size": 32, "tokens": False},
+            "model": {
+                "task": "vqa",
+                "fusion": "gated",
+                "fusion_cfg": {"dim": 64},
+                "head": "classifier",
+            },
+            "train": {"epochs": 2, "batch_size": 16, "seed": 0},
+            "output": str(out / "models" / FUSION_MODEL),
+        }
+    )
+    run(config)
+    shutil.rmtree(out / "cache")
+    return out / "models"
+
+
+def thumbnail(path: Path) -> str:
+    """A small PNG data URI of an image, kept in the index metadata for the page to show."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB")
+        small.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        buffer = io.BytesIO()
+        small.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def build_caption_index(world: Path, out: Path) -> Path:
+    """A FAISS index of the world's captions embedded with MiniLM (the server's text encoder),
+    each item carrying its caption, split and a thumbnail of its scene."""
+    from omnifuse import encoders
+    from omnifuse.index import create_index
+
+    rows = [json.loads(line) for line in (world / "scenes.jsonl").read_text().splitlines()]
+    encoder = encoders.create("minilm")
+    vectors = encoder.encode([row["caption"] for row in rows]).pooled.float().numpy()
+    vectors /= (vectors**2).sum(axis=1, keepdims=True) ** 0.5
+    index = create_index("faiss-flat", out, dim=vectors.shape[1], metric="ip")
+    metadata = [
+        {
+            "modality": "text",
+            "source": row["caption"],
+            "caption": row["caption"],
+            "split": row["split"],
+            "thumbnail": thumbnail(world / row["image"]),
+        }
+        for row in rows
+    ]
+    index.add([row["id"] for row in rows], vectors, metadata)
+    index.close()
+    return out
+
+
+def web_app(config: Any) -> Any:
+    """The real application of ``config`` with the web page mounted at ``/``."""
+    from omnifuse.serve import create_app
+    from omnifuse.serve.web import router
+
+    app = create_app(config)
+    if not any(getattr(route, "path", None) == "/" for route in app.routes):
+        app.include_router(router)
+    return app
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def live_server(app: Any, *, startup_timeout_s: float = 60.0) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-web-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def launch_chromium(playwright: Any, *extra_args: str) -> Any:
+    """Debian's Chromium, headless, driven by Playwright."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args]
+    )
+
+
+def save_screenshot(page: Any, name: str, tmp_path: Path, request: Any) -> Path:
+    """Screenshot of the whole page into ``test-artifacts/browser-<name>.png`` (kept after the
+    run, git-ignored) and into the test's own temporary folder; the path is recorded as a
+    property of the test (it appears in JUnit XML reports)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / f"browser-{name}.png"
+    page.screenshot(path=str(target), full_page=True)
+    shutil.copyfile(target, tmp_path / target.name)
+    request.node.user_properties.append(("screenshot", str(target)))
+    return target
