@@ -1,0 +1,287 @@
+"""The multimodal assistant: perceive the attachments, ask the LLM, speak the answer.
+
+``Assistant.ask`` takes a question (text, or spoken as ``audio``) with an optional image, video
+or recording, turns what it perceives into notes (:mod:`omnifuse.llm.perception`), and asks the
+language model (default: Gemma-3-270M through llama.cpp) to answer from them. ``ask_stream``
+yields the answer as it is decoded; ``speak`` turns text into 16 kHz speech with espeak-ng.
+:class:`ChatSession` keeps the history and attachments of an interactive conversation.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from omnifuse.errors import EmptyInputError, InputError
+from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, create_llm
+from omnifuse.llm.perception import ImageCaptioner, Perceiver, PerceptionContext
+from omnifuse.llm.prompts import build_messages, first_line, short_answer, user_turn
+from omnifuse.speech.asr import ASR, Transcript
+from omnifuse.speech.tts import SAMPLE_RATE, Voice, synthesize
+
+DEFAULT_GENERATION = GenerationConfig(max_tokens=64, temperature=0.0, stop=("\n",))
+"""Greedy, one line: the short answers the prompts ask for."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The short answer, the question it answers (the transcript when it was spoken), the
+    transcript of the spoken question (None when typed), what was perceived, and the model's
+    raw reply."""
+
+    text: str
+    question: str
+    transcript: str | None
+    context: PerceptionContext
+    raw: str = ""
+
+
+class AnswerStream:
+    """The answer as it is decoded: iterate for text pieces. ``question``, ``transcript`` and
+    ``context`` are known before the first piece; :meth:`answer` finishes and returns the
+    :class:`Answer`."""
+
+    def __init__(
+        self,
+        pieces: Iterator[str],
+        *,
+        question: str,
+        transcript: str | None,
+        context: PerceptionContext,
+        on_finish: Callable[[Answer], None] | None = None,
+    ) -> None:
+        self._pieces = pieces
+        self.question = question
+        self.transcript = transcript
+        self.context = context
+        self._on_finish = on_finish
+        self._parts: list[str] = []
+        self._result: Answer | None = None
+
+    def __iter__(self) -> AnswerStream:
+        return self
+
+    def __next__(self) -> str:
+        if self._result is not None:
+            raise StopIteration
+        while True:
+            try:
+                piece = next(self._pieces)
+            except StopIteration:
+                self._finish()
+                raise
+            if not self._parts:
+                piece = piece.lstrip()
+            if piece:
+                self._parts.append(piece)
+                return piece
+
+    @property
+    def text(self) -> str:
+        """The raw reply decoded so far."""
+        return "".join(self._parts)
+
+    def answer(self) -> Answer:
+        """Decode the rest of the reply and return the finished answer."""
+        for _ in self:
+            pass
+        assert self._result is not None
+        return self._result
+
+    def close(self) -> None:
+        """Stop decoding early (releases the model for the next request)."""
+        close = getattr(self._pieces, "close", None)
+        if callable(close):
+            close()
+
+    def _finish(self) -> None:
+        raw = self.text
+        self._result = Answer(
+            text=short_answer(raw, self.question),
+            question=self.question,
+            transcript=self.transcript,
+            context=self.context,
+            raw=raw,
+        )
+        if self._on_finish is not None:
+            self._on_finish(self._result)
+
+
+class Assistant:
+    """Answers questions about images, speech and video with a text LLM.
+
+    Every part is optional and built on first use: ``llm`` (``create_llm()``), ``asr`` (the
+    perceiver's, faster-whisper by default) for spoken questions, ``perceiver`` (labels, OCR,
+    transcripts) and ``captioner`` (handed to the default perceiver).
+    """
+
+    def __init__(
+        self,
+        llm: LLM | None = None,
+        asr: ASR | None = None,
+        perceiver: Perceiver | None = None,
+        captioner: ImageCaptioner | None = None,
+        *,
+        voice: Voice | None = None,
+    ) -> None:
+        self._llm = llm
+        self.perceiver = perceiver or Perceiver(asr=asr, captioner=captioner)
+        self._asr = asr
+        self.voice = voice or Voice()
+
+    @property
+    def llm(self) -> LLM:
+        if self._llm is None:
+            self._llm = create_llm()
+        return self._llm
+
+    @property
+    def asr(self) -> ASR:
+        return self._asr if self._asr is not None else self.perceiver.asr
+
+    def ask(
+        self,
+        question: str | None = None,
+        *,
+        image: Any = None,
+        audio: Any = None,
+        video: Any = None,
+        history: Sequence[ChatMessage] = (),
+        config: GenerationConfig | None = None,
+        context: PerceptionContext | None = None,
+    ) -> Answer:
+        """Answer ``question`` (or the words spoken in ``audio`` when it is None)."""
+        return self.ask_stream(
+            question,
+            image=image,
+            audio=audio,
+            video=video,
+            history=history,
+            config=config,
+            context=context,
+        ).answer()
+
+    def ask_stream(
+        self,
+        question: str | None = None,
+        *,
+        image: Any = None,
+        audio: Any = None,
+        video: Any = None,
+        history: Sequence[ChatMessage] = (),
+        config: GenerationConfig | None = None,
+        context: PerceptionContext | None = None,
+        on_finish: Callable[[Answer], None] | None = None,
+    ) -> AnswerStream:
+        """Like :meth:`ask`, yielding the answer as it is decoded.
+
+        ``context`` holds things perceived earlier (a chat's attached image); inputs given here
+        replace its parts of the same kind. When ``audio`` is the question its transcript is
+        the question, not a note.
+        """
+        speech = None if audio is None else self.asr.transcribe(audio)
+        typed = (question or "").strip()
+        question = typed or _spoken_question(speech)
+        context = self.perceive(
+            image=image, video=video, speech=speech if typed else None, base=context
+        )
+        messages = build_messages(context.to_prompt(), question, history)
+        pieces = self.llm.chat_stream(messages, config or DEFAULT_GENERATION)
+        return AnswerStream(
+            pieces,
+            question=question,
+            transcript=speech.text if speech is not None else None,
+            context=context,
+            on_finish=on_finish,
+        )
+
+    def perceive(
+        self,
+        *,
+        image: Any = None,
+        video: Any = None,
+        speech: Transcript | None = None,
+        base: PerceptionContext | None = None,
+    ) -> PerceptionContext:
+        """``base`` with the given inputs perceived and put in place of its parts."""
+        context = base or PerceptionContext()
+        if image is not None:
+            context = replace(context, image=self.perceiver.see(image))
+        if video is not None:
+            context = replace(context, video=self.perceiver.watch(video))
+        if speech is not None:
+            context = replace(context, speech=speech)
+        return context
+
+    def speak(self, text: str, voice: Voice | None = None) -> np.ndarray:
+        """``text`` spoken by espeak-ng (or the given voice): mono float32 at 16 kHz."""
+        return synthesize(text, voice or self.voice)
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+
+
+def _spoken_question(speech: Transcript | None) -> str:
+    if speech is None:
+        raise EmptyInputError("ask a question: give its text or a recording of it (audio)")
+    if not speech.text.strip():
+        raise InputError("no speech was heard in the question recording", modality="audio")
+    return speech.text.strip()
+
+
+def wav_bytes(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """16-bit PCM WAV file bytes of a float waveform (e.g. :meth:`Assistant.speak`'s)."""
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+class ChatSession:
+    """A conversation with an assistant: attachments are perceived once and stay attached;
+    the last ``max_turns`` exchanges are sent as history."""
+
+    def __init__(self, assistant: Assistant, *, max_turns: int = 4) -> None:
+        self.assistant = assistant
+        self.max_turns = max_turns
+        self.context = PerceptionContext()
+        self.history: list[ChatMessage] = []
+
+    def attach(self, *, image: Any = None, video: Any = None) -> PerceptionContext:
+        """Perceive an image or a video and keep it for the following questions."""
+        self.context = self.assistant.perceive(image=image, video=video, base=self.context)
+        return self.context
+
+    def reset(self) -> None:
+        """Forget the attachments and the history."""
+        self.context = PerceptionContext()
+        self.history = []
+
+    def ask_stream(
+        self,
+        question: str | None = None,
+        *,
+        audio: Any = None,
+        config: GenerationConfig | None = None,
+    ) -> AnswerStream:
+        """Ask within the conversation; the exchange joins the history once it is complete."""
+        return self.assistant.ask_stream(
+            question,
+            audio=audio,
+            history=self.history[-2 * self.max_turns :] if self.max_turns else [],
+            config=config,
+            context=self.context,
+            on_finish=self._remember,
+        )
+
+    def _remember(self, answer: Answer) -> None:
+        self.history.append(
+            ChatMessage("user", user_turn(answer.context.to_prompt(), answer.question))
+        )
+        self.history.append(ChatMessage("assistant", first_line(answer.raw) or answer.text))

@@ -1,0 +1,269 @@
+"""Perception to text: what an image, a recording or a video holds, as notes an LLM can read.
+
+A text-only language model cannot see or hear, so the :class:`Perceiver` runs the perception
+models first and writes down what they found:
+
+- image: the EfficientNet-Lite0 ImageNet top-k labels, the text read by OCR (rapidocr, PP-OCRv4)
+  and, when a captioner is given (anything with ``.caption(images) -> list[str]``, such as a
+  trained projector captioner), its caption;
+- audio: the speech transcript (default engine: faster-whisper);
+- video: the labels of a few frames spread over the clip and the soundtrack's transcript.
+
+:meth:`PerceptionContext.to_prompt` renders the result as a compact block of notes, one line per
+input. Every model loads on first use, so a perceiver that only hears never loads a vision model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from omnifuse.errors import ConfigError, MissingDependencyError
+from omnifuse.io.image import load_image
+from omnifuse.io.limits import DecodeLimits
+from omnifuse.io.video import load_video
+from omnifuse.speech.asr import ASR, Transcript, create_asr
+
+Label = tuple[str, float]
+SILENCE_PEAK = 1e-3
+"""A soundtrack whose samples never exceed this is treated as silent and not transcribed."""
+_SPACES = re.compile(r"\s+")
+
+
+class ImageCaptioner(Protocol):
+    """Anything that captions images (e.g. :func:`omnifuse.llm.captioning.load_captioner`)."""
+
+    def caption(self, images: Sequence[Any]) -> list[str]: ...
+
+
+class ImageClassifier(Protocol):
+    """Anything that labels images with ``(name, probability)`` pairs, most probable first."""
+
+    def classify(self, images: Sequence[Any], k: int = 5) -> list[list[Label]]: ...
+
+
+OcrReader = Callable[[Image.Image], list[str]]
+"""Reads the text lines of an image, in reading order."""
+
+
+@dataclass(frozen=True)
+class ImagePerception:
+    """What was seen in one image."""
+
+    labels: list[Label] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    caption: str | None = None
+
+    def to_prompt(self) -> str:
+        parts = []
+        if self.caption:
+            parts.append(f"caption: {self.caption}")
+        if self.labels:
+            parts.append(f"labels: {format_labels(self.labels)}")
+        if self.text:
+            parts.append("text in image: " + ", ".join(f'"{line}"' for line in self.text))
+        return "; ".join(parts) or "nothing recognised"
+
+
+@dataclass(frozen=True)
+class FramePerception:
+    """The labels of one video frame, ``time_s`` seconds into the clip."""
+
+    time_s: float
+    labels: list[Label]
+
+
+@dataclass(frozen=True)
+class VideoPerception:
+    """What was seen in sampled frames of a clip and heard on its soundtrack."""
+
+    duration_s: float
+    frames: list[FramePerception] = field(default_factory=list)
+    transcript: Transcript | None = None
+    caption: str | None = None
+
+    def to_prompt(self) -> str:
+        parts = [f"{self.duration_s:.1f} s"]
+        if self.caption:
+            parts.append(f"caption: {self.caption}")
+        if self.frames:
+            frames = ", ".join(
+                f"{f.time_s:.1f} s {f.labels[0][0]}" for f in self.frames if f.labels
+            )
+            parts.append(f"frames: {frames}")
+        speech = self.transcript.text if self.transcript else ""
+        parts.append(f'soundtrack: "{speech}"' if speech else "soundtrack: no speech")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class PerceptionContext:
+    """Everything perceived for one question; absent inputs stay None."""
+
+    image: ImagePerception | None = None
+    speech: Transcript | None = None
+    video: VideoPerception | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.image is None and self.speech is None and self.video is None
+
+    @property
+    def transcript(self) -> str | None:
+        """The text of the speech recording, if one was perceived."""
+        return self.speech.text if self.speech is not None else None
+
+    def to_prompt(self) -> str:
+        """One line per input: ``Image: ...``, ``Speech: "..."``, ``Video: ...``."""
+        lines = []
+        if self.image is not None:
+            lines.append(f"Image: {self.image.to_prompt()}")
+        if self.speech is not None:
+            lines.append(f'Speech: "{self.speech.text}"' if self.speech.text else "Speech: none")
+        if self.video is not None:
+            lines.append(f"Video: {self.video.to_prompt()}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def format_labels(labels: Sequence[Label]) -> str:
+    """``tiger cat 38%, Egyptian cat 37%``: names with rounded probabilities."""
+    return ", ".join(f"{name} {round(100 * p)}%" for name, p in labels)
+
+
+def keep_labels(labels: Sequence[Label], min_prob: float) -> list[Label]:
+    """Labels at or above ``min_prob``; the most probable one is always kept."""
+    return [lab for i, lab in enumerate(labels) if i == 0 or lab[1] >= min_prob]
+
+
+class RapidOcrReader:
+    """PP-OCRv4 through rapidocr-onnxruntime. Lines below ``min_score``, and lines without a
+    letter or digit (shapes read as symbols), are dropped."""
+
+    def __init__(self, min_score: float = 0.5) -> None:
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError:
+            raise MissingDependencyError("OCR (rapidocr-onnxruntime)", extra="llm") from None
+        self.engine = RapidOCR()
+        self.min_score = min_score
+
+    def __call__(self, image: Image.Image) -> list[str]:
+        found, _ = self.engine(image)
+        lines = []
+        for box, text, score in found or []:
+            clean = _SPACES.sub(" ", str(text)).strip()
+            if float(score) >= self.min_score and any(c.isalnum() for c in clean):
+                top, left = min(p[1] for p in box), min(p[0] for p in box)
+                lines.append((round(top / 10), left, clean))
+        return [text for _, _, text in sorted(lines)]
+
+
+class Perceiver:
+    """Turns images, recordings and videos into a :class:`PerceptionContext`.
+
+    ``classifier``/``ocr``/``asr`` default to EfficientNet-Lite0, rapidocr and faster-whisper,
+    each loaded when first needed; pass ``ocr=False`` to skip reading text.
+    """
+
+    def __init__(
+        self,
+        *,
+        classifier: ImageClassifier | None = None,
+        ocr: OcrReader | bool = True,
+        asr: ASR | None = None,
+        captioner: ImageCaptioner | None = None,
+        top_k: int = 3,
+        min_label_prob: float = 0.05,
+        video_frames: int = 4,
+        limits: DecodeLimits | None = None,
+    ) -> None:
+        if not 1 <= top_k <= 1000 or video_frames < 1:
+            raise ConfigError("top_k must be in [1, 1000] and video_frames ≥ 1")
+        self._classifier = classifier
+        self._ocr: OcrReader | None = ocr if callable(ocr) else None
+        self.use_ocr = ocr is not False
+        self._asr = asr
+        self.captioner = captioner
+        self.top_k = top_k
+        self.min_label_prob = min_label_prob
+        self.video_frames = video_frames
+        self.limits = limits
+
+    @property
+    def classifier(self) -> ImageClassifier:
+        if self._classifier is None:
+            from omnifuse.encoders import create
+
+            self._classifier = create("effnet-lite0")  # type: ignore[assignment]
+        return self._classifier  # type: ignore[return-value]
+
+    @property
+    def ocr(self) -> OcrReader:
+        if self._ocr is None:
+            self._ocr = RapidOcrReader()
+        return self._ocr
+
+    @property
+    def asr(self) -> ASR:
+        if self._asr is None:
+            self._asr = create_asr()
+        return self._asr
+
+    def perceive(
+        self, *, image: Any = None, audio: Any = None, video: Any = None
+    ) -> PerceptionContext:
+        """Perceive whichever inputs are given (paths, bytes, PIL images, ``(wave, rate)``)."""
+        return PerceptionContext(
+            image=None if image is None else self.see(image),
+            speech=None if audio is None else self.hear(audio),
+            video=None if video is None else self.watch(video),
+        )
+
+    def see(self, raw_image: Any) -> ImagePerception:
+        """Labels, OCR text and caption of one image."""
+        image = load_image(raw_image, limits=self.limits)
+        labels = self.classifier.classify([image], k=self.top_k)[0]
+        return ImagePerception(
+            labels=keep_labels(labels, self.min_label_prob),
+            text=self.ocr(image) if self.use_ocr else [],
+            caption=self._caption(image),
+        )
+
+    def hear(self, raw_audio: Any) -> Transcript:
+        """The transcript of a recording."""
+        return self.asr.transcribe(raw_audio)
+
+    def watch(self, raw_video: Any) -> VideoPerception:
+        """Labels of evenly spaced frames, a caption of the middle one, the soundtrack's words."""
+        clip = load_video(raw_video, num_frames=self.video_frames, limits=self.limits)
+        images = [Image.fromarray(frame) for frame in clip.frames]
+        labels = self.classifier.classify(images, k=self.top_k)
+        frames = [
+            FramePerception(float(t), keep_labels(lab, self.min_label_prob))
+            for t, lab in zip(clip.frame_times.tolist(), labels, strict=True)
+        ]
+        return VideoPerception(
+            duration_s=float(clip.duration_s),
+            frames=frames,
+            transcript=self._soundtrack(clip.audio, clip.sample_rate),
+            caption=self._caption(images[len(images) // 2]),
+        )
+
+    def _soundtrack(self, audio: np.ndarray | None, sample_rate: int) -> Transcript | None:
+        if audio is None or audio.size == 0 or float(np.abs(audio).max()) < SILENCE_PEAK:
+            return None
+        return self.asr.transcribe((audio, sample_rate))
+
+    def _caption(self, image: Image.Image) -> str | None:
+        if self.captioner is None:
+            return None
+        caption = self.captioner.caption([image])[0].strip()
+        return caption or None
