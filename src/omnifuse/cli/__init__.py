@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from omnifuse.cli import ask as ask_commands
 from omnifuse.cli import data, demo, encode, info, sweep
 from omnifuse.cli import serve as serve_command
 from omnifuse.cli import train as train_commands
@@ -28,6 +29,10 @@ app.command("eval")(train_commands.evaluate)
 app.command("predict")(train_commands.predict)
 app.command("sweep")(sweep.sweep)
 app.command("serve")(serve_command.serve)
+app.command("transcribe")(ask_commands.transcribe)
+app.command("ask")(ask_commands.ask)
+app.command("chat")(ask_commands.chat)
+app.command("speak")(ask_commands.speak)
 
 
 def main() -> None:
