@@ -1,0 +1,117 @@
+"""What the API tests serve: data, a trained fusion model, an index, and the server's settings.
+
+The server runs a fusion model trained here on a small AV-digits build (seeded random CNN
+features, so training takes seconds), a FAISS index of MiniLM sentence vectors, the pretrained
+encoders, the llama.cpp Gemma model and faster-whisper, with an allowed root holding the digits
+and speech data. Limits are set low so the size checks can be hit with small inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from omnifuse.serve import ServeLimits
+
+MB = 1024 * 1024
+DIGITS_MODEL = "digits-gated"
+SENTENCES = [
+    ("a red circle on a white background", "shapes", 1),
+    ("a blue square next to a green triangle", "shapes", 2),
+    ("two yellow stars above a purple circle", "shapes", 3),
+    ("the cat sleeps on the warm windowsill", "animals", 1),
+    ("a dog chases a ball across the park", "animals", 2),
+    ("horses graze in a misty meadow at dawn", "animals", 3),
+    ("the stock market fell sharply on monday", "finance", 1),
+    ("interest rates rise to curb inflation", "finance", 2),
+    ("a recipe for tomato soup with basil", "food", 1),
+    ("fresh bread cools on the kitchen table", "food", 2),
+    ("the train to the airport leaves at noon", "travel", 1),
+    ("a ferry crosses the harbour in the rain", "travel", 2),
+]
+LIMITS = ServeLimits(
+    max_body_bytes=2 * MB,
+    max_media_bytes=1 * MB,
+    max_items=64,
+    max_image_pixels=4_000_000,
+    max_audio_seconds=30.0,
+    max_tokens=64,
+    request_timeout_s=120.0,
+)
+
+
+@dataclass(frozen=True)
+class ServeData:
+    root: Path
+    digits: Path
+    models: Path
+    index: Path
+    speech: Path
+
+    def digit_rows(self) -> list[dict[str, object]]:
+        lines = (self.digits / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def speech_rows(self) -> list[dict[str, object]]:
+        lines = (self.speech / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def train_digits_model(digits: Path, out: Path) -> None:
+    """A gated-fusion digit classifier on cached features of seeded random CNN encoders."""
+    from omnifuse.train.recipe import RunConfig, run
+
+    config = RunConfig.from_dict(
+        {
+            "data": {"manifest": str(digits / "manifest.jsonl"), "target": "label"},
+            "encoders": {
+                "image": {"name": "cnn-image", "image_size": 16, "channels": [32]},
+                "audio": {"name": "logmel-cnn"},
+            },
+            "cache": {"dir": str(out / "cache"), "batch_size": 32, "tokens": False},
+            "model": {
+                "task": "classification",
+                "fusion": "gated",
+                "fusion_cfg": {"dim": 32},
+                "head": "classifier",
+            },
+            "train": {"epochs": 8, "batch_size": 16, "seed": 0, "progress": False},
+            "output": str(out / "models" / DIGITS_MODEL),
+        }
+    )
+    run(config)
+
+
+def build_sentence_index(out: Path) -> None:
+    """A FAISS exact index of MiniLM vectors of :data:`SENTENCES`, with metadata."""
+    from omnifuse.encoders import create
+    from omnifuse.index import create_index
+
+    encoder = create("minilm")
+    vectors = encoder.encode([s for s, _, _ in SENTENCES]).pooled.numpy()
+    index = create_index("faiss-flat", out, dim=vectors.shape[1], metric="ip")
+    index.add(
+        [f"s{i:02d}" for i in range(len(SENTENCES))],
+        vectors,
+        [
+            {"modality": "text", "source": text, "label": topic, "rank": rank}
+            for text, topic, rank in SENTENCES
+        ],
+    )
+    index.close()
+
+
+def build_serve_data(root: Path) -> ServeData:
+    """Everything the server reads, under ``root`` (the allowed root is ``root/allowed``)."""
+    from omnifuse.data.builders import build
+
+    allowed = root / "allowed"
+    digits = allowed / "digits"
+    build("av-digits", digits, seed=0, size=60)
+    speech = allowed / "speech"
+    build("speech-test", speech)
+    work = root / "work"
+    train_digits_model(digits, work)
+    build_sentence_index(root / "index")
+    return ServeData(allowed, digits, work / "models", root / "index", speech)
