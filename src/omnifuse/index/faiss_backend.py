@@ -297,6 +297,16 @@ class FaissIndex(VectorIndex):
             self._snapshot()
 
     def _snapshot(self) -> None:
+        """Write the next generation. If that fails midway the files on disk are still
+        consistent but this object may not know which generation is current, so it closes
+        itself and the folder must be reopened."""
+        try:
+            self._write_generation()
+        except BaseException:
+            self._release()
+            raise
+
+    def _write_generation(self) -> None:
         generation = self._generation + 1
         structured = self.backend == "faiss-hnsw" or self._trained
         blob = self._faiss.serialize_index(self._index).tobytes() if structured else None
@@ -315,10 +325,13 @@ class FaissIndex(VectorIndex):
                 if not self._read_only:
                     self.flush()
             finally:
-                if self._wal is not None:
-                    self._wal.close()
-                self._folder_lock.release()
-                self._closed = True
+                self._release()
+
+    def _release(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
+        self._folder_lock.release()
+        self._closed = True
 
     # -- reading -------------------------------------------------------------------------------
 

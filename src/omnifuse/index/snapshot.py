@@ -93,7 +93,7 @@ def read_snapshot(folder: Path, dim: int) -> Snapshot:
         vectors = np.load(vectors_file, allow_pickle=False)
         entries = [json.loads(line) for line in items_file.read_text("utf-8").splitlines()]
         blob = faiss_file.read_bytes() if pointer.get("faiss") else None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise _corrupt(folder, f"generation {generation} is unreadable: {err}") from err
     if vectors.shape != (rows, dim) or len(entries) != rows:
         raise _corrupt(
