@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from omnifuse.serve import ServeConfig, ServeLimits
 from web_fixtures import (
     CHROMIUM,
     FUSION_MODEL,
@@ -28,6 +26,8 @@ from web_fixtures import (
     train_fusion_model,
     web_app,
 )
+
+from omnifuse.serve import ServeConfig, ServeLimits
 
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -123,7 +123,8 @@ def test_page_answers_a_question_about_an_uploaded_image(
 
     chart = page.get_by_role("img", name="Modality contributions")
     expect(chart.locator("rect")).to_have_count(2, timeout=TIMEOUT_MS)
-    bars = sorted(str(r.get_attribute("aria-label")).split()[0] for r in chart.locator("rect").all())
+    labels = [str(r.get_attribute("aria-label")) for r in chart.locator("rect").all()]
+    bars = sorted(label.split()[0] for label in labels)
     assert bars == ["image", "question"]
     expect(page.locator("#prediction")).to_contain_text("Prediction: ")
 
