@@ -1,0 +1,168 @@
+"""Fill an index from a manifest: every modality cell of every sample becomes one item.
+
+An item's id is ``<sample id>:<column>`` (the sample id from the manifest's id column, else
+``<manifest stem>-<position>``), its vector the embedder's output for the cell, and its metadata
+``modality``, ``column``, ``source`` (the text itself or the media path), ``sample``, ``split``
+and ``label`` (the first label column; every label column also under its own name). Items the
+embedder rejects are skipped and reported, never fatal; each batch is durable once added.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from omnifuse.data.manifest import Manifest, load_manifest
+from omnifuse.errors import ConfigError, InputError
+from omnifuse.index.base import VectorIndex
+from omnifuse.progress import track
+
+
+class Embedder(Protocol):
+    """What ingest needs of a model: ``omnifuse.align.AlignedModel`` is one."""
+
+    @property
+    def modalities(self) -> tuple[str, ...]: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, modality: str, raws: Sequence[Any], *, batch_size: int = 32) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    modality: str
+    raw: Any
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    id: str
+    error: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    skipped: list[SkippedItem] = field(default_factory=list)
+    bad_lines: int = 0
+    seconds: float = 0.0
+
+    @property
+    def items_per_second(self) -> float:
+        return self.added / self.seconds if self.seconds > 0 else 0.0
+
+
+def manifest_items(
+    manifest: Manifest, modalities: Sequence[str], columns: Sequence[str] | None = None
+) -> list[Item]:
+    """The items of ``manifest`` for the columns whose kind the embedder handles."""
+    kinds = manifest.schema.modalities
+    chosen = list(columns) if columns else [c for c, k in kinds.items() if k in modalities]
+    for column in chosen:
+        if column not in kinds:
+            raise ConfigError(f"{column!r} is not a modality column of the manifest ({kinds})")
+        if kinds[column] not in modalities:
+            raise ConfigError(
+                f"column {column!r} holds {kinds[column]}; the model embeds {list(modalities)}"
+            )
+    if not chosen:
+        raise ConfigError(f"no manifest column holds a modality the model embeds {modalities}")
+    items = []
+    for position, sample in enumerate(manifest.samples):
+        sample_id = _sample_id(manifest, sample, position)
+        base = _sample_metadata(manifest, sample, sample_id)
+        for column in chosen:
+            value = sample.get(column)
+            if value is None or value == "":
+                continue
+            meta = {"modality": kinds[column], "column": column, "source": str(value), **base}
+            items.append(Item(f"{sample_id}:{column}", kinds[column], value, meta))
+    return items
+
+
+def _sample_id(manifest: Manifest, sample: dict[str, Any], position: int) -> str:
+    column = manifest.schema.id
+    if column and sample.get(column) not in (None, ""):
+        return str(sample[column])
+    return f"{manifest.path.stem}-{position}"
+
+
+def _sample_metadata(manifest: Manifest, sample: dict[str, Any], sample_id: str) -> dict[str, Any]:
+    schema = manifest.schema
+    meta: dict[str, Any] = {"sample": sample_id}
+    if schema.split and sample.get(schema.split) is not None:
+        meta["split"] = sample[schema.split]
+    for position, column in enumerate(schema.labels):
+        if column in sample:
+            meta[column] = sample[column]
+            if position == 0:
+                meta["label"] = sample[column]
+    return meta
+
+
+def _batches(items: list[Item], size: int) -> Iterator[list[Item]]:
+    by_modality: dict[str, list[Item]] = {}
+    for item in items:
+        by_modality.setdefault(item.modality, []).append(item)
+    for group in by_modality.values():
+        for start in range(0, len(group), size):
+            yield group[start : start + size]
+
+
+def embed_batch(
+    embedder: Embedder, batch: list[Item], batch_size: int
+) -> tuple[list[Item], np.ndarray, list[SkippedItem]]:
+    """Embed one batch of one modality; if it fails, embed item by item to skip only the bad."""
+    modality = batch[0].modality
+    try:
+        vectors = embedder.embed(modality, [i.raw for i in batch], batch_size=batch_size)
+        return batch, vectors, []
+    except InputError:
+        pass
+    kept, rows, skipped = [], [], []
+    for item in batch:
+        try:
+            rows.append(embedder.embed(modality, [item.raw], batch_size=1))
+            kept.append(item)
+        except InputError as err:
+            skipped.append(SkippedItem(item.id, type(err).__name__, err.reason))
+    vectors = np.concatenate(rows) if rows else np.zeros((0, embedder.dim), np.float32)
+    return kept, vectors, skipped
+
+
+def ingest_manifest(
+    index: VectorIndex,
+    manifest_path: Path | str,
+    embedder: Embedder,
+    *,
+    columns: Sequence[str] | None = None,
+    batch_size: int = 32,
+) -> IngestReport:
+    """Embed the manifest's items and add them to ``index`` batch by batch (see module doc)."""
+    if embedder.dim != index.dim:
+        raise ConfigError(
+            f"the model embeds in {embedder.dim} dimensions, the index holds {index.dim}"
+        )
+    start = time.perf_counter()
+    manifest = load_manifest(manifest_path)
+    items = manifest_items(manifest, embedder.modalities, columns)
+    report = IngestReport(bad_lines=manifest.skipped_lines)
+    batches = list(_batches(items, batch_size))
+    for batch in track(batches, f"indexing {len(items)} items"):
+        kept, vectors, skipped = embed_batch(embedder, batch, batch_size)
+        report.skipped.extend(skipped)
+        if kept:
+            index.add([i.id for i in kept], vectors, [i.metadata for i in kept])
+            report.added += len(kept)
+    report.seconds = time.perf_counter() - start
+    return report
