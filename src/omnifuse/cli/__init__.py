@@ -8,6 +8,7 @@ import typer
 
 from omnifuse.cli import ask as ask_commands
 from omnifuse.cli import data, demo, encode, info, sweep
+from omnifuse.cli import index as index_commands
 from omnifuse.cli import serve as serve_command
 from omnifuse.cli import train as train_commands
 from omnifuse.cli.render import console_err
@@ -24,6 +25,7 @@ app.command("info")(info.info)
 app.command("demo")(demo.demo)
 app.command("encode")(encode.encode)
 app.add_typer(data.app, name="data")
+app.add_typer(index_commands.app, name="index")
 app.command("train")(train_commands.train)
 app.command("eval")(train_commands.evaluate)
 app.command("predict")(train_commands.predict)
