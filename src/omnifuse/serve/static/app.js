@@ -13,6 +13,7 @@ const state = {
   image: null, // {dataUrl, name}
   audio: null, // {base64, format, url, name}
   models: [],
+  searchable: false,
   recorder: null,
   controller: null,
 };
@@ -287,7 +288,8 @@ async function loadStatus() {
   const status = $("server-status");
   try {
     const health = await getJson("/healthz");
-    status.textContent = `Server ${health.status || "ok"}`;
+    state.searchable = Boolean(health.index);
+    status.textContent = `Server ${health.status || "ok"}${health.index ? " · index loaded" : ""}`;
   } catch (err) {
     status.textContent = `Server unreachable: ${err.message}`;
     return;
@@ -341,18 +343,11 @@ function labelText(value) {
   return String(value);
 }
 
-/** Context fields the server may attach to a chunk: perception and transcript extras. */
+/** What the assistant perceived, from the `omnifuse` extras of a chunk or a response. */
 function contextOf(chunk) {
-  const extra = chunk.omnifuse || chunk.context || chunk.extras || null;
+  const extra = chunk.omnifuse;
   if (!extra || typeof extra !== "object") return null;
-  const ctx = extra.context && typeof extra.context === "object" ? { ...extra, ...extra.context } : extra;
-  return {
-    question: ctx.question,
-    transcript: ctx.transcript,
-    "image labels": ctx.image_labels ?? ctx.labels,
-    "text in image": ctx.ocr_text ?? ctx.ocr,
-    caption: ctx.caption,
-  };
+  return { question: extra.question, transcript: extra.transcript, perceived: extra.context };
 }
 
 async function streamAnswer(question, signal) {
@@ -408,11 +403,18 @@ async function ask(event) {
 
 // ---------------------------------------------------------------- contributions
 
-function predictInputs(question) {
+function audioDataUrl() {
+  return `data:audio/${state.audio.format};base64,${state.audio.base64}`;
+}
+
+/** The attached inputs keyed by modality, restricted to the modalities the model reads. */
+function predictInputs(model, question) {
+  const card = state.models.find((m) => m.id === model);
+  const reads = new Set(card && Array.isArray(card.modalities) ? card.modalities : ["text", "image", "audio"]);
   const inputs = {};
-  if (question) inputs.text = question;
-  if (state.image) inputs.image = state.image.dataUrl;
-  if (state.audio) inputs.audio = `data:audio/${state.audio.format};base64,${state.audio.base64}`;
+  if (question && reads.has("text")) inputs.text = question;
+  if (state.image && reads.has("image")) inputs.image = state.image.dataUrl;
+  if (state.audio && reads.has("audio")) inputs.audio = audioDataUrl();
   return inputs;
 }
 
@@ -423,11 +425,16 @@ async function showContributions(question, signal) {
     panel.hidden = true;
     return;
   }
+  const inputs = predictInputs(model, question);
   panel.hidden = false;
-  $("prediction").textContent = "Predicting…";
   $("contributions").replaceChildren();
+  if (!Object.keys(inputs).length) {
+    $("prediction").textContent = `Model ${model} reads none of the attached inputs.`;
+    return;
+  }
+  $("prediction").textContent = "Predicting…";
   try {
-    const body = await postJson("/v1/predict", { model, inputs: predictInputs(question), explain: true }, signal);
+    const body = await postJson("/v1/predict", { model, inputs, explain: true }, signal);
     const result = Array.isArray(body.data) ? body.data[0] : body;
     $("prediction").textContent = predictionText(result);
     drawBars($("contributions"), contributionsOf(result));
@@ -493,42 +500,55 @@ function drawBars(container, entries) {
 
 // ---------------------------------------------------------------- nearest items
 
+/** Queries to try, best first: the image, then the question, then the audio. */
 function searchQueries(question) {
   const queries = [];
-  if (state.image) queries.push({ type: "image", data: state.image.dataUrl });
-  if (question) queries.push({ type: "text", text: question });
-  if (!queries.length && state.audio) {
-    queries.push({ type: "audio", data: `data:audio/${state.audio.format};base64,${state.audio.base64}` });
-  }
+  if (state.image) queries.push({ image: state.image.dataUrl });
+  if (question) queries.push({ text: question });
+  if (state.audio) queries.push({ audio: audioDataUrl() });
   return queries;
+}
+
+function listItem(text) {
+  return Object.assign(document.createElement("li"), { textContent: text });
+}
+
+/** The first query whose modality the index can be searched with; others are skipped. */
+async function searchFirstUsable(queries, signal) {
+  let lastError = null;
+  for (const query of queries) {
+    try {
+      return { modality: Object.keys(query)[0], body: await postJson("/v1/search", { query, k: NEIGHBOURS_K }, signal) };
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      lastError = err;
+      if (!/unsupported|dimension|no loaded model embeds/i.test(err.message)) break;
+    }
+  }
+  throw lastError;
 }
 
 async function showNeighbours(question, signal) {
   const panel = $("neighbours-panel");
   const list = $("neighbours");
-  const query = searchQueries(question)[0];
-  if (!query || !state.searchable) {
+  const queries = searchQueries(question);
+  if (!queries.length || !state.searchable) {
     panel.hidden = true;
     return;
   }
   list.replaceChildren();
   try {
-    const body = await postJson("/v1/search", { query, k: NEIGHBOURS_K }, signal);
-    const hits = hitsOf(body);
+    const { modality, body } = await searchFirstUsable(queries, signal);
+    const hits = Array.isArray(body.data) ? body.data : [];
+    list.setAttribute("aria-description", `searched by ${modality}`);
     hits.forEach((hit) => list.append(neighbourItem(hit)));
-    if (!hits.length) list.append(Object.assign(document.createElement("li"), { textContent: "No items." }));
+    if (!hits.length) list.append(listItem("No items."));
     panel.hidden = false;
   } catch (err) {
     if (err.name === "AbortError") return;
-    list.append(Object.assign(document.createElement("li"), { textContent: `Search failed: ${err.message}` }));
+    list.append(listItem(`Search failed: ${err.message}`));
     panel.hidden = false;
   }
-}
-
-function hitsOf(body) {
-  const data = body.data ?? body.results ?? body.hits ?? [];
-  const first = Array.isArray(data) && data.length && Array.isArray(data[0].hits) ? data[0].hits : data;
-  return Array.isArray(first) ? first : [];
 }
 
 function neighbourItem(hit) {
