@@ -70,7 +70,9 @@ class HFLLM(LLM):
         if not messages:
             raise EmptyInputError("the conversation has no messages", modality="text")
         prompt, extra_stops = self.render_chat(messages)
-        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        # a chat template writes the special tokens itself; a plain transcript is a raw prompt
+        templated = bool(getattr(self.tokenizer, "chat_template", None))
+        ids = self.tokenizer(prompt, add_special_tokens=not templated)["input_ids"]
         return self._decode(list(ids), config or GenerationConfig(), extra_stops)
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> tuple[str, tuple[str, ...]]:
