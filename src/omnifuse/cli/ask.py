@@ -30,7 +30,7 @@ CHAT_HELP = """Type a question, or a command:
   /audio PATH [QUESTION] ask the question spoken in PATH (or ask QUESTION about that recording)
   /context               show what is attached
   /reset                 forget attachments and history
-  /quit                  leave (so does an empty line at end of input)"""
+  /quit                  leave (so does the end of input)"""
 
 LlmOption = Annotated[str, typer.Option("--llm", help="LLM backend: llama-cpp, hf or openai.")]
 LlmConfigOption = Annotated[
