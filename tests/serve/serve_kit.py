@@ -115,3 +115,14 @@ def build_serve_data(root: Path) -> ServeData:
     train_digits_model(digits, work)
     build_sentence_index(root / "index")
     return ServeData(allowed, digits, work / "models", root / "index", speech)
+
+
+def media_files(data: ServeData) -> dict[str, tuple[int, dict[str, str], bytes]]:
+    """What the stand-in remote host answers: a digit image, a redirect, an oversized file."""
+    row = data.digit_rows()[0]
+    image = (data.digits / str(row["image"])).read_bytes()
+    return {
+        "/digit.png": (200, {"Content-Type": "image/png"}, image),
+        "/moved.png": (302, {"Location": "http://example.com/digit.png"}, b""),
+        "/huge.bin": (200, {}, b"\0" * (LIMITS.max_media_bytes + 1)),
+    }

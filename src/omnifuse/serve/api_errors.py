@@ -185,6 +185,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
         message = f"no such endpoint: {request.method} {request.url.path}"
+    if exc.status_code == 400 and message == "There was an error parsing the body":
+        message = "the request body cannot be parsed (invalid UTF-8, or JSON nested too deeply)"
     if exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
     return error_response(exc.status_code, message, None, dict(exc.headers or {}) or None)

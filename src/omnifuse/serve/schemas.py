@@ -61,8 +61,10 @@ class EmbeddingPart(Strict):
         given = [n for n in ("text", "data", "url", "path") if getattr(self, n) is not None]
         wanted = ["text"] if self.type == "text" else ["data", "url", "path"]
         if len(given) != 1 or given[0] not in wanted:
+            article = "an" if self.type in ("image", "audio") else "a"
             raise ValueError(
-                f"a {self.type} input needs exactly one of {', '.join(wanted)} (got {given})"
+                f"{article} {self.type} input needs exactly one of {', '.join(wanted)} "
+                f"(got {given or 'none'})"
             )
         return self
 
@@ -143,24 +145,10 @@ class PredictResponse(BaseModel):
 # -- search -------------------------------------------------------------------------------------
 
 
-class RangeFilter(Strict):
-    gte: float | str | None = Field(default=None, alias="$gte")
-    gt: float | str | None = Field(default=None, alias="$gt")
-    lte: float | str | None = Field(default=None, alias="$lte")
-    lt: float | str | None = Field(default=None, alias="$lt")
-
-    @model_validator(mode="after")
-    def _some_bound(self) -> RangeFilter:
-        if all(v is None for v in (self.gte, self.gt, self.lte, self.lt)):
-            raise ValueError("a range needs at least one of $gte, $gt, $lte, $lt")
-        return self
-
-    def as_filter(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True)
-
-
 Scalar = str | int | float | bool
-FilterValue = Scalar | list[Scalar] | RangeFilter
+Operator = Annotated[str, Field(pattern=r"^\$[a-z]{2,5}$")]
+FilterValue = Scalar | list[Scalar] | dict[Operator, Scalar | list[Scalar]]
+"""A value (equality), a list (membership) or operators: ``{"$gte": 2, "$lt": 5}``."""
 
 
 class SearchQuery(Strict):
@@ -285,12 +273,14 @@ class Choice(BaseModel):
 
 
 class ChatExtras(BaseModel):
-    """What the assistant perceived: the question it answered, the speech transcript, and
-    the perception context given to the LLM."""
+    """What the assistant perceived — the question it answered, the speech transcript, the
+    perception context given to the LLM — and, once the reply ends, its short ``answer`` (the
+    reply post-processed to what the question asks for, e.g. one word)."""
 
     question: str | None = None
     transcript: str | None = None
     context: str | None = None
+    answer: str | None = None
 
 
 class ChatResponse(BaseModel):
