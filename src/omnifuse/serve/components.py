@@ -186,14 +186,10 @@ class Components:
         return self.load("index", self._load_index)
 
     def _load_index(self) -> Any:
-        try:
-            from omnifuse import index as indexes
+        from omnifuse.index import open_index
 
-            open_index: Callable[[Path], Any] = indexes.open_index
-        except (ModuleNotFoundError, AttributeError):
-            raise MissingDependencyError("vector indexes (omnifuse.index)") from None
         assert self.config.index_dir is not None
-        return open_index(Path(self.config.index_dir))
+        return open_index(Path(self.config.index_dir), read_only=True)
 
     def asr(self, model: str | None = None) -> Any:
         """The speech recogniser for a transcription ``model`` name (default: the configured)."""

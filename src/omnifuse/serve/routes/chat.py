@@ -41,7 +41,6 @@ from omnifuse.serve.schemas import (
 from omnifuse.serve.state import ServerState, state_of
 
 router = APIRouter(tags=["chat"])
-DEFAULT_MAX_TOKENS = 128
 LLM_THREAD = "llm"
 
 
@@ -120,15 +119,21 @@ def decode_turn(state: ServerState, turn: Turn) -> Turn:
 
 
 def generation_config(state: ServerState, body: ChatRequest) -> Any:
+    """The request's sampling settings; what it leaves out follows the assistant's defaults
+    (greedy, one line: the short answers its prompts ask for)."""
+    from omnifuse.llm.assistant import DEFAULT_GENERATION
     from omnifuse.llm.base import GenerationConfig
 
-    max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS
+    max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_GENERATION.max_tokens
     cap = state.config.limits.max_tokens
     if max_tokens > cap:
         raise APIError(422, f"max_tokens={max_tokens} is over this server's limit of {cap}")
-    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
-    if len(stop) > 4:
-        raise APIError(422, "stop may hold at most 4 sequences")
+    if body.stop is None:
+        stop = tuple(DEFAULT_GENERATION.stop)
+    else:
+        stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
+    if len(stop) > 4 or any(not s for s in stop):
+        raise APIError(422, "stop holds at most 4 sequences, none of them empty")
     return GenerationConfig(
         max_tokens=max_tokens,
         temperature=0.0 if body.temperature is None else body.temperature,
@@ -148,6 +153,7 @@ class PieceStream:
         self.loop = loop
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.cancelled = threading.Event()
+        self.finished = False
 
     def pump(self) -> None:
         """Runs on the LLM thread until the answer ends or the client goes away."""
@@ -156,6 +162,8 @@ class PieceStream:
                 if self.cancelled.is_set():
                     break
                 self.loop.call_soon_threadsafe(self.queue.put_nowait, piece)
+            else:
+                self.finished = True
         except Exception as err:  # handed to the response, which reports it
             self.loop.call_soon_threadsafe(self.queue.put_nowait, err)
         finally:
@@ -249,7 +257,8 @@ async def sse_events(
             yield chunk(completion_id, created, body.model, {"content": piece}, None)
             if time.monotonic() > deadline:
                 raise APIError(504, "the answer took longer than the request timeout")
-        yield chunk(completion_id, created, body.model, {}, "stop")
+        closing = ChatExtras(answer=short_answer_of(stream, pieces))
+        yield chunk(completion_id, created, body.model, {}, "stop", closing)
     except Exception as err:
         known = as_api_error(err) or APIError(500, f"generation failed ({type(err).__name__})")
         yield f"data: {json.dumps(error_body(known.status, known.message, known.code))}\n\n"
@@ -258,7 +267,19 @@ async def sse_events(
     yield "data: [DONE]\n\n"
 
 
-async def complete(state: ServerState, body: ChatRequest, stream: Any) -> str:
+def short_answer_of(stream: Any, pieces: PieceStream) -> str | None:
+    """The assistant's post-processed answer, when the stream ran to its end."""
+    finish = getattr(stream, "answer", None)
+    if not pieces.finished or not callable(finish):
+        return None
+    try:
+        return str(finish().text)
+    except Exception:  # an unfinished stream has no answer
+        return None
+
+
+async def complete(state: ServerState, body: ChatRequest, stream: Any) -> tuple[str, str | None]:
+    """The whole reply, and the assistant's short answer."""
     pieces = PieceStream(iter(stream), asyncio.get_running_loop())
     state.components.serial_executor(LLM_THREAD).submit(pieces.pump)
 
@@ -266,11 +287,12 @@ async def complete(state: ServerState, body: ChatRequest, stream: Any) -> str:
         return "".join([piece async for piece in pieces])
 
     try:
-        return await asyncio.wait_for(collect(), state.config.limits.request_timeout_s)
+        text = await asyncio.wait_for(collect(), state.config.limits.request_timeout_s)
     except asyncio.TimeoutError:
         raise APIError(504, "the answer took longer than the request timeout") from None
     finally:
         pieces.cancelled.set()
+    return text, short_answer_of(stream, pieces)
 
 
 @router.post("/v1/chat/completions", response_model=ChatResponse)
@@ -285,7 +307,7 @@ async def chat_completions(body: ChatRequest, request: Request) -> Any:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    text = await complete(state, body, stream)
+    text, extras.answer = await complete(state, body, stream)
     return ChatResponse(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),

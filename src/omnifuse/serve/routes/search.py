@@ -15,7 +15,6 @@ from omnifuse.serve.inputs import decode, fetch_input
 from omnifuse.serve.routes.embeddings import embed_prepared
 from omnifuse.serve.schemas import (
     MediaRef,
-    RangeFilter,
     SearchHit,
     SearchQuery,
     SearchRequest,
@@ -32,16 +31,6 @@ def query_of(body: SearchRequest) -> tuple[str, str | MediaRef]:
     query: SearchQuery = body.query
     value = getattr(query, query.modality)
     return query.modality, value
-
-
-def index_filter(body: SearchRequest) -> dict[str, Any] | None:
-    """The request's filter in the index's terms (ranges keyed ``$gte``, ``$lt``, ...)."""
-    if not body.filter:
-        return None
-    return {
-        field: value.as_filter() if isinstance(value, RangeFilter) else value
-        for field, value in body.filter.items()
-    }
 
 
 def query_embedder(state: ServerState, modality: str, model: str, dim: int) -> Embedder:
@@ -104,7 +93,7 @@ async def search(body: SearchRequest, request: Request) -> SearchResponse:
     prepared = await run_in_threadpool(prepare)
     (vector,) = await embed_prepared(state, embedder, modality, [prepared])
     hits = await state.components.serial(
-        "index", run_search, index, vector, body.k, index_filter(body)
+        "index", run_search, index, vector, body.k, body.filter or None
     )
     return SearchResponse(
         model=embedder.id,
