@@ -19,6 +19,9 @@ import pytest
 from omnifuse.llm import LLM, create_llm
 
 SERVER_START_S = 120.0
+CHAT_FORMAT = "vicuna"
+"""The server's chat format: the GGUF has no template, and Gemma-3-270M (a base model) answers
+a ``USER: … ASSISTANT:`` transcript sensibly, where the server's Llama-2 fallback gets nothing."""
 TINY_SENTENCES = (
     "the capital of france is paris.",
     "the capital of italy is rome.",
@@ -49,7 +52,7 @@ def gemma(gguf_path: Path) -> Iterator[LLM]:
 @pytest.fixture(scope="session")
 def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL (``http://127.0.0.1:PORT/v1``) of ``python -m llama_cpp.server`` serving the
-    default GGUF; started once per session and stopped at the end."""
+    default GGUF (model id: its path); started once per session and stopped at the end."""
     pytest.importorskip("llama_cpp.server")
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
@@ -67,6 +70,8 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "2048",
         "--seed",
         "0",
+        "--chat_format",
+        CHAT_FORMAT,
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)

@@ -9,7 +9,7 @@ typed omnifuse error it turns into, so a caller sees why a request was refused.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -87,22 +87,50 @@ class OpenAICompatLLM(LLM):
         return models[0]
 
     def _complete(self, prompt: str, options: dict[str, Any]) -> Iterator[str]:
-        chunks = self.client.completions.create(
-            model=self.model, prompt=prompt, stream=True, **options
-        )
-        with chunks:
-            for chunk in chunks:
-                if chunk.choices and chunk.choices[0].text:
-                    yield chunk.choices[0].text
+        def request(stream: bool) -> Any:
+            return self.client.completions.create(
+                model=self.model, prompt=prompt, stream=stream, **options
+            )
+
+        return self._streamed(request, chat=False)
 
     def _chat(self, turns: list[dict[str, str]], options: dict[str, Any]) -> Iterator[str]:
-        chunks = self.client.chat.completions.create(
-            model=self.model, messages=turns, stream=True, **options
-        )
-        with chunks:
+        def request(stream: bool) -> Any:
+            return self.client.chat.completions.create(
+                model=self.model, messages=turns, stream=stream, **options
+            )
+
+        return self._streamed(request, chat=True)
+
+    def _streamed(self, request: Callable[[bool], Any], *, chat: bool) -> Iterator[str]:
+        """Text pieces of a streamed reply, which must end with a ``finish_reason``.
+
+        Some servers (llama-cpp-python's among them) check a request only after the event
+        stream has begun, and on failure just close it: a stream that ends before any text
+        and without a finish reason is asked again without streaming, so the server reports
+        its error as an HTTP status with a message.
+        """
+        finished = produced = False
+        with request(True) as chunks:
             for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                piece = choice.delta.content if chat else choice.text
+                if piece:
+                    produced = True
+                    yield piece
+                finished = finished or bool(choice.finish_reason)
+        if finished:
+            return
+        if produced:
+            raise LLMServerError(
+                f"OpenAI-compatible server {self.base_url} broke off the reply mid-stream"
+            )
+        choice = request(False).choices[0]
+        text = choice.message.content if chat else choice.text
+        if text:
+            yield text
 
     def _guarded(self, pieces: Iterator[str]) -> Iterator[str]:
         try:
