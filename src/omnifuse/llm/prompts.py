@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from omnifuse.eval.text_metrics import normalize_answer
 from omnifuse.llm.base import ChatMessage
 
 SYSTEM_PROMPT = (
@@ -41,25 +40,13 @@ FEW_SHOT: tuple[tuple[str, str, str], ...] = (
 """(notes, question, answer) examples shown before the real question."""
 
 QuestionKind = Literal["yes-no", "count", "colour", "choice", "open"]
-COLOURS = [
-    "red",
-    "orange",
-    "yellow",
-    "green",
-    "cyan",
-    "blue",
-    "purple",
-    "violet",
-    "pink",
-    "magenta",
-    "brown",
-    "black",
-    "white",
-    "grey",
-    "gray",
-    "gold",
-    "silver",
-]
+COLOURS = frozenset(
+    "red orange yellow green cyan blue purple violet pink magenta brown black white grey gray "  # noqa: SIM905
+    "gold silver".split()
+)
+NUMBER_WORDS = tuple(
+    "zero one two three four five six seven eight nine ten eleven twelve".split()  # noqa: SIM905
+)
 _YES_NO_START = re.compile(
     r"^(is|are|was|were|am|do|does|did|can|could|will|would|should|has|have|had)\b", re.I
 )
@@ -140,5 +127,6 @@ def short_answer(raw: str, question: str) -> str:
 
 def _as_digits(word: str) -> str | None:
     """``"3"``/``"three"`` → ``"3"``; None for a word that is not a number."""
-    digits = normalize_answer(word)
-    return str(int(digits)) if digits.isdigit() else None
+    if word.isdigit():
+        return str(int(word))
+    return str(NUMBER_WORDS.index(word)) if word in NUMBER_WORDS else None
