@@ -65,11 +65,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+def playwright() -> Iterator[Any]:
+    with sync_api.sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    chromium = launch_chromium(playwright)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -131,6 +136,7 @@ def test_page_answers_a_question_about_an_uploaded_image(
     nearest = page.get_by_role("list", name="Nearest indexed items").locator("li")
     expect(nearest).to_have_count(5, timeout=TIMEOUT_MS)
     expect(nearest.first.locator("img")).to_be_visible()
+    expect(page.locator("#neighbours-by")).to_have_text("Searched by text.")
     scores = [float(t) for t in nearest.locator(".score").all_text_contents()]
     assert scores == sorted(scores, reverse=True)
 
@@ -195,10 +201,11 @@ def test_page_answers_a_spoken_question_from_an_audio_file(
     expect(page.get_by_role("alert")).to_be_hidden()
     perceived = page.get_by_label("What the model perceived")
     expect(perceived).to_contain_text("transcript")
-    transcript = perceived.locator("dt:text-is('transcript') + dd").text_content() or ""
-    spoken = set(row["question"].rstrip("?").split())
-    heard = set(transcript.lower().replace("?", "").replace(",", "").split())
-    assert len(spoken & heard) >= len(spoken) - 1, (row["question"], transcript)
+    transcript = transcript_shown(page)
+    assert len(shared_words(row["question"], transcript)) >= len(row["question"].split()) - 1, (
+        row["question"],
+        transcript,
+    )
     save_screenshot(page, "spoken-question", tmp_path, request)
 
 
@@ -211,41 +218,83 @@ def test_record_button_says_when_the_microphone_is_refused(page: Any) -> None:
     )
 
 
+@pytest.fixture
+def microphone_page(playwright: Any, site: Site) -> Iterator[Any]:
+    """A page in a Chromium whose fake microphone plays the first world question once."""
+    wav = site.world / first_vqa_row(site.world)["question_audio"]
+    browser = launch_chromium(
+        playwright,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
+    )
+    try:
+        page = browser.new_context(permissions=["microphone"]).new_page()
+        page.goto(site.url + "/")
+        yield page
+    finally:
+        browser.close()
+
+
+def transcript_shown(page: Any) -> str:
+    perceived = page.get_by_label("What the model perceived")
+    return str(perceived.locator("dt:text-is('transcript') + dd").text_content() or "")
+
+
+def shared_words(question: str, transcript: str) -> set[str]:
+    spoken = set(question.lower().rstrip("?").split())
+    heard = set(transcript.lower().replace("?", "").replace(",", "").replace(".", "").split())
+    return spoken & heard
+
+
 def test_recorded_question_becomes_a_wav_attachment(
-    site: Site, tmp_path: Path, request: pytest.FixtureRequest
+    microphone_page: Any, site: Site, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Chromium's fake microphone plays a world question: the page records it (WebM/Opus) and
-    converts it to 16 kHz WAV, which the server transcribes."""
-    row = first_vqa_row(site.world)
-    wav = site.world / row["question_audio"]
-    with sync_api.sync_playwright() as playwright:
-        browser = launch_chromium(
-            playwright,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}%noloop",
-        )
-        try:
-            context = browser.new_context(permissions=["microphone"])
-            page = context.new_page()
-            page.goto(site.url + "/")
-            set_answer_tokens(page, 8)
-            record = page.get_by_role("button", name="Record question")
-            record.click()
-            expect(page.get_by_role("button", name="Stop recording")).to_be_visible()
-            page.wait_for_timeout(3000)
-            page.get_by_role("button", name="Stop recording").click()
-            expect(page.get_by_label("Attached audio")).to_be_visible(timeout=TIMEOUT_MS)
-            src = str(page.get_by_label("Attached audio").get_attribute("src"))
-            assert src.startswith("blob:")
-            page.get_by_role("button", name="Ask").click()
-            wait_for_answer(page)
-            expect(page.get_by_role("alert")).to_be_hidden()
-            perceived = page.get_by_label("What the model perceived")
-            transcript = perceived.locator("dt:text-is('transcript') + dd").text_content() or ""
-            spoken = set(row["question"].rstrip("?").split())
-            heard = set(transcript.lower().replace("?", "").replace(",", "").split())
-            assert len(spoken & heard) >= len(spoken) // 2, (row["question"], transcript)
-            save_screenshot(page, "recorded-question", tmp_path, request)
-        finally:
-            browser.close()
+    """The page records the fake microphone (WebM/Opus in Chromium), converts it to 16 kHz WAV
+    for the API, and the server transcribes the question from it."""
+    page = microphone_page
+    question = first_vqa_row(site.world)["question"]
+    set_answer_tokens(page, 8)
+    page.get_by_role("button", name="Record question").click()
+    stop = page.get_by_role("button", name="Stop recording")
+    expect(stop).to_have_attribute("aria-pressed", "true")
+    page.wait_for_timeout(3000)
+    stop.click()
+    player = page.get_by_label("Attached audio")
+    expect(player).to_be_visible(timeout=TIMEOUT_MS)
+    assert str(player.get_attribute("src")).startswith("blob:")
+    expect(page.locator("#record-status")).to_have_text("Recorded.")
+
+    page.get_by_role("button", name="Ask").click()
+    wait_for_answer(page)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    transcript = transcript_shown(page)
+    assert len(shared_words(question, transcript)) >= len(question.split()) // 2, transcript
+
+    chart = page.get_by_role("img", name="Modality contributions")
+    expect(chart.locator("rect")).to_have_count(1, timeout=TIMEOUT_MS)
+    assert str(chart.locator("rect").get_attribute("aria-label")).startswith("question ")
+    expect(page.locator("#neighbours-by")).to_have_text("Searched by text.", timeout=TIMEOUT_MS)
+    save_screenshot(page, "recorded-question", tmp_path, request)
+
+
+def test_api_key_is_kept_in_the_browser_and_sent(browser: Any) -> None:
+    key = "page-test-key-0123"
+    with live_server(web_app(ServeConfig(api_keys=(key,)))) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url + "/")
+        status = page.locator("#server-status")
+        expect(status).to_contain_text("models unavailable: 401")
+        expect(page.get_by_label("Chat model").locator("option")).to_have_count(0)
+
+        page.get_by_text("Settings").click()
+        page.get_by_label("API key").fill(key)
+        page.get_by_label("API key").press("Tab")
+        expect(status).not_to_contain_text("unavailable")
+        expect(page.get_by_label("Chat model")).to_have_value("llama-cpp")
+
+        page.reload()
+        expect(page.get_by_label("API key")).to_have_value(key)
+        expect(page.get_by_label("Chat model")).to_have_value("llama-cpp")
+        context.close()

@@ -88,7 +88,13 @@ def build_caption_index(world: Path, out: Path) -> Path:
     encoder = encoders.create("minilm")
     vectors = encoder.encode([row["caption"] for row in rows]).pooled.float().numpy()
     vectors /= (vectors**2).sum(axis=1, keepdims=True) ** 0.5
-    index = create_index("faiss-flat", out, dim=vectors.shape[1], metric="ip")
+    index = create_index(
+        "faiss-flat",
+        out,
+        dim=vectors.shape[1],
+        metric="ip",
+        attributes={"encoder": "minilm", "modality": "text"},
+    )
     metadata = [
         {
             "modality": "text",

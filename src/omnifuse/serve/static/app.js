@@ -343,14 +343,21 @@ function labelText(value) {
   return String(value);
 }
 
-/** What the assistant perceived, from the `omnifuse` extras of a chunk or a response. */
-function contextOf(chunk) {
+/** What the assistant perceived so far: the `omnifuse` extras of a chunk merged into `known`
+ * (a later chunk may carry only some of the fields). */
+function mergeContext(known, chunk) {
   const extra = chunk.omnifuse;
-  if (!extra || typeof extra !== "object") return null;
-  return { question: extra.question, transcript: extra.transcript, perceived: extra.context };
+  if (!extra || typeof extra !== "object") return known;
+  const fields = { question: extra.question, transcript: extra.transcript, perceived: extra.context };
+  const merged = { ...known };
+  Object.entries(fields).forEach(([name, value]) => {
+    if (value !== undefined && value !== null && value !== "") merged[name] = value;
+  });
+  return merged;
 }
 
-async function streamAnswer(question, signal) {
+/** Streams the answer into the page; `onContext` gets what the assistant perceived as it comes. */
+async function streamAnswer(question, signal, onContext) {
   const answer = $("answer");
   const response = await fetch("/v1/chat/completions", {
     method: "POST",
@@ -364,10 +371,15 @@ async function streamAnswer(question, signal) {
     signal,
   });
   if (!response.ok) throw new ApiError(await errorMessage(response));
+  let context = {};
   for await (const chunk of sseEvents(response)) {
     if (chunk.error) throw new ApiError(describeErrorBody(chunk));
-    const context = contextOf(chunk);
-    if (context) showContext(context);
+    const merged = mergeContext(context, chunk);
+    if (merged !== context) {
+      context = merged;
+      showContext(context);
+      onContext(context);
+    }
     const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
     if (delta && delta.content) answer.textContent += delta.content;
   }
@@ -384,21 +396,36 @@ async function ask(event) {
   showError("");
   $("answer").textContent = "";
   showContext({});
-  state.controller = new AbortController();
+  const { signal } = (state.controller = new AbortController());
   setBusy(true);
+  // A spoken question is known once the server has transcribed it: the contributions and the
+  // search then use its text, as they would a typed question.
+  const heard = deferred();
+  if (question) heard.resolve(question);
   const side = Promise.allSettled([
-    showContributions(question, state.controller.signal),
-    showNeighbours(question, state.controller.signal),
+    heard.promise.then((text) => showContributions(text, signal)),
+    heard.promise.then((text) => showNeighbours(text, signal)),
   ]);
   try {
-    await streamAnswer(question, state.controller.signal);
+    await streamAnswer(question, signal, (context) => {
+      if (context.question || context.transcript) heard.resolve(context.question || context.transcript);
+    });
   } catch (err) {
     if (err.name !== "AbortError") showError(err.message || String(err));
   } finally {
+    heard.resolve("");
     setBusy(false);
     state.controller = null;
   }
   await side;
+}
+
+function deferred() {
+  let resolve;
+  const promise = new Promise((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
 }
 
 // ---------------------------------------------------------------- contributions
@@ -537,10 +564,11 @@ async function showNeighbours(question, signal) {
     return;
   }
   list.replaceChildren();
+  $("neighbours-by").textContent = "";
   try {
     const { modality, body } = await searchFirstUsable(queries, signal);
     const hits = Array.isArray(body.data) ? body.data : [];
-    list.setAttribute("aria-description", `searched by ${modality}`);
+    $("neighbours-by").textContent = `Searched by ${modality}.`;
     hits.forEach((hit) => list.append(neighbourItem(hit)));
     if (!hits.length) list.append(listItem("No items."));
     panel.hidden = false;
