@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from PIL import Image
@@ -202,8 +202,8 @@ class Perceiver:
         if self._classifier is None:
             from omnifuse.encoders import create
 
-            self._classifier = create("effnet-lite0")  # type: ignore[assignment]
-        return self._classifier  # type: ignore[return-value]
+            self._classifier = cast(ImageClassifier, create("effnet-lite0"))
+        return self._classifier
 
     @property
     def ocr(self) -> OcrReader:
