@@ -51,9 +51,10 @@ class ReadOnlyIndexError(OmnifuseError):
     """A write to an index opened with ``read_only=True``."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Hit:
-    """One search result: the item's id, its score (see the module docstring) and metadata."""
+    """One search result: the item's id, its score (see the module docstring) and a copy of its
+    metadata. Slotted and not frozen because searches build thousands of these per call."""
 
     id: str
     score: float

@@ -406,16 +406,16 @@ class FaissIndex(VectorIndex):
         return faiss.SearchParameters(sel=selector)
 
     def _hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:
+        """FAISS output (row numbers, -1 for none) → hits; live rows always have metadata."""
         ids, metadata = self._table.ids, self._table.metadata
-        out = []
-        for row_scores, row_labels in zip(scores.tolist(), rows.tolist(), strict=True):
-            hits = []
-            for score, label in zip(row_scores, row_labels, strict=True):
-                item = ids[label] if label >= 0 else None
-                if item is not None:
-                    hits.append(Hit(item, score, dict(metadata[label] or {})))
-            out.append(hits)
-        return out
+        return [
+            [
+                Hit(ids[row], score, dict(metadata[row]))
+                for score, row in zip(row_scores, row_labels, strict=True)
+                if row >= 0
+            ]
+            for row_scores, row_labels in zip(scores.tolist(), rows.tolist(), strict=True)
+        ]
 
 
 for _name, _doc in (
