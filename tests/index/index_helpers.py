@@ -8,11 +8,12 @@ import numpy as np
 
 BACKENDS = ("faiss-flat", "faiss-hnsw", "faiss-ivf", "milvus")
 EXACT = ("faiss-flat", "milvus")
-# small enough that the tests see IVF trained; small graph parameters keep HNSW builds quick
+# IVF trains at these sizes; small graph parameters keep HNSW builds quick; a low
+# exact_subset_max sends filtered and tombstoned searches through FAISS's ID selector
 TEST_CONFIG: dict[str, dict[str, Any]] = {
-    "faiss-flat": {},
-    "faiss-hnsw": {"M": 16, "ef_construction": 64, "ef_search": 64},
-    "faiss-ivf": {"train_min": 400, "nprobe": 8},
+    "faiss-flat": {"exact_subset_max": 50},
+    "faiss-hnsw": {"M": 16, "ef_construction": 64, "ef_search": 64, "exact_subset_max": 50},
+    "faiss-ivf": {"train_min": 400, "nprobe": 8, "exact_subset_max": 50},
     "milvus": {},
 }
 

@@ -164,9 +164,14 @@ def test_filtered_search_equals_brute_force_on_the_matches(
         assert results == [[] for _ in queries]
         return
     _, rows = brute_force(vectors[keep], queries, 5)
+    found = 0
     for hits, want in zip(results, rows, strict=True):
-        assert ids_of(hits) == [ids[keep[r]] for r in want]
         assert all(matches(conditions, hit.metadata) for hit in hits)
+        assert len(hits) == min(5, len(keep))
+        if backend in EXACT or len(keep) <= 50:  # few matches are searched exactly everywhere
+            assert ids_of(hits) == [ids[keep[r]] for r in want]
+        found += len(set(ids_of(hits)) & {ids[keep[r]] for r in want})
+    assert found / rows.size >= 0.8
 
 
 def test_filter_semantics_are_the_same_everywhere(backend: str, make_index: MakeIndex) -> None:

@@ -37,7 +37,7 @@ from omnifuse.index.base import (
     write_spec,
 )
 from omnifuse.index.files import FolderLock
-from omnifuse.index.filters import parse_filter, unsatisfiable
+from omnifuse.index.filters import Condition, parse_filter, unsatisfiable
 from omnifuse.index.snapshot import (
     Snapshot,
     read_snapshot,
@@ -374,21 +374,31 @@ class FaissIndex(VectorIndex):
             if not conditions and self._table.dead == 0:
                 scores, rows = self._index.search(q, min(k, self._table.count))
                 return self._hits(scores, rows)
-            return self._search_selected(q, k, self._table.select(conditions))
+            return self._search_selected(q, k, conditions)
 
-    def _search_selected(self, q: np.ndarray, k: int, mask: np.ndarray) -> list[list[Hit]]:
-        rows = np.flatnonzero(mask)
-        if len(rows) == 0:
+    def _search_selected(
+        self, q: np.ndarray, k: int, conditions: list[Condition]
+    ) -> list[list[Hit]]:
+        """Search among the live rows that match: exactly when they are few, else through FAISS
+        with an ID selector (and exactly for any query FAISS leaves short)."""
+        table = self._table
+        if conditions:
+            mask = table.select(conditions)
+            matching, bitmap = int(mask.sum()), None
+        else:  # tombstones only: the live set is cached
+            mask, matching, bitmap = table.live_mask(), table.live, table.live_bitmap()
+        if matching == 0:
             return [[] for _ in range(len(q))]
-        k = min(k, len(rows))
-        if len(rows) <= self._settings["exact_subset_max"]:
-            return self._hits(*self._exact_on(q, k, rows))
-        bitmap = np.packbits(mask, bitorder="little")
+        k = min(k, matching)
+        if matching <= self._settings["exact_subset_max"]:
+            return self._hits(*self._exact_on(q, k, np.flatnonzero(mask)))
+        if bitmap is None:
+            bitmap = np.packbits(mask, bitorder="little")
         selector = self._faiss.IDSelectorBitmap(len(mask), self._faiss.swig_ptr(bitmap))
         scores, labels = self._index.search(q, k, params=self._search_params(selector))
         short = np.flatnonzero((labels < 0).any(axis=1))
         if len(short):
-            scores[short], labels[short] = self._exact_on(q[short], k, rows)
+            scores[short], labels[short] = self._exact_on(q[short], k, np.flatnonzero(mask))
         return self._hits(scores, labels)
 
     def _exact_on(self, q: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -82,6 +82,7 @@ class RowTable:
         self.row_of: dict[str, int] = {}
         self._columns: dict[str, Column] = {}
         self._live_mask: np.ndarray | None = None
+        self._live_bits: np.ndarray | None = None
 
     @classmethod
     def from_rows(
@@ -114,6 +115,7 @@ class RowTable:
     def _changed(self) -> None:
         self._columns.clear()
         self._live_mask = None
+        self._live_bits = None
 
     def _reserve(self, extra: int) -> None:
         needed = self.count + extra
@@ -158,6 +160,12 @@ class RowTable:
             mask[list(self.row_of.values())] = True
             self._live_mask = mask
         return self._live_mask
+
+    def live_bitmap(self) -> np.ndarray:
+        """The live mask packed as FAISS ``IDSelectorBitmap`` reads it (bit i of byte i // 8)."""
+        if self._live_bits is None:
+            self._live_bits = np.packbits(self.live_mask(), bitorder="little")
+        return self._live_bits
 
     def column(self, field: str) -> Column:
         found = self._columns.get(field)
