@@ -18,13 +18,11 @@ import pytest
 from web_fixtures import (
     CHROMIUM,
     FUSION_MODEL,
-    build_caption_index,
-    build_world,
     launch_chromium,
     live_server,
     save_screenshot,
-    train_fusion_model,
     web_app,
+    web_assets,
 )
 
 from omnifuse.serve import ServeConfig, ServeLimits
@@ -51,17 +49,14 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The real server with a fusion model, a caption index and the default chat model."""
-    root = tmp_path_factory.mktemp("web")
-    world = build_world(root / "world")
-    models = train_fusion_model(world, root)
-    index = build_caption_index(world, root / "index")
+    assets = web_assets(tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("web"))
     config = ServeConfig(
-        models_dir=models,
-        index_dir=index,
+        models_dir=assets.models,
+        index_dir=assets.index,
         limits=ServeLimits(max_tokens=64, request_timeout_s=120.0),
     )
     with live_server(web_app(config)) as url:
-        yield Site(url=url, world=world)
+        yield Site(url=url, world=assets.world)
 
 
 @pytest.fixture(scope="module")

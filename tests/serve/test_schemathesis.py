@@ -18,10 +18,8 @@ from typing import Any
 import pytest
 from web_fixtures import (
     FUSION_MODEL,
-    build_caption_index,
-    build_world,
-    train_fusion_model,
     web_app,
+    web_assets,
 )
 
 from omnifuse.serve import ServeConfig, ServeLimits
@@ -81,12 +79,11 @@ class Tally:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    root = tmp_path_factory.mktemp("fuzz")
-    world = build_world(root / "world")
+    assets = web_assets(tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("fuzz"))
     config = ServeConfig(
-        models_dir=train_fusion_model(world, root),
-        index_dir=build_caption_index(world, root / "index"),
-        allowed_root=world,
+        models_dir=assets.models,
+        index_dir=assets.index,
+        allowed_root=assets.world,
         limits=ServeLimits(max_tokens=8, max_items=16, max_k=50, request_timeout_s=60.0),
     )
     return web_app(config)

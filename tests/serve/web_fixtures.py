@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,31 @@ def build_caption_index(world: Path, out: Path) -> Path:
     index.add([row["id"] for row in rows], vectors, metadata)
     index.close()
     return out
+
+
+@dataclass(frozen=True)
+class WebAssets:
+    """What a test server is started with: the world, a models folder, an index of its own."""
+
+    world: Path
+    models: Path
+    index: Path
+
+
+def web_assets(basetemp: Path, out: Path) -> WebAssets:
+    """The world, fusion model and caption index, built once per test session under
+    ``basetemp``; ``out`` receives a private copy of the index (a server holds its index open
+    for as long as it runs, and an in-process ASGI app may run until the session ends)."""
+    shared = basetemp / "web-assets"
+    ready = shared / "ready"
+    if not ready.exists():
+        shutil.rmtree(shared, ignore_errors=True)
+        world = build_world(shared / "world")
+        train_fusion_model(world, shared)
+        build_caption_index(world, shared / "index")
+        ready.touch()
+    shutil.copytree(shared / "index", out / "index")
+    return WebAssets(world=shared / "world", models=shared / "models", index=out / "index")
 
 
 def web_app(config: Any) -> Any:
