@@ -3,13 +3,13 @@ persistence, and the errors bad input raises."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from index_helpers import BACKENDS, EXACT, brute_force, clustered
+from index_helpers import BACKENDS, EXACT, TEST_CONFIG, brute_force, clustered
 
 from omnifuse.errors import (
     ConfigError,
@@ -150,12 +150,27 @@ FILTERS: list[dict[str, Any]] = [
 ]
 
 
+Filled = tuple[VectorIndex, list[str], np.ndarray, list[dict]]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def filled_index(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Filled]:
+    """One 600-item index per backend, shared by the (read-only) filter tests."""
+    backend = str(request.param)
+    folder = tmp_path_factory.mktemp("filters") / backend
+    index = create_index(backend, folder, dim=16, **TEST_CONFIG[backend])
+    yield (index, *fill(index, 600))
+    index.close()
+
+
 @pytest.mark.parametrize("filter", FILTERS, ids=[str(f) for f in FILTERS])
 def test_filtered_search_equals_brute_force_on_the_matches(
-    backend: str, filter: dict[str, Any], make_index: MakeIndex
+    filled_index: Filled, filter: dict[str, Any]
 ) -> None:
-    index = make_index(backend)
-    ids, vectors, metadata = fill(index, 600)
+    index, ids, vectors, metadata = filled_index
+    backend = index.backend
     conditions = parse_filter(filter)
     keep = [i for i, m in enumerate(metadata) if matches(conditions, m)]
     queries = clustered(6, 16, seed=3)
