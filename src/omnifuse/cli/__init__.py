@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from omnifuse.cli import align as align_commands
 from omnifuse.cli import ask as ask_commands
 from omnifuse.cli import data, demo, encode, info, sweep
 from omnifuse.cli import index as index_commands
@@ -25,6 +26,7 @@ app.command("info")(info.info)
 app.command("demo")(demo.demo)
 app.command("encode")(encode.encode)
 app.add_typer(data.app, name="data")
+app.add_typer(align_commands.app, name="align")
 app.add_typer(index_commands.app, name="index")
 app.command("train")(train_commands.train)
 app.command("eval")(train_commands.evaluate)
