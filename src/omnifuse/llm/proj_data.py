@@ -1,0 +1,251 @@
+"""Data of a projector run: the manifest (built-in datasets built once), cached encoder features,
+the text the LM must produce, and the corpus the built-in LM is pretrained on.
+
+Each sample pairs the cached token features of the input columns with a prompt (the config's
+template filled from the row) and a target text (a column, or a description derived from the
+row such as :func:`describe_clip`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from omnifuse.data.builders import available as available_datasets
+from omnifuse.data.builders import datasets as dataset_builders
+from omnifuse.data.cache import (
+    CachedBatch,
+    CachedFeatureDataset,
+    CachedSample,
+    FeatureCache,
+    collate_cached,
+    encode_manifest,
+)
+from omnifuse.data.cache.encode import sample_name
+from omnifuse.data.manifest import Manifest, load_manifest
+from omnifuse.data.schema import DatasetInfo
+from omnifuse.errors import ConfigError
+from omnifuse.llm.proj_config import DERIVED_TARGETS, ProjectorConfig
+from omnifuse.llm.proj_lm import FrozenLM
+from omnifuse.models.encoders import encoder_options
+
+GROUP_COLUMNS = ("qtype",)
+"""Row fields that split the evaluation into groups (accuracy per question type)."""
+
+
+def describe_clip(record: Mapping[str, Any]) -> str:
+    """The caption of a ``world`` video clip, from its manifest record.
+
+    Both shapes move; only the ``sounding`` one makes the sound (its tone), so the caption
+    names each shape with its colour and direction and says which one sounds::
+
+        a blue star moves left and makes a sound while a red circle moves up
+    """
+    try:
+        a, b = record["sounding"], record["distractor"]
+        return (
+            f"a {a['colour']} {a['shape']} moves {a['direction']} and makes a sound "
+            f"while a {b['colour']} {b['shape']} moves {b['direction']}"
+        )
+    except (KeyError, TypeError):
+        raise ConfigError(
+            "target clip_description needs world video records (sounding, distractor)"
+        ) from None
+
+
+def target_text(row: Mapping[str, Any], target: str) -> str:
+    """The text to generate for ``row``: the ``target`` column, or a derived description."""
+    if target == "clip_description":
+        return describe_clip(row)
+    value = row.get(target)
+    if value is None or str(value).strip() == "":
+        raise ConfigError(f"target: row {row.get('id', '?')!r} has no {target!r} text")
+    return str(value)
+
+
+def prompt_text(row: Mapping[str, Any], template: str) -> str:
+    """The prompt template filled with the row's fields (``"{question}"`` → the question)."""
+    try:
+        return template.format(**{k: v for k, v in row.items() if isinstance(k, str)})
+    except KeyError as err:
+        raise ConfigError(f"prompt: row {row.get('id', '?')!r} has no field {err}") from None
+
+
+def prepare_manifest(config: ProjectorConfig) -> Path:
+    """The manifest to train on: a path, or a built-in dataset built (once) into its folder."""
+    data = config.data
+    name = data.get("dataset")
+    if not name:
+        return Path(str(data["manifest"]))
+    size, seed = int(data.get("size", 100)), int(data.get("seed", 0))
+    folder = Path(data.get("dir") or config.output.parent / "data" / f"{name}-{size}-s{seed}")
+    info = _built(folder, str(name), size, seed, dict(data.get("options") or {}))
+    key = str(data.get("manifest") or next(iter(info.manifests)))
+    if key not in info.manifests:
+        raise ConfigError(f"data.manifest: {name} has manifests {sorted(info.manifests)}")
+    return folder / info.manifests[key]
+
+
+def _built(folder: Path, name: str, size: int, seed: int, options: dict[str, Any]) -> DatasetInfo:
+    if (folder / "dataset.json").is_file():
+        info = DatasetInfo.read(folder)
+        if (info.name, info.size, info.seed) == (name, size, seed):
+            return info
+        raise ConfigError(f"data.dir: {folder} holds {info.name} size {info.size} seed {info.seed}")
+    folder.mkdir(parents=True, exist_ok=True)
+    available_datasets()
+    try:
+        return dataset_builders.get(name)(folder, seed=seed, size=size, **options)
+    except TypeError as err:
+        raise ConfigError(f"data.options: {err}") from None
+
+
+def encode_features(config: ProjectorConfig, manifest_path: Path) -> FeatureCache:
+    """Encode the input columns into the feature cache (resumable; tokens kept)."""
+    cache = config.cache
+    cache_dir = Path(str(cache.get("dir") or config.output.parent / "cache" / manifest_path.stem))
+    encode_manifest(
+        manifest_path,
+        {c: str(s["name"]) for c, s in config.encoders.items()},
+        cache_dir,
+        encoder_config={c: encoder_options(s) for c, s in config.encoders.items()},
+        batch_size=int(cache.get("batch_size", 32)),
+        device=str(cache.get("device", "cpu")),
+        seed=int(cache.get("seed", 0)),
+    )
+    return FeatureCache(cache_dir)
+
+
+def lm_corpus(config: ProjectorConfig, manifest: Manifest) -> list[str]:
+    """Texts of the training split for pretraining the built-in LM.
+
+    Always the task's own ``prompt target`` strings. For the ``world`` dataset also every
+    caption, every ``question answer``, every ``caption. question answer`` (so the LM learns to
+    answer from a description in its context, which the soft prompt later stands in for) and
+    every clip description, from whichever of its manifests exist."""
+    texts = [
+        f"{prompt_text(row, config.prompt)} {target_text(row, config.target)}".strip()
+        for row in _train_rows(manifest)
+    ]
+    if config.data.get("dataset") == "world":
+        texts += _world_texts(manifest.path.parent)
+    return texts
+
+
+def _train_rows(manifest: Manifest) -> list[dict[str, Any]]:
+    split = manifest.schema.split
+    return [s for s in manifest.samples if split is None or s.get(split) == "train"]
+
+
+def _world_texts(folder: Path) -> list[str]:
+    texts: list[str] = []
+    captions: dict[str, str] = {}
+    if (folder / "scenes.jsonl").is_file():
+        for row in _train_rows(load_manifest(folder / "scenes.jsonl")):
+            captions[str(row["id"])] = str(row["caption"])
+            texts.append(str(row["caption"]))
+    if (folder / "vqa.jsonl").is_file():
+        for row in _train_rows(load_manifest(folder / "vqa.jsonl")):
+            qa = f"{row['question']} {row['answer']}"
+            texts.append(qa)
+            if str(row.get("scene_id")) in captions:
+                texts.append(f"{captions[str(row['scene_id'])]}. {qa}")
+    if (folder / "video.jsonl").is_file():
+        texts += [describe_clip(row) for row in _train_rows(load_manifest(folder / "video.jsonl"))]
+    return texts
+
+
+@dataclass
+class TextSample:
+    """The text side of one sample: prompt and target as text and LM ids, and its group."""
+
+    prompt: str
+    target: str
+    prompt_ids: list[int]
+    target_ids: list[int]
+    group: str | None
+
+
+@dataclass
+class ProjectorBatch:
+    """Collated features (columns sorted) with the texts of the batch."""
+
+    features: CachedBatch
+    texts: list[TextSample]
+
+
+class ProjectorDataset(Dataset[tuple[CachedSample, TextSample]]):
+    """Samples of one split with cached features of ``columns`` and their texts, held in memory
+    (features shared between samples of the same content, e.g. the questions of one image)."""
+
+    def __init__(
+        self,
+        cache: FeatureCache,
+        manifest: Manifest,
+        config: ProjectorConfig,
+        lm: FrozenLM,
+        *,
+        split: str | None,
+    ) -> None:
+        self.base = CachedFeatureDataset(cache, manifest, list(config.columns), split=split)
+        rows = {sample_name(r, manifest, i): r for i, r in enumerate(manifest.samples)}
+        names = [name for name, _, _ in self.base.rows]
+        self.texts = [self._text(rows.get(name, {}), config, lm) for name in names]
+        self._memo: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self.samples = [self._load(i) for i in range(len(self.base.rows))]
+
+    @staticmethod
+    def _text(row: Mapping[str, Any], config: ProjectorConfig, lm: FrozenLM) -> TextSample:
+        prompt = prompt_text(row, config.prompt)
+        target = target_text(row, config.target)
+        group = next((str(row[c]) for c in GROUP_COLUMNS if row.get(c) is not None), None)
+        return TextSample(prompt, target, lm.token_ids(prompt), lm.token_ids(target), group)
+
+    def _load(self, index: int) -> CachedSample:
+        name, keys, _ = self.base.rows[index]
+        features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        present: dict[str, bool] = {}
+        for column in self.base.columns:
+            key = keys.get(column)
+            present[column] = key is not None
+            if key is None:
+                dim = self.base.dims[column]
+                features[column] = (torch.zeros(1, dim), torch.zeros(dim))
+                continue
+            memo = self._memo.get((column, key))
+            if memo is None:
+                store = self.base.cache.store(column)
+                memo = (store.read_tokens(key), store.read_pooled(key))
+                self._memo[(column, key)] = memo
+            features[column] = memo
+        return CachedSample(features, present, None, name)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[CachedSample, TextSample]:
+        return self.samples[index], self.texts[index]
+
+
+def collate_projector(items: Sequence[tuple[CachedSample, TextSample]]) -> ProjectorBatch:
+    return ProjectorBatch(collate_cached([s for s, _ in items]), [t for _, t in items])
+
+
+__all__ = [
+    "DERIVED_TARGETS",
+    "ProjectorBatch",
+    "ProjectorDataset",
+    "TextSample",
+    "collate_projector",
+    "describe_clip",
+    "encode_features",
+    "lm_corpus",
+    "prepare_manifest",
+    "prompt_text",
+    "target_text",
+]

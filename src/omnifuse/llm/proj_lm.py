@@ -1,0 +1,184 @@
+"""Frozen language models as the projector sees them: token ids, input embeddings, logits.
+
+Two kinds share one small interface (:class:`FrozenLM`): the built-in word-level decoder
+(:mod:`omnifuse.llm.decoder`) and any Hugging Face causal LM read from a local folder
+(``AutoModelForCausalLM`` + ``AutoTokenizer``, ``local_files_only``: nothing is downloaded).
+The projector only needs to embed text ids, run the model on a mix of text embeddings and
+soft-prompt vectors, and turn generated ids back into text.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from omnifuse.errors import ConfigError, MissingDependencyError
+from omnifuse.llm.decoder import DecoderLM, WordTokenizer, load_decoder
+
+LM_KINDS = ("builtin", "hf")
+
+
+class FrozenLM(ABC):
+    """A causal LM whose weights never change. ``module`` is the torch model (for ``.to``)."""
+
+    kind: str = ""
+    module: nn.Module
+    bos_id: int | None
+    eos_id: int
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        module.requires_grad_(False)
+        module.eval()
+
+    @property
+    @abstractmethod
+    def embed_dim(self) -> int:
+        """Width of the input embeddings (the projector's output size)."""
+
+    @abstractmethod
+    def token_ids(self, text: str) -> list[int]:
+        """Text → ids, without begin/end tokens."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Ids → text, special tokens dropped."""
+
+    @abstractmethod
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids → (B, T, E) input embeddings."""
+
+    @abstractmethod
+    def logits(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, E) input embeddings with a (B, T) mask → (B, T, V) next-token logits."""
+
+    @abstractmethod
+    def spec(self) -> dict[str, Any]:
+        """How to load this LM again (stored in the projector's config)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.module.parameters()).dtype
+
+    def to(self, device: torch.device | str) -> FrozenLM:
+        self.module.to(device)
+        return self
+
+
+class BuiltinLM(FrozenLM):
+    """The built-in :class:`~omnifuse.llm.decoder.DecoderLM` with its word tokenizer."""
+
+    kind = "builtin"
+
+    def __init__(self, model: DecoderLM, tokenizer: WordTokenizer, path: Path | None = None):
+        super().__init__(model)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.path = path
+        self.bos_id = tokenizer.bos_id
+        self.eos_id = tokenizer.eos_id
+
+    @property
+    def embed_dim(self) -> int:
+        return self.model.dim
+
+    def token_ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(ids)
+
+    def logits(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model(embeds, mask)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": str(self.path) if self.path else None}
+
+
+class HFCausalLM(FrozenLM):
+    """A Hugging Face causal LM and its tokenizer from a local folder (no hub access)."""
+
+    kind = "hf"
+
+    def __init__(self, path: str | Path, *, dtype: str = "fp32") -> None:
+        transformers = _transformers()
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ConfigError(f"lm.path: {folder} is not a folder with a Hugging Face model")
+        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}.get(dtype)
+        if torch_dtype is None:
+            raise ConfigError(f"lm.dtype must be fp32 or bf16, got {dtype!r}")
+        try:
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                str(folder), local_files_only=True, torch_dtype=torch_dtype
+            )
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
+                str(folder), local_files_only=True
+            )
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"lm.path: cannot load a causal LM from {folder}: {err}") from None
+        super().__init__(model)
+        self.model, self.tokenizer, self.path, self.dtype_name = model, tokenizer, folder, dtype
+        eos = tokenizer.eos_token_id
+        if eos is None:
+            raise ConfigError(f"the tokenizer in {folder} has no end-of-sequence token")
+        self.eos_id = int(eos)
+        bos = tokenizer.bos_token_id
+        self.bos_id = None if bos is None else int(bos)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.get_input_embeddings().embedding_dim)
+
+    def token_ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True)).strip()
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.get_input_embeddings()(ids)
+
+    def logits(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = self.model(inputs_embeds=embeds, attention_mask=mask.long(), use_cache=False)
+        return out.logits
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": str(self.path), "dtype": self.dtype_name}
+
+
+def _transformers() -> Any:
+    try:
+        import transformers
+    except ImportError:
+        raise MissingDependencyError("Hugging Face transformers") from None
+    return transformers
+
+
+def load_frozen_lm(spec: Mapping[str, Any], *, root: Path | None = None) -> FrozenLM:
+    """``{"kind": "builtin", "path": DIR}`` or ``{"kind": "hf", "path": DIR, "dtype": "fp32"}``;
+    a relative builtin path is taken from ``root`` (the projector's folder)."""
+    kind = spec.get("kind")
+    if kind not in LM_KINDS:
+        raise ConfigError(f"lm.kind must be one of {LM_KINDS}, got {kind!r}")
+    if not spec.get("path"):
+        raise ConfigError(f"lm.path: a {kind} LM needs the folder it is read from")
+    path = Path(str(spec["path"]))
+    if kind == "builtin":
+        if not path.is_absolute() and root is not None:
+            path = root / path
+        model, tokenizer = load_decoder(path)
+        return BuiltinLM(model, tokenizer, path)
+    return HFCausalLM(path, dtype=str(spec.get("dtype", "fp32")))
