@@ -89,8 +89,13 @@ def first_vqa_row(world: Path) -> dict[str, Any]:
     return json.loads((world / "vqa.jsonl").read_text().splitlines()[0])
 
 
+def open_settings(page: Any) -> None:
+    if page.locator("details.settings").get_attribute("open") is None:
+        page.get_by_text("Settings", exact=True).click()
+
+
 def set_answer_tokens(page: Any, tokens: int) -> None:
-    page.get_by_text("Settings").click()
+    open_settings(page)
     page.get_by_label("Maximum answer tokens").fill(str(tokens))
 
 
@@ -112,7 +117,7 @@ def test_page_answers_a_question_about_an_uploaded_image(
 
     page.get_by_label("Image").set_input_files(str(site.world / row["image"]))
     expect(page.get_by_alt_text("Preview of the attached image")).to_be_visible()
-    page.get_by_label("Question").fill(question)
+    page.get_by_role("textbox", name="Question").fill(question)
     page.get_by_role("button", name="Ask").click()
     answer = wait_for_answer(page)
 
@@ -171,7 +176,7 @@ def test_page_shows_the_api_error_for_a_corrupt_image(
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes((site.world / row["image"]).read_bytes()[:200])
     page.get_by_label("Image").set_input_files(str(truncated))
-    page.get_by_label("Question").fill("What is in this image?")
+    page.get_by_role("textbox", name="Question").fill("What is in this image?")
     page.get_by_role("button", name="Ask").click()
 
     alert = page.get_by_role("alert")
@@ -283,7 +288,7 @@ def test_api_key_is_kept_in_the_browser_and_sent(browser: Any) -> None:
         expect(status).to_contain_text("models unavailable: 401")
         expect(page.get_by_label("Chat model").locator("option")).to_have_count(0)
 
-        page.get_by_text("Settings").click()
+        open_settings(page)
         page.get_by_label("API key").fill(key)
         page.get_by_label("API key").press("Tab")
         expect(status).not_to_contain_text("unavailable")
@@ -293,3 +298,24 @@ def test_api_key_is_kept_in_the_browser_and_sent(browser: Any) -> None:
         expect(page.get_by_label("API key")).to_have_value(key)
         expect(page.get_by_label("Chat model")).to_have_value("llama-cpp")
         context.close()
+
+
+def test_stop_ends_a_streaming_answer_and_the_next_question_is_answered(page: Any) -> None:
+    set_answer_tokens(page, 64)
+    question = page.get_by_role("textbox", name="Question")
+    question.fill("Tell me a long story about a red circle and a blue square.")
+    page.get_by_role("button", name="Ask").click()
+    answer = page.get_by_label("Model answer")
+    expect(answer).not_to_be_empty(timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_role("button", name="Ask")).to_be_enabled()
+    expect(page.get_by_role("alert")).to_be_hidden()
+    partial = str(answer.text_content())
+    page.wait_for_timeout(1000)
+    assert answer.text_content() == partial
+
+    set_answer_tokens(page, 4)
+    question.fill("Name a colour.")
+    question.press("Control+Enter")
+    expect(answer).not_to_have_text(partial, timeout=TIMEOUT_MS)
+    assert wait_for_answer(page).strip()

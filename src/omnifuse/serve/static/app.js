@@ -619,6 +619,9 @@ function init() {
   $("audio-clear").addEventListener("click", clearAudio);
   $("record-button").addEventListener("click", toggleRecording);
   $("ask-form").addEventListener("submit", ask);
+  $("question-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("ask-form").requestSubmit();
+  });
   $("stop-button").addEventListener("click", () => state.controller && state.controller.abort());
   loadStatus();
 }
