@@ -49,6 +49,7 @@ class Components:
         self._loaded: dict[str, Any] = {}
         self._batchers: dict[str, DynamicBatcher[Any, Any]] = {}
         self._serial: dict[str, ThreadPoolExecutor] = {}
+        self._chosen: dict[tuple[str, str], Embedder] = {}
 
     # -- loading (blocking: call on a worker thread) -----------------------------------------
 
@@ -66,6 +67,11 @@ class Components:
             with self._guard:
                 self._loaded[key] = value
             return value
+
+    def peek(self, key: str) -> Any:
+        """Component ``key`` if it is already loaded, else None (never blocks on a load)."""
+        with self._guard:
+            return self._loaded.get(key)
 
     def loaded_names(self) -> list[str]:
         with self._guard:
@@ -105,9 +111,19 @@ class Components:
     def _encoder_embedder(self, name: str) -> Embedder:
         return EncoderEmbedder(name, self.encoder(name))
 
+    def chosen_embedder(self, modality: str, model: str = "auto") -> Embedder | None:
+        """What :meth:`embedder_for` answered before for these arguments (None: not asked yet)."""
+        return self._chosen.get((modality, model))
+
     def embedder_for(self, modality: str, model: str = "auto") -> Embedder:
         """The embedder for ``modality``: the named one, or under ``"auto"`` the aligned model
-        when it reads that modality, else the configured encoder of that modality."""
+        when it reads that modality, else the configured encoder of that modality (blocking:
+        may load it)."""
+        chosen = self._choose_embedder(modality, model)
+        self._chosen[(modality, model)] = chosen
+        return chosen
+
+    def _choose_embedder(self, modality: str, model: str) -> Embedder:
         if model != "auto":
             chosen = self.embedder(model)
         elif (
@@ -147,6 +163,10 @@ class Components:
         }
 
     def predictor(self, name: str) -> Predictor:
+        """The fusion model ``name`` of ``models_dir`` (blocking: may load it)."""
+        loaded = self.peek(f"model:{name}")
+        if loaded is not None:
+            return loaded
         folders = self.model_folders()
         if name not in folders:
             known = ", ".join(folders) or "none"

@@ -19,6 +19,8 @@ from omnifuse.serve.schemas import EmbeddingPart, EmbeddingsRequest, EmbeddingsR
 from omnifuse.serve.state import ServerState, state_of
 
 router = APIRouter(tags=["embeddings"])
+LIGHT_TEXTS = 4
+LIGHT_CHARS = 2000
 
 
 def input_items(body: EmbeddingsRequest) -> list[tuple[str, str | MediaRef]]:
@@ -64,6 +66,13 @@ def prepare_all(
     return out
 
 
+def is_light(jobs: Sequence[tuple[Embedder, str, Any]]) -> bool:
+    """Whether preparing ``jobs`` is cheap enough to do on the event loop (a few short texts:
+    tokenising them costs less than handing them to a thread)."""
+    texts = [source for _, modality, source in jobs if modality == "text"]
+    return len(texts) == len(jobs) <= LIGHT_TEXTS and sum(len(t) for t in texts) <= LIGHT_CHARS
+
+
 def token_count(prepared: Any) -> int:
     ids = prepared.get("input_ids") if isinstance(prepared, dict) else None
     return len(ids) if ids is not None else 0
@@ -91,9 +100,10 @@ async def create_embeddings(body: EmbeddingsRequest, request: Request) -> Respon
         )
     embedders = {}
     for modality in dict.fromkeys(m for m, _ in items):
-        embedders[modality] = await run_in_threadpool(
-            state.components.embedder_for, modality, body.model
-        )
+        chosen = state.components.chosen_embedder(modality, body.model)
+        if chosen is None:
+            chosen = await run_in_threadpool(state.components.embedder_for, modality, body.model)
+        embedders[modality] = chosen
     dims = {e.dim for e in embedders.values()}
     if body.dimensions is not None and dims != {body.dimensions}:
         raise APIError(
@@ -105,7 +115,10 @@ async def create_embeddings(body: EmbeddingsRequest, request: Request) -> Respon
         await fetch_input(m, v, state.policy, label=f"input[{i}]") for i, (m, v) in enumerate(items)
     ]
     jobs = [(embedders[m], m, s) for (m, _), s in zip(items, sources, strict=True)]
-    prepared = await run_in_threadpool(prepare_all, state, jobs)
+    if is_light(jobs):
+        prepared = prepare_all(state, jobs)
+    else:
+        prepared = await run_in_threadpool(prepare_all, state, jobs)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, (embedder, modality, _) in enumerate(jobs):
         groups.setdefault((embedder.id, modality), []).append(i)

@@ -1,0 +1,278 @@
+"""The HTTP API against in-process encoding, and dynamic batching against none, in one run.
+
+Two ``omnifuse serve`` subprocesses on loopback (one batching, one not) serve MiniLM; this
+process holds its own MiniLM for the in-process reference. Three comparisons:
+
+* **single item**: p50/p99 latency of embedding one sentence over HTTP (``POST
+  /v1/embeddings``, keep-alive) against ``encoder.encode([text])`` here, alternating one call
+  of each (goal: HTTP p50 ≤ in-process p50 + 2 ms);
+* **batch of 64**: sentences per second of one 64-sentence request against
+  ``encoder.encode(texts, batch_size=64)``, alternating (goal ≥ 0.9×);
+* **32 concurrent clients**, each sending single-sentence requests back to back: requests per
+  second with dynamic batching against the same server without it (goal ≥ 2×).
+
+Responses use ``encoding_format="base64"``, as the official OpenAI client asks by default; the
+float-JSON rows show what building a JSON number list costs on top.
+
+    python bench/serve.py                 # about two minutes on 2 cores
+    python bench/serve.py --rounds 50 --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MODEL = "minilm"
+
+
+@dataclass
+class Row:
+    comparison: str
+    reference: str
+    reference_value: float
+    served: str
+    served_value: float
+    unit: str
+    goal: str
+
+    @property
+    def ratio(self) -> float:
+        return self.served_value / self.reference_value
+
+
+def sentences(n: int, seed: int = 0) -> list[str]:
+    colours = ["red", "green", "blue", "yellow", "purple", "orange"]
+    shapes = ["circle", "square", "triangle", "star"]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = int(rng.integers(1, 4))
+        parts = [f"a {rng.choice(colours)} {rng.choice(shapes)}" for _ in range(k)]
+        out.append(f"scene {i}: " + " to the left of ".join(parts) + " on a plain background")
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(*options: str) -> Iterator[str]:
+    """An ``omnifuse serve`` subprocess on a free loopback port, MiniLM loaded; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "omnifuse", "serve", "--port", str(port)]
+    command += ["--log-level", "warning", *options]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        httpx.post(f"{url}/v1/embeddings", json={"model": MODEL, "input": "warm"}, timeout=300)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the server did not start")
+
+
+def embed_request(client: httpx.Client, texts: Sequence[str], encoding: str) -> None:
+    response = client.post(
+        "/v1/embeddings", json={"model": MODEL, "input": list(texts), "encoding_format": encoding}
+    )
+    response.raise_for_status()
+
+
+def alternate(
+    a: Callable[[], Any], b: Callable[[], Any], rounds: int
+) -> tuple[list[float], list[float]]:
+    """Seconds per call of ``a`` and ``b``, one call of each per round, after a warm-up."""
+    for _ in range(3):
+        a(), b()
+    times_a, times_b = [], []
+    for _ in range(rounds):
+        for fn, times in ((a, times_a), (b, times_b)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return times_a, times_b
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def single_item_rows(encoder: Any, url: str, rounds: int) -> list[Row]:
+    texts = iter(sentences(10 * rounds + 100, seed=1))
+    rows = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for encoding in ("base64", "float"):
+            local, served = alternate(
+                lambda: encoder.encode([next(texts)]),
+                lambda encoding=encoding: embed_request(client, [next(texts)], encoding),
+                rounds,
+            )
+            for q in (50, 99):
+                rows.append(
+                    Row(
+                        f"1 sentence, p{q} latency ({encoding})",
+                        "encoder.encode",
+                        percentile(local, q) * 1000,
+                        "HTTP",
+                        percentile(served, q) * 1000,
+                        "ms",
+                        "HTTP p50 ≤ in-process p50 + 2 ms" if q == 50 else "",
+                    )
+                )
+    return rows
+
+
+def batch_rows(encoder: Any, url: str, rounds: int, size: int = 64) -> list[Row]:
+    batches = [sentences(size, seed=100 + i) for i in range(4)]
+    counter = iter(range(10**9))
+    rows = []
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for encoding in ("base64", "float"):
+            local, served = alternate(
+                lambda: encoder.encode(batches[next(counter) % 4], batch_size=size),
+                lambda encoding=encoding: embed_request(
+                    client, batches[next(counter) % 4], encoding
+                ),
+                rounds,
+            )
+            rows.append(
+                Row(
+                    f"batch of {size}, throughput ({encoding})",
+                    "encoder.encode",
+                    size / statistics.median(local),
+                    "HTTP",
+                    size / statistics.median(served),
+                    "sentences/s",
+                    "≥ 0.9×",
+                )
+            )
+    return rows
+
+
+async def concurrent_rate(url: str, clients: int, seconds: float) -> tuple[float, int]:
+    """Requests per second of ``clients`` concurrent single-sentence clients, and errors."""
+    texts = sentences(4096, seed=7)
+    done = errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def worker(i: int, stop_at: float) -> None:
+            nonlocal done, errors
+            n = i
+            while time.perf_counter() < stop_at:
+                body = {
+                    "model": MODEL,
+                    "input": [texts[n % len(texts)]],
+                    "encoding_format": "base64",
+                }
+                response = await client.post("/v1/embeddings", json=body)
+                if response.status_code == 200:
+                    done += 1
+                else:
+                    errors += 1
+                n += clients
+
+        warm = time.perf_counter() + 1.0
+        await asyncio.gather(*(worker(i, warm) for i in range(clients)))
+        done = errors = 0
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i, started + seconds) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+    return done / elapsed, errors
+
+
+def concurrency_row(batched_url: str, unbatched_url: str, clients: int, seconds: float) -> Row:
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(2):
+        for key, url in (("off", unbatched_url), ("on", batched_url)):
+            rate, errors = asyncio.run(concurrent_rate(url, clients, seconds))
+            if errors:
+                raise RuntimeError(f"{errors} failed requests with batching {key}")
+            rates[key].append(rate)
+    return Row(
+        f"{clients} concurrent clients, 1 sentence each",
+        "no batching",
+        statistics.median(rates["off"]),
+        "dynamic batching",
+        statistics.median(rates["on"]),
+        "requests/s",
+        "≥ 2×",
+    )
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    print("| comparison | reference | value | served | value | unit | ratio | goal |")
+    print("|---|---|---:|---|---:|---|---:|---|")
+    for r in rows:
+        ratio = f"{r.ratio:.2f}"
+        if r.unit == "ms":
+            ratio = f"{r.served_value - r.reference_value:+.2f} ms"
+        print(
+            f"| {r.comparison} | {r.reference} | {r.reference_value:,.2f} | {r.served} | "
+            f"{r.served_value:,.2f} | {r.unit} | {ratio} | {r.goal} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=200, help="alternating single-item calls")
+    parser.add_argument("--batch-rounds", type=int, default=15, help="alternating 64-item calls")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per concurrency round")
+    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    args = parser.parse_args()
+    from omnifuse.encoders import create
+
+    print(
+        f"# serve bench: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+    )
+    encoder = create(MODEL)
+    common = ("--max-batch", "64", "--max-wait-ms", str(args.max_wait_ms))
+    with server(*common) as batched, server(*common, "--no-batching") as unbatched:
+        rows = single_item_rows(encoder, batched, args.rounds)
+        rows += batch_rows(encoder, batched, args.batch_rounds)
+        rows.append(concurrency_row(batched, unbatched, args.clients, args.seconds))
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
