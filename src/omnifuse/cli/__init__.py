@@ -8,6 +8,7 @@ import typer
 
 from omnifuse.cli import align as align_commands
 from omnifuse.cli import ask as ask_commands
+from omnifuse.cli import caption as caption_commands
 from omnifuse.cli import data, demo, encode, info, sweep
 from omnifuse.cli import index as index_commands
 from omnifuse.cli import serve as serve_command
@@ -37,6 +38,8 @@ app.command("transcribe")(ask_commands.transcribe)
 app.command("ask")(ask_commands.ask)
 app.command("chat")(ask_commands.chat)
 app.command("speak")(ask_commands.speak)
+app.command("caption")(caption_commands.caption)
+app.add_typer(caption_commands.app, name="projector")
 
 
 def main() -> None:
