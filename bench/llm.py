@@ -2,8 +2,10 @@
 
 Both sides load the same GGUF (Gemma-3-270M Q4_K_M by default) with the same settings (n_ctx,
 threads, batch) and decode the same prompt greedily for the same number of tokens; the texts are
-checked to be identical, so both sides did the same work. Rounds interleave the two sides and
-the medians are reported:
+checked to be identical, so both sides did the same work. Rounds interleave the two sides (the
+order alternates); the table gives the median of each side and the median of the per-round
+ratios, omnifuse over reference (above 1 favours omnifuse; for TTFT, reference time over
+omnifuse time):
 
 - **generate**: a whole completion, end-to-end tokens per second (prompt evaluation included);
 - **stream**: time to first token (TTFT) and decode tokens per second after the first token.
@@ -14,6 +16,7 @@ compares both sides reusing the cached prompt prefix instead (llama-cpp-python's
 
     python bench/llm.py                      # about a minute on 2 cores
     python bench/llm.py --threads 1 --rounds 3 --max-tokens 64
+    python bench/llm.py --clock cpu          # on a machine busy with other jobs
 """
 
 from __future__ import annotations
@@ -54,16 +57,21 @@ class Row:
     omnifuse: list[Timing]
 
 
-def timed(pieces: Callable[[], Iterator[str]]) -> Timing:
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+"""``cpu`` counts the seconds this process ran on a CPU (all threads): on a machine shared with
+other jobs it leaves out the time spent waiting for a core, which wall time does not."""
+
+
+def timed(pieces: Callable[[], Iterator[str]], clock: Callable[[], float]) -> Timing:
     """Consume a stream of text pieces, noting when the first one and the last one arrive."""
-    start = time.perf_counter()
+    start = clock()
     first = None
     parts = []
     for piece in pieces():
         if first is None:
-            first = time.perf_counter() - start
+            first = clock() - start
         parts.append(piece)
-    total = time.perf_counter() - start
+    total = clock() - start
     return Timing(first if first is not None else total, total, "".join(parts))
 
 
@@ -109,9 +117,10 @@ def run(args: argparse.Namespace) -> tuple[list[Row], int, Path]:
             lambda: llm.stream(PROMPT, config),
         ),
     }
+    clock = CLOCKS[args.clock]
     for reference, omnifuse in cases.values():  # warm-up: first calls allocate buffers
-        timed(reference)
-        timed(omnifuse)
+        timed(reference, clock)
+        timed(omnifuse, clock)
     rows = {name: Row(name, [], []) for name in cases}
     for round_index in range(args.rounds):
         for name, (reference, omnifuse) in cases.items():
@@ -119,7 +128,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], int, Path]:
             if round_index % 2:
                 sides.reverse()
             for store, pieces in sides:
-                store.append(timed(pieces))
+                store.append(timed(pieces, clock))
     check = llama.create_completion(PROMPT, max_tokens=args.max_tokens, temperature=0.0)
     n_tokens = int(check["usage"]["completion_tokens"])
     texts = {t.text for row in rows.values() for t in row.reference + row.omnifuse}
@@ -130,11 +139,17 @@ def run(args: argparse.Namespace) -> tuple[list[Row], int, Path]:
     return list(rows.values()), n_tokens, path
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
+def paired(row: Row, measure: Callable[[Timing], float]) -> tuple[float, float, float]:
+    """Median of ``measure`` on each side, and the median of the per-round ratios
+    (omnifuse / reference): pairing the two sides of a round cancels drifts in machine load."""
+    ref = [measure(t) for t in row.reference]
+    omni = [measure(t) for t in row.omnifuse]
+    ratios = [o / r for o, r in zip(omni, ref, strict=True)]
+    return statistics.median(ref), statistics.median(omni), statistics.median(ratios)
 
 
 def print_table(rows: list[Row], n_tokens: int) -> None:
+    """Rates in tokens per second (higher is better); ratios above 1 favour omnifuse."""
     print(
         "| call | reference tok/s | omnifuse tok/s | ratio | reference TTFT ms "
         "| omnifuse TTFT ms | TTFT ratio |"
@@ -142,17 +157,15 @@ def print_table(rows: list[Row], n_tokens: int) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         if row.name == "generate":
-            ref = median([n_tokens / t.total_s for t in row.reference])
-            omni = median([n_tokens / t.total_s for t in row.omnifuse])
-            print(f"| generate (end to end) | {ref:.1f} | {omni:.1f} | {omni / ref:.3f} | | | |")
+            ref, omni, ratio = paired(row, lambda t: n_tokens / t.total_s)
+            print(f"| generate (end to end) | {ref:.1f} | {omni:.1f} | {ratio:.3f} | | | |")
             continue
-        ref = median([(n_tokens - 1) / (t.total_s - t.first_s) for t in row.reference])
-        omni = median([(n_tokens - 1) / (t.total_s - t.first_s) for t in row.omnifuse])
-        ref_ttft = median([t.first_s for t in row.reference]) * 1000
-        omni_ttft = median([t.first_s for t in row.omnifuse]) * 1000
+        ref, omni, ratio = paired(row, lambda t: (n_tokens - 1) / (t.total_s - t.first_s))
+        ref_ttft, omni_ttft, _ = paired(row, lambda t: 1000 * t.first_s)
+        _, _, ttft_ratio = paired(row, lambda t: 1 / t.first_s)
         print(
-            f"| stream (decode after first token) | {ref:.1f} | {omni:.1f} | {omni / ref:.3f} "
-            f"| {ref_ttft:.1f} | {omni_ttft:.1f} | {ref_ttft / omni_ttft:.3f} |"
+            f"| stream (decode after first token) | {ref:.1f} | {omni:.1f} | {ratio:.3f} "
+            f"| {ref_ttft:.1f} | {omni_ttft:.1f} | {ttft_ratio:.3f} |"
         )
 
 
@@ -163,6 +176,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument(
         "--prompt-cache", action="store_true", help="both sides reuse the cached prompt prefix"
     )
@@ -172,7 +186,7 @@ def main() -> None:
     print(
         f"model {path.name}; prompt {len(PROMPT)} chars; {n_tokens} tokens generated (greedy, "
         f"identical text on both sides); threads {args.threads}; rounds {args.rounds} "
-        f"(medians); prompt cache {'on' if args.prompt_cache else 'off'}"
+        f"(medians); prompt cache {'on' if args.prompt_cache else 'off'}; {args.clock} clock"
     )
     print(
         f"llama-cpp-python {llama_cpp.__version__}, Python {platform.python_version()}, "
