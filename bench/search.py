@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -149,7 +150,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--single", type=int, default=200, help="queries timed one at a time")
+    parser.add_argument("--single", type=int, default=100, help="queries timed one at a time")
     parser.add_argument("--batch", type=int, default=1000, help="items per durable add")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--milvus-size", type=int, default=20_000)
@@ -350,7 +351,8 @@ def main() -> None:
             milvus_rows,
         )
     )
-    print(f"total {time.perf_counter() - t0:.0f} s; work folder {workdir}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    print(f"total {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
