@@ -144,12 +144,15 @@ class Components:
         return chosen
 
     def _load_aligned(self) -> Embedder:
-        try:
-            from omnifuse.align import load_aligned
-        except ModuleNotFoundError as err:
-            raise MissingDependencyError(f"aligned models ({err.name})") from None
+        from omnifuse.align import InvalidAlignedModelError, load_aligned
+
         assert self.config.align_dir is not None
-        return AlignedEmbedder(self.aligned_id, load_aligned(self.config.align_dir))
+        try:
+            model = load_aligned(self.config.align_dir)
+        except InvalidAlignedModelError as err:
+            message = f"the aligned model cannot be loaded: {err}"
+            raise APIError(503, message, code="model_unusable") from None
+        return AlignedEmbedder(self.aligned_id, model)
 
     def model_folders(self) -> dict[str, Path]:
         """Fusion model folders under ``models_dir`` by name (those holding a config.json)."""

@@ -49,7 +49,11 @@ class EncoderEmbedder:
 
 
 class AlignedEmbedder:
-    """An aligned model: every modality it was trained on, in one L2-normalised space."""
+    """An aligned model: every modality it was trained on, in one L2-normalised space.
+
+    The same computation as ``AlignedModel.embed``, split at the encoder's preprocessing so
+    inputs from concurrent requests share one encoder pass and one projection.
+    """
 
     kind = "aligned"
 
@@ -60,8 +64,11 @@ class AlignedEmbedder:
         self.dim = int(model.dim)
 
     def prepare(self, modality: str, raw: Any) -> Any:
-        return raw
+        return self.model.encoder(modality).preprocess(raw)
 
     def run(self, modality: str, items: list[Any]) -> np.ndarray:
-        vectors = self.model.embed(modality, items, batch_size=max(1, len(items)))
+        encoder = self.model.encoder(modality)
+        with torch.inference_mode():
+            encoded = encoder.run_batch(encoder.collate(items))
+            vectors = self.model.embed_encoded(modality, encoded)
         return np.asarray(vectors, dtype=np.float32)
