@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from alignkit import tiny_config
 
 from omnifuse.align import AlignConfig, AlignResult, train_alignment
 from omnifuse.data.builders import build
@@ -41,24 +41,6 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("align-world")
     build("world", out, seed=0, size=WORLD_SIZE, video_clips=0, image_size=48)
     return out
-
-
-def tiny_config(world: Path, cache: Path, **train: Any) -> dict[str, Any]:
-    """Captions ↔ images, spoken captions bound to the captions, small heads and budget."""
-    return {
-        "data": {"manifest": str(world / "scenes.jsonl"), "group_by": "caption"},
-        "encoders": {
-            "caption": "minilm",
-            "image": {"name": "cnn-image", "image_size": 32, "channels": [16]},
-            "caption_audio": {"name": "logmel-cnn"},
-        },
-        "cache": {"dir": str(cache)},
-        "pairs": [["caption", "image"]],
-        "bind": [{"column": "caption_audio", "anchor": "caption"}],
-        "head": {"dim": 32, "kind": "mlp", "hidden": 64, "dropout": 0.0},
-        "heads": {"caption_audio": {"pool": "attention", "queries": 2}},
-        "train": {"epochs": 40, "batch_size": 16, "lr": 0.003, "patience": 40, **train},
-    }
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,8 @@ def random_batches(count: int, batch_size: int, rng: np.random.Generator) -> lis
 
 def _merge_singleton(batches: list[np.ndarray]) -> list[np.ndarray]:
     if len(batches) > 1 and len(batches[-1]) < 2:
-        batches[-2] = np.concatenate([batches[-2], batches.pop()])
+        last = batches.pop()
+        batches[-1] = np.concatenate([batches[-1], last])
     return batches
 
 

@@ -143,15 +143,7 @@ def train_alignment(config: AlignConfig, out: str | Path | None = None) -> Align
         raise ConfigError("give an output folder (out=..., or 'output' in the config)")
     seed_everything(config.train.seed)
     manifest_path, splits = load_training_data(config, folder)
-    dims = {c: int(f.pooled.shape[1]) for c, f in splits["train"].features.items()}
-    model = build_aligned_model(config, dims, resolve_device(config.train.device))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / LOG_FILE).write_text("", encoding="utf-8")
-    history: list[dict[str, Any]] = []
-    results = [
-        fit_stage(model, stage, splits["train"], splits.get("val"), config.train, folder, history)
-        for stage in stages(config)
-    ]
+    model, results, history = fit_model(config, splits, folder)
     metrics: dict[str, Any] = {
         "data": {"manifest": str(manifest_path), **{k: len(v) for k, v in splits.items()}},
         "train": {
@@ -165,6 +157,23 @@ def train_alignment(config: AlignConfig, out: str | Path | None = None) -> Align
             metrics[role] = evaluate_split(model, splits[role])
     save_aligned(model, folder, metrics=metrics, extra={"config": config.to_dict()})
     return AlignResult(model, folder, metrics, history, time.perf_counter() - started)
+
+
+def fit_model(
+    config: AlignConfig, splits: dict[str, SplitData], folder: Path
+) -> tuple[AlignedModel, list[StageResult], list[dict[str, Any]]]:
+    """A new model trained through every stage on loaded splits; the epochs are logged to
+    ``folder/metrics.jsonl``. Returns the model, each stage's result and the epoch log."""
+    dims = {c: int(f.pooled.shape[1]) for c, f in splits["train"].features.items()}
+    model = build_aligned_model(config, dims, resolve_device(config.train.device))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / LOG_FILE).write_text("", encoding="utf-8")
+    history: list[dict[str, Any]] = []
+    results = [
+        fit_stage(model, stage, splits["train"], splits.get("val"), config.train, folder, history)
+        for stage in stages(config)
+    ]
+    return model, results, history
 
 
 def _batches(

@@ -166,7 +166,7 @@ def zero_shot(
         table.add_column(column, justify="right" if column == "cosine" else "left")
     for path, row in zip(inputs, scores, strict=True):
         best = int(row.argmax())
-        table.add_row(str(path), names[best], f"{row[best]:.3f}")
+        table.add_row(path.name, names[best], f"{row[best]:.3f}")
     console.print(table)
 
 

@@ -1,0 +1,24 @@
+"""Shared helpers of the alignment tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def tiny_config(world: Path, cache: Path, **train: Any) -> dict[str, Any]:
+    """Captions ↔ images, spoken captions bound to the captions, small heads and budget."""
+    return {
+        "data": {"manifest": str(world / "scenes.jsonl"), "group_by": "caption"},
+        "encoders": {
+            "caption": "minilm",
+            "image": {"name": "cnn-image", "image_size": 32, "channels": [16]},
+            "caption_audio": {"name": "logmel-cnn"},
+        },
+        "cache": {"dir": str(cache)},
+        "pairs": [["caption", "image"]],
+        "bind": [{"column": "caption_audio", "anchor": "caption"}],
+        "head": {"dim": 32, "kind": "mlp", "hidden": 64, "dropout": 0.0},
+        "heads": {"caption_audio": {"pool": "attention", "queries": 2}},
+        "train": {"epochs": 40, "batch_size": 16, "lr": 0.003, "patience": 40, **train},
+    }
