@@ -127,14 +127,14 @@ def lm_corpus(config: ProjectorConfig, manifest: Manifest) -> list[str]:
     Always the task's own ``prompt target`` strings. For the ``world`` dataset also every
     caption, every ``question answer``, every ``caption. question answer`` (so the LM learns to
     answer from a description in its context, which the soft prompt later stands in for) and
-    every clip description, from whichever of its manifests exist."""
+    every clip description, from whichever of its manifests exist. Each distinct text once."""
     texts = [
         f"{prompt_text(row, config.prompt)} {target_text(row, config.target)}".strip()
         for row in _train_rows(manifest)
     ]
     if config.data.get("dataset") == "world":
         texts += _world_texts(manifest.path.parent)
-    return texts
+    return list(dict.fromkeys(texts))
 
 
 def _train_rows(manifest: Manifest) -> list[dict[str, Any]]:

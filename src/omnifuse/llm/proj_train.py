@@ -17,10 +17,11 @@ model folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
+from omnifuse.data.cache import FeatureCache
 from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.data.schema import write_json_atomic
 from omnifuse.encoders.base import resolve_device
@@ -209,6 +211,18 @@ def soft_prompt_state(model: ProjectorLM) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.prompt.state_dict().items()}
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads (None: unchanged), then restore."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_projector(config: ProjectorConfig, out: str | Path | None = None) -> Path:
     """Run a whole projector training (see the module docstring); returns the model folder."""
     started = time.perf_counter()
@@ -221,6 +235,19 @@ def train_projector(config: ProjectorConfig, out: str | Path | None = None) -> P
         raise ConfigError(f"encoders: {unknown} not modality column(s) of {manifest_path}")
     cache = encode_features(config, manifest_path)
     encoded_s = time.perf_counter() - started
+    with torch_threads(config.train.threads):
+        return _train_and_save(config, out, manifest_path, manifest, cache, started, encoded_s)
+
+
+def _train_and_save(
+    config: ProjectorConfig,
+    out: Path,
+    manifest_path: Path,
+    manifest: Manifest,
+    cache: FeatureCache,
+    started: float,
+    encoded_s: float,
+) -> Path:
     lm = prepare_lm(config, manifest, out)
     dims = {c: cache.info(c).dim for c in config.columns}
     model = build_projector_lm(config, dims, lm)
