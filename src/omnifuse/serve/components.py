@@ -253,10 +253,15 @@ class Components:
         return batcher
 
     async def serial(self, key: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn`` on component ``key``'s own single thread (one call at a time)."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self.serial_executor(key), fn, *args
-        )
+        """Run ``fn`` on component ``key``'s own single thread (one call at a time), waiting at
+        most the request timeout (then 504; the call itself finishes in the background)."""
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self.serial_executor(key), fn, *args)
+        timeout = self.config.limits.request_timeout_s
+        try:
+            return await asyncio.wait_for(work, timeout)
+        except asyncio.TimeoutError:
+            raise APIError(504, f"{key} did not answer within {timeout:g} s") from None
 
     def serial_executor(self, key: str) -> ThreadPoolExecutor:
         """Component ``key``'s own single worker thread."""
