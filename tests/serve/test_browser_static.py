@@ -19,9 +19,7 @@ from omnifuse.serve.web import STATIC_FILES, router
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    app = FastAPI()
-    app.include_router(router)
-    with TestClient(app) as test_client:
+    with TestClient(web_only_app()) as test_client:
         yield test_client
 
 
@@ -83,3 +81,21 @@ def test_every_labelled_control_exists(client: Any) -> None:
     ):
         assert f'<label for="{control}">' in html
         assert f'id="{control}"' in html
+
+
+def test_the_server_serves_the_page_without_an_api_key() -> None:
+    """``create_app`` mounts the page; with API keys set, the page and its files stay open
+    (the key is typed into the page), the API does not."""
+    from omnifuse.serve import ServeConfig, create_app
+
+    app = create_app(ServeConfig(api_keys=("page-test-key-0123",)))
+    with TestClient(app) as server:
+        assert server.get("/").text == TestClient(web_only_app()).get("/").text
+        assert server.get("/static/app.js").status_code == 200
+        assert server.get("/v1/models").status_code == 401
+
+
+def web_only_app() -> FastAPI:
+    app = FastAPI()
+    app.include_router(router)
+    return app

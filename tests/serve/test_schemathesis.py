@@ -2,8 +2,11 @@
 (valid and invalid) across every operation, and not one 5xx.
 
 The app is the real one (``create_app``) with a fusion model, a caption index, the default chat
-model and speech recogniser, called in process through ASGI. Every failure is listed with a
-curl command that reproduces it. Successful responses must also match their declared schema.
+model and speech recogniser, called in process through ASGI. Half of the valid requests name
+one of the server's models of the right kind (so they reach the encoders, the fusion model, the
+index and the LLM rather than stopping at 404); invalid ones are left as generated. Every
+failure is listed with a curl command that reproduces it. Successful responses must also match
+their declared schema. ``OMNIFUSE_FUZZ_SEED`` picks another sequence of requests.
 """
 
 from __future__ import annotations
@@ -35,14 +38,27 @@ EXAMPLES: dict[str, int] = {
     "POST /v1/embeddings": 140,
     "POST /v1/predict": 120,
     "POST /v1/search": 120,
-    "POST /v1/chat/completions": 90,
+    "POST /v1/chat/completions": 70,
     "POST /v1/audio/transcriptions": 60,
-    "GET /v1/models/{model_id}": 80,
+    "GET /v1/models/{model_id}": 140,
     "GET /v1/models": 10,
     "GET /healthz": 10,
     "GET /metrics": 10,
 }
 """Examples per operation and generation mode (positive and negative data each)."""
+MODEL_KINDS = ("embedding", "fusion", "chat", "transcription")
+KINDS: dict[str, tuple[str, ...]] = {
+    "POST /v1/embeddings": ("embedding",),
+    "POST /v1/predict": ("fusion",),
+    "POST /v1/search": ("embedding",),
+    "POST /v1/chat/completions": ("chat",),
+    "POST /v1/audio/transcriptions": ("transcription",),
+    "GET /v1/models/{model_id}": MODEL_KINDS,
+    "GET /v1/models": (),
+    "GET /healthz": (),
+    "GET /metrics": (),
+}
+"""The kinds of model (``GET /v1/models``) each operation's valid requests name."""
 ANSWERED = {
     "GET /healthz",
     "GET /metrics",
@@ -50,8 +66,11 @@ ANSWERED = {
     "GET /v1/models/{model_id}",
     "POST /v1/embeddings",
     "POST /v1/search",
+    "POST /v1/chat/completions",
 }
 """Operations whose generated valid requests must sometimes succeed, not only be refused."""
+CHAT_TOKENS = 8
+"""Chat requests that name a model ask for at most this many tokens: the LLM runs, briefly."""
 SEED = int(os.environ.get("OMNIFUSE_FUZZ_SEED", "20261122"))
 BODY_PREVIEW = 300
 
@@ -84,7 +103,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
         models_dir=assets.models,
         index_dir=assets.index,
         allowed_root=assets.world,
-        limits=ServeLimits(max_tokens=8, max_items=16, max_k=50, request_timeout_s=60.0),
+        limits=ServeLimits(max_tokens=CHAT_TOKENS, max_items=16, max_k=50, request_timeout_s=60.0),
     )
     return web_app(config)
 
@@ -126,14 +145,26 @@ def exercise(case: Any, mode: str, tally: Tally, checks: dict[str, Callable[...,
 
 def with_model(case: Any, name: str | None) -> Any:
     """``case`` naming model ``name``: every operation of this API with a path parameter or a
-    body names a model there. ``None`` leaves the case as generated."""
+    body names a model there (chat requests also keep to a few tokens). ``None`` leaves the
+    case as generated."""
     if name is None:
         return case
     if "model_id" in (case.path_parameters or {}):
         case.path_parameters["model_id"] = name
     elif isinstance(case.body, dict):
         case.body["model"] = name
+        if "messages" in case.body:
+            as_short_user_turn(case.body)
     return case
+
+
+def as_short_user_turn(body: dict[str, Any]) -> None:
+    """A chat body that ends with a user turn and asks for a few tokens, so the LLM runs."""
+    body.pop("max_completion_tokens", None)
+    body["max_tokens"] = min(body.get("max_tokens") or CHAT_TOKENS, CHAT_TOKENS)
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+        messages[-1]["role"] = "user"
 
 
 def cases(operation: Any, mode: Any, models: list[str]) -> Any:
@@ -182,13 +213,14 @@ def test_no_server_error_over_a_thousand_generated_requests(app: Any) -> None:
     labels = sorted(op.label for op in operations)
     assert labels == sorted(EXAMPLES), f"operations changed: {labels}"
 
-    listing = schema["/v1/models"]["GET"].Case().call()
-    models = sorted(card["id"] for card in listing.json()["data"])
-    assert FUSION_MODEL in models and "llama-cpp" in models
+    listing = schema["/v1/models"]["GET"].Case().call().json()["data"]
+    by_kind = {kind: sorted(c["id"] for c in listing if c["kind"] == kind) for kind in MODEL_KINDS}
+    assert by_kind["fusion"] == [FUSION_MODEL] and by_kind["chat"] == ["llama-cpp"]
 
     tally = Tally()
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            models = sorted({m for kind in KINDS[operation.label] for m in by_kind[kind]})
             fuzz_operation(operation, mode, EXAMPLES[operation.label], models, tally)
 
     total = sum(tally.requests.values())

@@ -137,14 +137,10 @@ def web_assets(basetemp: Path, out: Path) -> WebAssets:
 
 
 def web_app(config: Any) -> Any:
-    """The real application of ``config`` with the web page mounted at ``/``."""
+    """The real application of ``config`` (it serves the web page at ``/``)."""
     from omnifuse.serve import create_app
-    from omnifuse.serve.web import router
 
-    app = create_app(config)
-    if not any(getattr(route, "path", None) == "/" for route in app.routes):
-        app.include_router(router)
-    return app
+    return create_app(config)
 
 
 def free_port() -> int:
