@@ -83,8 +83,7 @@ def serve(
         preload=preload,
     ).with_api_keys_from_env()
     config.validate()
-    print_banner(config)
-    serve_forever(config, log_level=log_level)
+    serve_forever(config, log_level=log_level, on_bound=print_banner)
 
 
 def print_banner(config: ServeConfig) -> None:

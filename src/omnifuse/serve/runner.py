@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -35,14 +37,38 @@ def uvicorn_config(app: FastAPI, config: ServeConfig, *, log_level: str = "info"
     )
 
 
-def serve_forever(config: ServeConfig, *, log_level: str = "info") -> None:
-    """Build the app and serve until interrupted."""
+def bind(config: ServeConfig) -> tuple[socket.socket, ServeConfig]:
+    """A listening-ready socket on the config's address, and the config with the bound port
+    (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError:
+        sock.close()
+        raise
+    return sock, replace(config, port=int(sock.getsockname()[1]))
+
+
+def serve_forever(
+    config: ServeConfig,
+    *,
+    log_level: str = "info",
+    on_bound: Callable[[ServeConfig], None] | None = None,
+) -> None:
+    """Build the app, bind, tell ``on_bound`` the address, and serve until interrupted."""
     import uvicorn
 
     from omnifuse.serve import create_app
 
-    server = uvicorn.Server(uvicorn_config(create_app(config), config, log_level=log_level))
-    server.run()
+    app = create_app(config)
+    sock, config = bind(config)
+    if on_bound is not None:
+        on_bound(config)
+    server = uvicorn.Server(uvicorn_config(app, config, log_level=log_level))
+    with sock:
+        server.run(sockets=[sock])
 
 
 class BackgroundServer:
@@ -56,14 +82,9 @@ class BackgroundServer:
 
         from omnifuse.serve import create_app
 
-        self.config = config
         self.app = create_app(config)
-        self._socket = socket.socket(
-            socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM
-        )
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((config.host, config.port))
-        self.port = int(self._socket.getsockname()[1])
+        self._socket, self.config = bind(config)
+        self.port = self.config.port
         self.server = uvicorn.Server(uvicorn_config(self.app, config, log_level=log_level))
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
@@ -71,8 +92,7 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
-        return f"http://{host}:{self.port}"
+        return self.config.url
 
     def start(self) -> BackgroundServer:
         self._thread.start()
