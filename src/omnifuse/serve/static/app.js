@@ -239,7 +239,8 @@ async function toggleRecording() {
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch (err) {
-    status.textContent = `Microphone access was refused: ${err.message || err.name}. Attach an audio file instead.`;
+    const reason = err.message || err.name;
+    status.textContent = `Microphone access was refused: ${reason}. Attach an audio file instead.`;
     return;
   }
   const chunks = [];
@@ -262,10 +263,6 @@ async function toggleRecording() {
 
 // ---------------------------------------------------------------- models
 
-function modelKind(model) {
-  return String(model.kind || model.type || model.task || model.owned_by || "").toLowerCase();
-}
-
 function fillSelect(select, models, keepEmpty) {
   const previous = select.value;
   select.replaceChildren();
@@ -277,9 +274,9 @@ function fillSelect(select, models, keepEmpty) {
 async function loadModels() {
   const body = await getJson("/v1/models");
   state.models = Array.isArray(body.data) ? body.data : [];
-  const chat = state.models.filter((m) => /llm|chat|assistant/.test(modelKind(m)));
-  const fusion = state.models.filter((m) => /fusion|predict|classifier/.test(modelKind(m)));
-  fillSelect($("chat-model"), chat.length ? chat : state.models, false);
+  const chat = state.models.filter((m) => m.kind === "chat");
+  const fusion = state.models.filter((m) => m.kind === "fusion");
+  fillSelect($("chat-model"), chat, false);
   fillSelect($("fusion-model"), fusion, true);
   if (fusion.length && !$("fusion-model").value) $("fusion-model").value = fusion[0].id;
 }
@@ -308,7 +305,8 @@ function userContent(question) {
   if (question) parts.push({ type: "text", text: question });
   if (state.image) parts.push({ type: "image_url", image_url: { url: state.image.dataUrl } });
   if (state.audio) {
-    parts.push({ type: "input_audio", input_audio: { data: state.audio.base64, format: state.audio.format } });
+    const { base64, format } = state.audio;
+    parts.push({ type: "input_audio", input_audio: { data: base64, format } });
   }
   return parts;
 }
@@ -318,29 +316,18 @@ function maxTokens() {
   return Number.isFinite(value) && value > 0 ? value : 64;
 }
 
+/** The perceived context as a definition list: question, transcript, what was seen. */
 function showContext(fields) {
   const list = $("context");
   list.replaceChildren();
   Object.entries(fields).forEach(([name, value]) => {
-    if (value === undefined || value === null || value === "" ) return;
-    if (Array.isArray(value) && !value.length) return;
     const dt = document.createElement("dt");
     dt.textContent = name;
     const dd = document.createElement("dd");
-    dd.textContent = Array.isArray(value) ? value.map(labelText).join(", ") : labelText(value);
+    dd.textContent = String(value);
     list.append(dt, dd);
   });
   list.hidden = !list.children.length;
-}
-
-function labelText(value) {
-  if (value && typeof value === "object") {
-    const name = value.label ?? value.name ?? value.text;
-    const score = value.score ?? value.probability;
-    if (name !== undefined) return score === undefined ? String(name) : `${name} (${Number(score).toFixed(2)})`;
-    return JSON.stringify(value);
-  }
-  return String(value);
 }
 
 /** What the assistant perceived so far: the `omnifuse` extras of a chunk merged into `known`
@@ -437,7 +424,7 @@ function audioDataUrl() {
 /** The attached inputs keyed by modality, restricted to the modalities the model reads. */
 function predictInputs(model, question) {
   const card = state.models.find((m) => m.id === model);
-  const reads = new Set(card && Array.isArray(card.modalities) ? card.modalities : ["text", "image", "audio"]);
+  const reads = new Set(card ? card.modalities : []);
   const inputs = {};
   if (question && reads.has("text")) inputs.text = question;
   if (state.image && reads.has("image")) inputs.image = state.image.dataUrl;
@@ -462,7 +449,7 @@ async function showContributions(question, signal) {
   $("prediction").textContent = "Predicting…";
   try {
     const body = await postJson("/v1/predict", { model, inputs, explain: true }, signal);
-    const result = Array.isArray(body.data) ? body.data[0] : body;
+    const result = body.data[0];
     $("prediction").textContent = predictionText(result);
     drawBars($("contributions"), contributionsOf(result));
   } catch (err) {
@@ -471,16 +458,14 @@ async function showContributions(question, signal) {
 }
 
 function predictionText(result) {
-  const label = result.label ?? result.prediction ?? result.answer;
-  const score = result.score ?? result.confidence ?? result.probability;
-  if (label === undefined) return "";
-  return score === undefined ? `Prediction: ${label}` : `Prediction: ${label} (${Number(score).toFixed(2)})`;
+  return `Prediction: ${result.label} (${Number(result.score).toFixed(2)})`;
 }
 
+/** Shapley contributions of the present modalities; the fusion's own weights when the server
+ * did not compute them (models with many modalities). */
 function contributionsOf(result) {
-  const raw = result.contributions ?? result.modality_contributions ?? result.weights ?? {};
-  if (Array.isArray(raw)) return raw.map((c) => [c.modality ?? c.name, Number(c.value ?? c.score)]);
-  return Object.entries(raw).map(([name, value]) => [name, Number(value)]);
+  const values = result.contributions ?? result.weights ?? {};
+  return Object.entries(values).map(([name, value]) => [name, Number(value)]);
 }
 
 /** A horizontal bar chart in plain SVG; bars grow right for positive values, left for negative. */
@@ -545,7 +530,8 @@ async function searchFirstUsable(queries, signal) {
   let lastError = null;
   for (const query of queries) {
     try {
-      return { modality: Object.keys(query)[0], body: await postJson("/v1/search", { query, k: NEIGHBOURS_K }, signal) };
+      const body = await postJson("/v1/search", { query, k: NEIGHBOURS_K }, signal);
+      return { modality: Object.keys(query)[0], body };
     } catch (err) {
       if (err.name === "AbortError") throw err;
       lastError = err;
@@ -579,10 +565,16 @@ async function showNeighbours(question, signal) {
   }
 }
 
+function isImageData(value) {
+  return typeof value === "string" && value.startsWith("data:image/");
+}
+
+/** One search hit: a thumbnail when its metadata carries one (a `thumbnail` data URI, or a
+ * `source` that is one), its caption or text, the score, and what it is. */
 function neighbourItem(hit) {
   const meta = hit.metadata || {};
   const li = document.createElement("li");
-  const thumb = meta.thumbnail || (typeof meta.source === "string" && meta.source.startsWith("data:image/") ? meta.source : null);
+  const thumb = [meta.thumbnail, meta.source].find(isImageData);
   if (thumb) {
     const img = document.createElement("img");
     img.src = thumb;
@@ -590,13 +582,16 @@ function neighbourItem(hit) {
     li.append(img);
   }
   const title = document.createElement("span");
-  title.textContent = meta.caption || meta.text || meta.label || (thumb ? hit.id : meta.source) || hit.id;
+  const source = isImageData(meta.source) ? undefined : meta.source;
+  title.textContent = String(meta.caption ?? meta.text ?? source ?? meta.label ?? hit.id);
   const score = document.createElement("span");
   score.className = "score";
   score.textContent = Number(hit.score).toFixed(3);
   const details = document.createElement("div");
   details.className = "meta";
-  details.textContent = [meta.modality, meta.label, hit.id].filter((v) => v !== undefined && v !== "").join(" · ");
+  details.textContent = [meta.modality, meta.label, meta.split, hit.id]
+    .filter((v) => v !== undefined && v !== null && v !== "")
+    .join(" · ");
   li.append(title, score, details);
   return li;
 }
