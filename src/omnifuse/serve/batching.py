@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from omnifuse.serve.config import BatchingConfig
 
@@ -187,8 +187,3 @@ class DynamicBatcher(Generic[In, Out]):
     def _observe_depth(self) -> None:
         if self.observer is not None:
             self.observer.queue_depth(self.name, self.depth)
-
-
-def split_rows(array: Any, count: int) -> list[Any]:
-    """The first ``count`` rows of a batch output as a list (one per item)."""
-    return [array[i] for i in range(count)]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from omnifuse.encoders.base import Encoder
 from omnifuse.errors import MissingDependencyError, UnknownComponentError
@@ -232,13 +232,22 @@ class Components:
         return self.load("assistant", self._load_assistant)
 
     def _load_assistant(self) -> Any:
+        """The assistant, sharing the server's speech recogniser, its EfficientNet (as the image
+        labeller) and its decode limits."""
         try:
             from omnifuse.llm.assistant import Assistant
             from omnifuse.llm.base import create_llm
+            from omnifuse.llm.perception import ImageClassifier, Perceiver
         except ModuleNotFoundError as err:
             raise MissingDependencyError(f"the assistant ({err.name})", extra="llm") from None
         llm = self.load("llm", lambda: create_llm(self.config.llm, **self.config.llm_config))
-        return Assistant(llm=llm, asr=self.asr())
+        asr = self.asr()
+        perceiver = Perceiver(
+            asr=asr,
+            classifier=cast(ImageClassifier, self.encoder("effnet-lite0")),
+            limits=self.config.limits.decode_limits(),
+        )
+        return Assistant(llm=llm, asr=asr, perceiver=perceiver)
 
     # -- execution (async) -------------------------------------------------------------------
 

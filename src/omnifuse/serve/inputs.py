@@ -23,7 +23,6 @@ from omnifuse.serve.media import (
 from omnifuse.serve.schemas import MediaRef
 
 SAMPLE_RATE = 16000
-MEDIA = ("image", "audio", "video")
 
 Source = bytes | Path
 

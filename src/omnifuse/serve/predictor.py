@@ -58,7 +58,7 @@ class Predictor:
     def prepare(self, sample: Mapping[str, Any]) -> RawSample:
         """Decoded inputs by column → the encoders' preprocessed inputs (CPU work)."""
         inputs = {c: self.model.encoder(c).preprocess(raw) for c, raw in sample.items()}
-        return RawSample(inputs, name=f"request-{id(inputs)}")
+        return RawSample(inputs, name="request")
 
     def run(self, items: list[tuple[RawSample, int]]) -> list[Prediction]:
         """Predict a batch of prepared samples, each with how many top outputs it wants."""
