@@ -122,12 +122,11 @@ def encode_features(config: ProjectorConfig, manifest_path: Path) -> FeatureCach
 
 
 def lm_corpus(config: ProjectorConfig, manifest: Manifest) -> list[str]:
-    """Texts of the training split for pretraining the built-in LM.
+    """Texts of the training split for pretraining the built-in LM, each distinct text once.
 
-    Always the task's own ``prompt target`` strings. For the ``world`` dataset also every
-    caption, every ``question answer``, every ``caption. question answer`` (so the LM learns to
-    answer from a description in its context, which the soft prompt later stands in for) and
-    every clip description, from whichever of its manifests exist. Each distinct text once."""
+    Always the task's own ``prompt target`` strings. For the ``world`` dataset, whichever of its
+    manifests exist also give every caption, every ``question answer``, every clip description
+    and, per scene, documents that put its texts side by side (:func:`scene_documents`)."""
     texts = [
         f"{prompt_text(row, config.prompt)} {target_text(row, config.target)}".strip()
         for row in _train_rows(manifest)
@@ -137,24 +136,37 @@ def lm_corpus(config: ProjectorConfig, manifest: Manifest) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
+def scene_documents(caption: str, qa: Sequence[str]) -> list[str]:
+    """The texts of one scene as documents: ``caption. q a`` for each question, the caption
+    before all its questions and after them.
+
+    A frozen LM reads a soft prompt only as well as it learnt to read context: in these
+    documents a caption, an answer or another question's answer depends on what came before
+    (the same scene), which a plain list of sentences never asks of the LM. The soft prompt
+    then stands in for that context."""
+    if not qa:
+        return [caption]
+    joined = ". ".join(qa)
+    return [f"{caption}. {q}" for q in qa] + [f"{caption}. {joined}", f"{joined}. {caption}"]
+
+
 def _train_rows(manifest: Manifest) -> list[dict[str, Any]]:
     split = manifest.schema.split
     return [s for s in manifest.samples if split is None or s.get(split) == "train"]
 
 
 def _world_texts(folder: Path) -> list[str]:
-    texts: list[str] = []
     captions: dict[str, str] = {}
     if (folder / "scenes.jsonl").is_file():
         for row in _train_rows(load_manifest(folder / "scenes.jsonl")):
             captions[str(row["id"])] = str(row["caption"])
-            texts.append(str(row["caption"]))
+    qa: dict[str, list[str]] = {}
     if (folder / "vqa.jsonl").is_file():
         for row in _train_rows(load_manifest(folder / "vqa.jsonl")):
-            qa = f"{row['question']} {row['answer']}"
-            texts.append(qa)
-            if str(row.get("scene_id")) in captions:
-                texts.append(f"{captions[str(row['scene_id'])]}. {qa}")
+            qa.setdefault(str(row.get("scene_id")), []).append(f"{row['question']} {row['answer']}")
+    texts = list(captions.values()) + [t for pairs in qa.values() for t in pairs]
+    for scene, caption in captions.items():
+        texts += scene_documents(caption, qa.get(scene, []))
     if (folder / "video.jsonl").is_file():
         texts += [describe_clip(row) for row in _train_rows(load_manifest(folder / "video.jsonl"))]
     return texts

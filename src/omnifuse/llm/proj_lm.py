@@ -122,7 +122,7 @@ class HFCausalLM(FrozenLM):
             raise ConfigError(f"lm.dtype must be fp32 or bf16, got {dtype!r}")
         try:
             model = transformers.AutoModelForCausalLM.from_pretrained(
-                str(folder), local_files_only=True, torch_dtype=torch_dtype
+                str(folder), local_files_only=True, dtype=torch_dtype
             )
             tokenizer = transformers.AutoTokenizer.from_pretrained(
                 str(folder), local_files_only=True
