@@ -61,6 +61,9 @@ def serve(
     preload: Annotated[
         bool, typer.Option(help="Load the encoders, models and index before serving.")
     ] = False,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="PyTorch CPU threads (default: PyTorch's choice).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Uvicorn log level.")] = "info",
 ) -> None:
     """Serve the HTTP API (OpenAI-compatible where OpenAI has the endpoint)."""
@@ -83,6 +86,10 @@ def serve(
         preload=preload,
     ).with_api_keys_from_env()
     config.validate()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     serve_forever(config, log_level=log_level, on_bound=print_banner)
 
 
