@@ -120,3 +120,28 @@ def test_transcription_of_real_speech(client: openai.OpenAI, serve_data: ServeDa
             model="whisper-tiny-en", file=fh, response_format="text"
         )
     assert str(text).strip() == result.text
+
+
+def test_the_next_chat_is_answered_after_a_client_leaves_mid_stream(
+    client: openai.OpenAI, server: BackgroundServer
+) -> None:
+    import httpx
+
+    body = {
+        "model": "llama-cpp",
+        "max_tokens": 64,
+        "stop": [],
+        "stream": True,
+        "messages": [{"role": "user", "content": "Count from one to fifty in words."}],
+    }
+    with (
+        httpx.Client(base_url=server.url, timeout=60.0) as http,
+        http.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        first = next(response.iter_lines())
+        assert first.startswith("data: {")
+    completion = client.chat.completions.create(
+        model="llama-cpp", max_tokens=4, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert completion.choices[0].message.content is not None
