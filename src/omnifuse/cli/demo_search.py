@@ -3,6 +3,8 @@ images, and text and spoken queries against it."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import time
 from pathlib import Path
@@ -39,34 +41,60 @@ def align_demo(world: Path, out: Path, *, size: int, seed: int) -> Path:
 
 
 def index_demo(world: Path, model_dir: Path, out: Path) -> Path:
-    """Index every world image with the aligned model, then query it by text and by speech."""
+    """Index every world image with the aligned model (caption and thumbnail kept as metadata,
+    for the web page), then query it by text and by speech."""
     from omnifuse.align import load_aligned
     from omnifuse.index import create_index
-    from omnifuse.index.ingest import ingest_manifest
 
     model = load_aligned(model_dir)
+    rows = read_scenes(world / "scenes.jsonl")
     folder = out / "index"
     start = time.perf_counter()
-    index = create_index(
-        "faiss-flat", folder, dim=model.dim, attributes={"model": str(model_dir.resolve())}
-    )
+    vectors = model.embed("image", [str(world / row["image"]) for row in rows])
+    metadata = [
+        {
+            "modality": "image",
+            "source": row["image"],
+            "caption": row["caption"],
+            "split": row["split"],
+            "thumbnail": thumbnail(world / row["image"]),
+        }
+        for row in rows
+    ]
+    attributes = {"model": str(model_dir.resolve()), "modality": "image"}
+    index = create_index("faiss-flat", folder, dim=model.dim, attributes=attributes)
     try:
-        report = ingest_manifest(index, world / "scenes.jsonl", model, columns=["image"])
+        index.add([row["id"] for row in rows], vectors, metadata)
         index.flush()
         console.print(
-            f"[bold]index[/]: {report.added} world images in {folder} "
-            f"({time.perf_counter() - start:.1f} s, {len(report.skipped)} skipped)"
+            f"[bold]index[/]: {len(index)} world images in {folder} "
+            f"({time.perf_counter() - start:.1f} s)"
         )
-        captions = scene_captions(world / "scenes.jsonl")
         for query in TEXT_QUERIES:
             hits = index.search(model.embed("text", [query]), k=3)[0]
-            console.print(hits_table(f"text: “{query}”", hits, captions))
+            console.print(hits_table(f"text: “{query}”", hits))
         spoken = spoken_query(out / "spoken-query.wav")
         hits = index.search(model.embed("audio", [str(spoken)]), k=3)[0]
-        console.print(hits_table(f"speech (espeak-ng): “{SPOKEN_QUERY}”", hits, captions))
+        console.print(hits_table(f"speech (espeak-ng): “{SPOKEN_QUERY}”", hits))
     finally:
         index.close()
     return folder
+
+
+def read_scenes(manifest: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+
+
+def thumbnail(path: Path, size: int = 48) -> str:
+    """A small PNG data URI of an image, which the web page shows beside a hit."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB")
+    small.thumbnail((size, size))
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def spoken_query(path: Path) -> Path:
@@ -77,19 +105,12 @@ def spoken_query(path: Path) -> Path:
     return path
 
 
-def scene_captions(manifest: Path) -> dict[str, str]:
-    """Scene id → the caption world wrote for it, to show what each hit depicts."""
-    rows = (json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines())
-    return {row["id"]: row["caption"] for row in rows}
-
-
-def hits_table(title: str, hits: list[Any], captions: dict[str, str]) -> Table:
+def hits_table(title: str, hits: list[Any]) -> Table:
     """The top hits of one query: score, image and the caption world wrote for it."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("rank", "score", "image", "its caption"):
         table.add_column(column, justify="right" if column in ("rank", "score") else "left")
     for rank, hit in enumerate(hits, 1):
-        sample = str(hit.metadata.get("sample", hit.id))
-        image = Path(str(hit.metadata.get("source", sample))).name
-        table.add_row(str(rank), f"{hit.score:.3f}", image, captions.get(sample, ""))
+        image = Path(str(hit.metadata.get("source", hit.id))).name
+        table.add_row(str(rank), f"{hit.score:.3f}", image, str(hit.metadata.get("caption", "")))
     return table
