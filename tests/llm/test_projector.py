@@ -18,7 +18,7 @@ from omnifuse.llm.decoder import (
     pretrain_decoder,
     save_decoder,
 )
-from omnifuse.llm.proj_config import ProjectorConfig
+from omnifuse.llm.proj_config import ProjectorConfig, read_projector_config
 from omnifuse.llm.proj_lm import BuiltinLM, FrozenLM, HFCausalLM
 from omnifuse.llm.projector import Projector, ProjectorLM, SoftPrompt, pool_tokens
 from omnifuse.types import Encoded
@@ -362,3 +362,10 @@ def test_config_defaults_and_round_trip() -> None:
 def test_config_errors_name_the_key(change: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ProjectorConfig.from_dict(minimal_config(**change))
+
+
+@pytest.mark.parametrize("name", ["world-caption.yaml", "world-vqa-gen.yaml"])
+def test_shipped_projector_configs_parse(name: str) -> None:
+    config = read_projector_config(Path(__file__).parents[2] / "configs" / name)
+    assert config.data["dataset"] == "world" and config.lm.kind == "builtin"
+    assert set(config.projector.tokens) == set(config.columns)
