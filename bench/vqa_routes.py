@@ -1,4 +1,4 @@
-"""World VQA with spoken questions: three routes from (image, spoken question) to an answer, on
+"""World VQA with spoken questions: routes from (image, spoken question) to an answer, on
 the same test questions.
 
 - **projector**: the image's EfficientNet grid tokens and the spoken question's Whisper tokens
@@ -8,6 +8,9 @@ the same test questions.
   question (faster-whisper), describes the image in words (ImageNet labels, OCR and the
   projector captioner of ``configs/world-caption.yaml``, since ImageNet labels cannot name
   synthetic shapes) and asks Gemma-3-270M through llama.cpp; its short answer is scored;
+- **projector, question transcribed**: the same projector design with only the image as soft
+  prompt and the question as text in the LM's prompt (trained on the written questions),
+  answering faster-whisper's transcript of the spoken question;
 - **answer classifier**: the fusion sweep's best world-VQA model (``low-rank-tensor`` over
   pooled image and spoken-question features, 19 answers), retrained here with the sweep's
   recipe on the same cached features; the reference the other two are compared with.
@@ -42,6 +45,13 @@ from omnifuse.llm.projector import load_answerer, load_captioner, read_projector
 from omnifuse.llm.projector import train_projector as train_projector_run
 
 FUSION = "low-rank-tensor"
+TEXT_QUESTION = (
+    "encoders={image: {name: effnet-lite0, image_size: 128}}",
+    "projector.tokens={image: 16}",
+    "prompt='{question}'",
+)
+"""Overrides of the VQA run file for a projector that reads the question as text (trained on
+the written questions; at test time it reads their transcripts)."""
 
 
 @dataclass
@@ -93,6 +103,24 @@ def projector_route(folder: Path, rows: Sequence[dict[str, Any]]) -> Route:
         len(rows),
     )
     return Route("projector (soft prompt → built-in LM)", answers, seconds, train_seconds(folder))
+
+
+def transcribed_route(folder: Path, rows: Sequence[dict[str, Any]]) -> Route:
+    """The projector that reads the question as text: faster-whisper transcribes it first."""
+    from omnifuse.speech.asr import create_asr
+
+    asr = create_asr()
+    answerer = load_answerer(folder)
+
+    def answer() -> dict[str, str]:
+        questions = [asr.transcribe(r["question_audio"]).text for r in rows]
+        replies = answerer.answer([r["image"] for r in rows], questions)
+        return dict(zip([r["id"] for r in rows], replies, strict=True))
+
+    answers, seconds = timed(answer, len(rows))
+    return Route(
+        "projector, question transcribed (ASR → prompt)", answers, seconds, train_seconds(folder)
+    )
 
 
 def perception_route(captioner_dir: Path, rows: Sequence[dict[str, Any]]) -> Route:
@@ -212,9 +240,15 @@ def main() -> None:
         [*overrides, f"lm.path={captioner / 'lm'}"],
         args.retrain,
     )
+    read = trained_projector(
+        args.vqa_config,
+        args.runs / "world-vqa-gen-text",
+        [*overrides, f"lm.path={captioner / 'lm'}", *TEXT_QUESTION],
+        args.retrain,
+    )
     rows = [r for r in load_manifest(args.data_dir / "vqa.jsonl").samples if r["split"] == "test"]
     subset = min(args.llm_questions, len(rows))
-    routes = [projector_route(vqa, rows)]
+    routes = [projector_route(vqa, rows), transcribed_route(read, rows)]
     if not args.skip_llm:
         routes.append(perception_route(captioner, rows[:subset]))
     if not args.skip_classifier:

@@ -71,7 +71,9 @@ def captioner_dir(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_caption_run_writes_a_model_folder_with_scores(captioner_dir: Path, world: Path) -> None:
     names = {p.name for p in captioner_dir.iterdir()}
     assert {"config.json", "model.safetensors", "metrics.json", "metrics.jsonl", "lm"} <= names
-    epochs = [json.loads(line) for line in (captioner_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [
+        json.loads(line) for line in (captioner_dir / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [e["epoch"] for e in epochs] == [1, 2] and all("val_loss" in e for e in epochs)
     metrics = json.loads((captioner_dir / "metrics.json").read_text())
     scenes = load_manifest(world / "scenes.jsonl").samples

@@ -356,6 +356,7 @@ def test_config_defaults_and_round_trip() -> None:
         ({"train": {"lr": -1}}, "train.lr"),
         ({"encoders": {}}, "encoders"),
         ({"prompt": "{question"}, "prompt"),
+        ({"prompt": {"question": None}}, "prompt"),
         ({"max_tokens": 0}, "max_tokens"),
     ],
 )

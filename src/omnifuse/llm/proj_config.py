@@ -210,6 +210,9 @@ class ProjectorConfig:
             raise ConfigError(f"task: expected one of {TASKS}, got {task!r}")
         encoders = _encoders(data["encoders"])
         columns = sorted(encoders)
+        prompt = data.get("prompt") or ""
+        if not isinstance(prompt, str):
+            raise ConfigError(f"prompt: expected a text template, got {prompt!r}")
         source = _mapping(data["data"], "data")
         if not source.get("dataset") and not source.get("manifest"):
             raise ConfigError("data: give 'dataset' (a built-in dataset) or 'manifest' (a path)")
@@ -222,7 +225,7 @@ class ProjectorConfig:
             train=ProjectorTrainConfig.from_dict(data.get("train")),
             target=str(data["target"]),
             output=Path(str(data["output"])),
-            prompt=str(data.get("prompt") or ""),
+            prompt=prompt,
             cache=_mapping(data.get("cache"), "cache"),
             max_tokens=_positive_int(data.get("max_tokens", 32), "max_tokens"),
         )
