@@ -112,3 +112,12 @@ def test_presets_are_valid_configs() -> None:
     assert fashion.data.exclude == {"label": ["Sandal", "Shirt", "Bag"]}
     with pytest.raises(ConfigError, match="no alignment recipe"):
         preset("mnist", size=10)
+
+
+def test_every_public_name_resolves() -> None:
+    import omnifuse.align as align
+
+    for name in align.__all__:
+        assert getattr(align, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        align.nope  # noqa: B018

@@ -10,7 +10,7 @@ import pytest
 
 from omnifuse.align import AlignResult, InvalidAlignedModelError, ZeroShotClassifier, load_aligned
 from omnifuse.align.config import AlignConfig
-from omnifuse.align.data import load_split
+from omnifuse.align.data import load_split, load_training_data
 from omnifuse.align.evaluate import embed_samples, retrieval_metrics, split_embeddings
 from omnifuse.data.cache import FeatureCache
 from omnifuse.data.manifest import load_manifest
@@ -119,3 +119,18 @@ def test_load_errors(tiny_run: AlignResult, tmp_path: Path) -> None:
     (broken / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(InvalidAlignedModelError, match="unreadable weights"):
         load_aligned(broken)
+
+
+def test_a_pooled_head_reuses_cached_tokens(
+    tiny_run: AlignResult, tiny_world: Path, tmp_path: Path
+) -> None:
+    """A recipe that pools audio by its mean reads the cache written with audio tokens."""
+    stored = json.loads((tiny_run.folder / "config.json").read_text())["config"]
+    stored["heads"] = {}
+    config = AlignConfig.from_dict(stored)
+    _, splits = load_training_data(config, tmp_path / "out")
+    assert splits["train"].features["caption_audio"].tokens is None
+    assert len(splits["train"]) == 32
+    cache = json.loads((Path(stored["cache"]["dir"]) / "cache.json").read_text())
+    assert cache["columns"]["caption_audio"]["tokens"] is True
+    assert cache["columns"]["image"]["tokens"] is False

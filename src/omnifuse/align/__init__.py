@@ -5,28 +5,58 @@ temperature (:func:`train_alignment`), ImageBind-style binding of a further moda
 an anchor, zero-shot classification by text prompts (:class:`ZeroShotClassifier`), and model
 folders that :func:`load_aligned` turns back into an :class:`AlignedModel` whose ``embed``
 serves search and the HTTP API.
+
+Names are imported from their submodules on first use, so a server that only loads aligned
+models never imports the training code.
 """
 
-from omnifuse.align.config import (
-    AlignCache,
-    AlignConfig,
-    AlignData,
-    AlignTrain,
-    Binding,
-    HeadConfig,
-    read_align_config,
-    write_align_config,
-)
-from omnifuse.align.loss import info_nce
-from omnifuse.align.model import (
-    AlignedModel,
-    InvalidAlignedModelError,
-    load_aligned,
-    read_metrics,
-    save_aligned,
-)
-from omnifuse.align.train import AlignResult, train_alignment
-from omnifuse.align.zeroshot import DEFAULT_TEMPLATES, ZeroShotClassifier
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omnifuse.align.config import (
+        AlignCache,
+        AlignConfig,
+        AlignData,
+        AlignTrain,
+        Binding,
+        HeadConfig,
+        read_align_config,
+        write_align_config,
+    )
+    from omnifuse.align.loss import info_nce
+    from omnifuse.align.model import (
+        AlignedModel,
+        InvalidAlignedModelError,
+        load_aligned,
+        read_metrics,
+        save_aligned,
+    )
+    from omnifuse.align.train import AlignResult, train_alignment
+    from omnifuse.align.zeroshot import DEFAULT_TEMPLATES, ZeroShotClassifier
+
+_HOMES = {
+    "AlignCache": "config",
+    "AlignConfig": "config",
+    "AlignData": "config",
+    "AlignTrain": "config",
+    "Binding": "config",
+    "HeadConfig": "config",
+    "read_align_config": "config",
+    "write_align_config": "config",
+    "info_nce": "loss",
+    "AlignedModel": "model",
+    "InvalidAlignedModelError": "model",
+    "load_aligned": "model",
+    "read_metrics": "model",
+    "save_aligned": "model",
+    "AlignResult": "train",
+    "train_alignment": "train",
+    "DEFAULT_TEMPLATES": "zeroshot",
+    "ZeroShotClassifier": "zeroshot",
+}
 
 __all__ = [
     "DEFAULT_TEMPLATES",
@@ -48,3 +78,12 @@ __all__ = [
     "train_alignment",
     "write_align_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'omnifuse.align' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"omnifuse.align.{home}"), name)
+    globals()[name] = value
+    return value

@@ -27,6 +27,7 @@ from omnifuse.data.builders import available as available_datasets
 from omnifuse.data.builders import datasets as dataset_builders
 from omnifuse.data.cache import FeatureCache, encode_manifest
 from omnifuse.data.cache.encode import sample_name
+from omnifuse.data.cache.store import CacheMeta
 from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.data.schema import DatasetInfo
 from omnifuse.errors import ConfigError, InputError
@@ -100,23 +101,34 @@ def cache_dir(config: AlignConfig, out: Path, manifest_path: Path) -> Path:
     return out.parent / "cache" / f"align-{manifest_path.parent.name}-{manifest_path.stem}"
 
 
-def needs_tokens(config: AlignConfig) -> bool:
-    return any(config.head_config(c).pool == "attention" for c in config.columns)
+def token_columns(config: AlignConfig, cache: Path) -> dict[str, bool]:
+    """Whether each column's token features are stored: as the cache already holds them, else
+    as its head needs them (tokens already stored serve a pooled head too)."""
+    meta = CacheMeta.read(cache) if (cache / "cache.json").is_file() else CacheMeta()
+    return {
+        c: meta.columns[c].tokens if c in meta.columns else _stride(config, c) is not None
+        for c in config.encoders
+    }
 
 
 def encode_features(config: AlignConfig, manifest_path: Path, cache: Path) -> FeatureCache:
     """Run each frozen encoder over its column once (resumable); the cache it wrote."""
-    encode_manifest(
-        manifest_path,
-        {c: str(s["name"]) for c, s in config.encoders.items()},
-        cache,
-        encoder_config={c: encoder_options(s) for c, s in config.encoders.items()},
-        batch_size=config.cache.batch_size,
-        device=config.cache.device,
-        dtype=config.cache.dtype,
-        store_tokens=needs_tokens(config),
-        seed=config.cache.seed,
-    )
+    tokens = token_columns(config, cache)
+    for store_tokens in (True, False):
+        columns = {c: s for c, s in config.encoders.items() if tokens[c] == store_tokens}
+        if not columns:
+            continue
+        encode_manifest(
+            manifest_path,
+            {c: str(s["name"]) for c, s in columns.items()},
+            cache,
+            encoder_config={c: encoder_options(s) for c, s in columns.items()},
+            batch_size=config.cache.batch_size,
+            device=config.cache.device,
+            dtype=config.cache.dtype,
+            store_tokens=store_tokens,
+            seed=config.cache.seed,
+        )
     return FeatureCache(cache)
 
 
