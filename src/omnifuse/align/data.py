@@ -96,9 +96,11 @@ def _built(
 
 
 def cache_dir(config: AlignConfig, out: Path, manifest_path: Path) -> Path:
+    """``cache.dir``, else ``<out>/../cache/align-<data folder>``: features are keyed by content
+    and column, so the manifests of one data folder can share it."""
     if config.cache.dir:
         return Path(config.cache.dir)
-    return out.parent / "cache" / f"align-{manifest_path.parent.name}-{manifest_path.stem}"
+    return out.parent / "cache" / f"align-{manifest_path.parent.name}"
 
 
 def token_columns(config: AlignConfig, cache: Path) -> dict[str, bool]:

@@ -33,7 +33,7 @@ def world_preset(size: int, seed: int) -> dict[str, Any]:
         "bind": [{"column": "caption_audio", "anchor": "caption"}],
         "head": {"dim": 256, "kind": "mlp", "pool": "attention"},
         "heads": {"caption_audio": {"stride": 4}},
-        "train": {"epochs": 40, "batch_size": 64, "lr": 0.001, "patience": 8, "seed": seed},
+        "train": {"epochs": 30, "batch_size": 64, "lr": 0.001, "patience": 6, "seed": seed},
     }
 
 
