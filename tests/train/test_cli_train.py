@@ -121,7 +121,18 @@ def test_cli_reports_a_bad_run_file_as_a_config_error(tmp_path: Path, digits: Pa
     assert "train.epochs" in str(result.exception)
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parents[2].glob("configs/*.yaml")))
+TRAIN_RUN_FILES = sorted(
+    path
+    for path in Path(__file__).parents[2].glob("configs/*.yaml")
+    if "omnifuse train --config" in path.read_text(encoding="utf-8")
+)
+
+
+def test_train_run_files_are_shipped() -> None:
+    assert len(TRAIN_RUN_FILES) >= 3
+
+
+@pytest.mark.parametrize("path", TRAIN_RUN_FILES, ids=lambda p: p.name)
 def test_shipped_run_files_are_valid(path: Path) -> None:
     from omnifuse.fusion import list_fusions
     from omnifuse.tasks import list_tasks

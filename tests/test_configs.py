@@ -1,0 +1,32 @@
+"""Every recipe in configs/ names the command that runs it and parses for that command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+def _readers() -> dict[str, Callable[[Path], Any]]:
+    from omnifuse.align.config import read_align_config
+    from omnifuse.llm.projector import read_projector_config
+    from omnifuse.train.recipe import read_run_config
+
+    return {
+        "omnifuse train --config": read_run_config,
+        "omnifuse align --config": lambda path: read_align_config(path, []),
+        "omnifuse projector train --config": lambda path: read_projector_config(path, []),
+    }
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_recipe_parses_for_its_command(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    commands = [(usage, read) for usage, read in _readers().items() if usage in text]
+    assert len(commands) == 1, f"{path.name} should name exactly one omnifuse command"
+    usage, read = commands[0]
+    assert read(path) is not None, f"{path.name} did not parse as a {usage!r} recipe"
