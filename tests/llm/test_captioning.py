@@ -5,6 +5,7 @@ files, ``omnifuse caption`` and ``omnifuse projector eval|answer``."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_config(world: Path, out: Path, **changes: Any) -> Path:
-    """A tiny caption run file (EfficientNet at 64 px: 4 grid tokens), changed by ``changes``."""
+    """A tiny caption run file (EfficientNet at 64 px: 4 grid tokens), changed by ``changes``.
+    Every run shares one feature cache (content-keyed, so each image is encoded once)."""
     config: dict[str, Any] = {
         "task": "caption",
         "data": {"manifest": str(world / "scenes.jsonl")},
         "encoders": {"image": {"name": "effnet-lite0", "image_size": 64}},
-        "cache": {"dir": str(out.parent / "cache"), "batch_size": 16},
+        "cache": {"dir": str(world.parent / f"{world.name}-cache"), "batch_size": 16},
         "lm": TINY_LM,
         "projector": {"kind": "linear", "tokens": {"image": 4}},
         "target": "caption",
@@ -202,3 +204,15 @@ def test_video_captioning_from_frames_and_soundtrack(world: Path, tmp_path: Path
     assert [e["target"] for e in metrics["test"]["examples"]] == [describe_clip(r) for r in clips]
     captions = load_captioner(folder).caption([r["video"] for r in clips])
     assert captions == [e["generated"] for e in metrics["test"]["examples"]]
+
+
+def test_a_run_can_use_the_lm_of_another_run(
+    captioner_dir: Path, world: Path, tmp_path: Path
+) -> None:
+    lm = os.path.relpath(captioner_dir / "lm")  # relative to the working directory
+    folder = train_cli(run_config(world, tmp_path / "again", lm={"kind": "builtin", "path": lm}))
+    saved = json.loads((folder / "config.json").read_text())["lm"]
+    assert saved == {"kind": "builtin", "path": str((captioner_dir / "lm").resolve())}
+    assert not (folder / "lm").exists()
+    image = str(world / "images" / "scene-00000.png")
+    assert isinstance(load_captioner(folder).caption([image])[0], str)

@@ -115,13 +115,12 @@ def answer(
 
     answerer = load_answerer(model)
     spoken = len(answerer.columns) > 1
-    asked: Any = question
     if spoken and not Path(question).is_file():
         raise typer.BadParameter(
             f"this model hears its questions; {question!r} is not an audio file",
             param_hint="QUESTION",
         )
-    console.print(answerer.answer([str(image)], [asked])[0])
+    console.print(answerer.answer([str(image)], [question])[0])
 
 
 def scores_table(metrics: Mapping[str, Any], *, title: str) -> Table:

@@ -67,13 +67,17 @@ def _positive_int(value: Any, where: str) -> int:
 @dataclass
 class LMSpec:
     """The frozen LM: ``builtin`` (pretrained by the run unless ``path`` names a decoder folder)
-    or ``hf`` (a local Hugging Face causal-LM folder)."""
+    or ``hf`` (a local Hugging Face causal-LM folder). ``size`` and ``pretrain`` set the
+    built-in decoder's :class:`DecoderConfig` and :class:`PretrainConfig`; ``keyword_context``
+    adds each pretraining text after its shuffled words (see
+    :func:`omnifuse.llm.proj_data.keyword_context`)."""
 
     kind: str = "builtin"
     path: str | None = None
     dtype: str = "fp32"
     size: dict[str, Any] = field(default_factory=dict)
     pretrain: dict[str, Any] = field(default_factory=dict)
+    keyword_context: bool = True
 
     @classmethod
     def from_dict(cls, data: Any) -> LMSpec:
@@ -84,6 +88,8 @@ class LMSpec:
             raise ConfigError(f"lm.kind: expected one of {LM_KINDS}, got {spec.kind!r}")
         if spec.kind == "hf" and not spec.path:
             raise ConfigError("lm.path: an hf LM is read from a local folder; give its path")
+        if not isinstance(spec.keyword_context, bool):
+            raise ConfigError("lm.keyword_context: expected true or false")
         if spec.dtype not in ("fp32", "bf16"):
             raise ConfigError(f"lm.dtype: expected fp32 or bf16, got {spec.dtype!r}")
         _check_keys(spec.size, DecoderConfig, "lm.size.")

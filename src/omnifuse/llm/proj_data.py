@@ -8,6 +8,7 @@ row such as :func:`describe_clip`).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from omnifuse.data.cache.encode import sample_name
 from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.data.schema import DatasetInfo
 from omnifuse.errors import ConfigError
+from omnifuse.llm.decoder import words
 from omnifuse.llm.proj_config import DERIVED_TARGETS, ProjectorConfig
 from omnifuse.llm.proj_lm import FrozenLM
 from omnifuse.models.encoders import encoder_options
@@ -126,14 +128,35 @@ def lm_corpus(config: ProjectorConfig, manifest: Manifest) -> list[str]:
 
     Always the task's own ``prompt target`` strings. For the ``world`` dataset, whichever of its
     manifests exist also give every caption, every ``question answer``, every clip description
-    and, per scene, documents that put its texts side by side (:func:`scene_documents`)."""
-    texts = [
+    and, per scene, documents that put its texts side by side (:func:`scene_documents`). With
+    ``lm.keyword_context`` each single text also comes after its words in a random order
+    (:func:`keyword_context`)."""
+    singles = [
         f"{prompt_text(row, config.prompt)} {target_text(row, config.target)}".strip()
         for row in _train_rows(manifest)
     ]
+    documents: list[str] = []
     if config.data.get("dataset") == "world":
-        texts += _world_texts(manifest.path.parent)
+        more, documents = _world_texts(manifest.path.parent)
+        singles += more
+    singles = list(dict.fromkeys(singles))
+    texts = singles + documents
+    if config.lm.keyword_context:
+        rng = random.Random(config.lm.pretrain.get("seed", 0))
+        texts += [keyword_context(text, rng) for text in singles]
     return list(dict.fromkeys(texts))
+
+
+def keyword_context(text: str, rng: random.Random) -> str:
+    """``text`` after its distinct words in a random order: ``circle a red : a red circle``.
+
+    A frozen LM reads a soft prompt only as well as it learnt to read context. Plain sentences
+    never make it look back beyond the sentence; after this shuffled bag of words, writing the
+    sentence means finding its content words in the context, which is what the soft prompt
+    offers it later (the projector learns to present what the image shows as such words)."""
+    bag = list(dict.fromkeys(w for w in words(text) if w.isalnum()))
+    rng.shuffle(bag)
+    return f"{' '.join(bag)} : {text}"
 
 
 def scene_documents(caption: str, qa: Sequence[str]) -> list[str]:
@@ -155,7 +178,8 @@ def _train_rows(manifest: Manifest) -> list[dict[str, Any]]:
     return [s for s in manifest.samples if split is None or s.get(split) == "train"]
 
 
-def _world_texts(folder: Path) -> list[str]:
+def _world_texts(folder: Path) -> tuple[list[str], list[str]]:
+    """Single texts (captions, ``question answer``, clip descriptions) and scene documents."""
     captions: dict[str, str] = {}
     if (folder / "scenes.jsonl").is_file():
         for row in _train_rows(load_manifest(folder / "scenes.jsonl")):
@@ -164,12 +188,16 @@ def _world_texts(folder: Path) -> list[str]:
     if (folder / "vqa.jsonl").is_file():
         for row in _train_rows(load_manifest(folder / "vqa.jsonl")):
             qa.setdefault(str(row.get("scene_id")), []).append(f"{row['question']} {row['answer']}")
-    texts = list(captions.values()) + [t for pairs in qa.values() for t in pairs]
-    for scene, caption in captions.items():
-        texts += scene_documents(caption, qa.get(scene, []))
+    singles = list(captions.values()) + [t for pairs in qa.values() for t in pairs]
     if (folder / "video.jsonl").is_file():
-        texts += [describe_clip(row) for row in _train_rows(load_manifest(folder / "video.jsonl"))]
-    return texts
+        clips = _train_rows(load_manifest(folder / "video.jsonl"))
+        singles += [describe_clip(row) for row in clips]
+    documents = [
+        text
+        for scene, caption in captions.items()
+        for text in scene_documents(caption, qa.get(scene, []))
+    ]
+    return singles, documents
 
 
 @dataclass

@@ -289,7 +289,8 @@ def save_projector(
     dims: Mapping[str, int],
     metrics: Mapping[str, Any],
 ) -> None:
-    """Write the model folder; a built-in LM inside it is referenced by its relative path."""
+    """Write the model folder; a built-in LM inside it is referenced by its name there (the
+    folder moves as a whole), one elsewhere by its absolute path."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{WEIGHTS_FILE}.tmp"
     save_file(soft_prompt_state(model), str(tmp), metadata={"format": FORMAT})
@@ -297,8 +298,8 @@ def save_projector(
     lm_spec = model.lm.spec()
     if lm_spec["kind"] == "builtin" and lm_spec["path"]:
         lm_path = Path(lm_spec["path"]).resolve()
-        if lm_path.parent == folder.resolve():
-            lm_spec["path"] = lm_path.name
+        inside = lm_path.parent == folder.resolve()
+        lm_spec["path"] = lm_path.name if inside else str(lm_path)
     write_json_atomic(
         folder / CONFIG_FILE,
         {
