@@ -19,6 +19,8 @@ from omnifuse.data.manifest import load_manifest
 from omnifuse.data.world.language import QTYPES
 from omnifuse.errors import ConfigError, InputError
 from omnifuse.eval.text_metrics import caption_report
+from omnifuse.llm.proj_config import ProjectorConfig
+from omnifuse.llm.proj_data import lm_corpus
 from omnifuse.llm.projector import describe_clip, load_answerer, load_captioner
 
 RUNNER = CliRunner()
@@ -216,3 +218,34 @@ def test_a_run_can_use_the_lm_of_another_run(
     assert not (folder / "lm").exists()
     image = str(world / "images" / "scene-00000.png")
     assert isinstance(load_captioner(folder).caption([image])[0], str)
+
+
+def test_lm_corpus_holds_training_text_only(world: Path) -> None:
+    config = ProjectorConfig.from_dict(
+        {
+            "task": "caption",
+            "data": {"dataset": "world", "dir": str(world)},
+            "encoders": {"image": "effnet-lite0"},
+            "target": "caption",
+            "output": str(world / "unused"),
+        }
+    )
+    scenes = load_manifest(world / "scenes.jsonl").samples
+    corpus = lm_corpus(config, load_manifest(world / "scenes.jsonl"))
+    assert len(corpus) == len(set(corpus))
+    train = [s for s in scenes if s["split"] == "train"]
+    assert all(s["caption"] in corpus for s in train)
+    held_out = {s["caption"] for s in scenes if s["split"] != "train"} - {
+        s["caption"] for s in train
+    }
+    assert held_out
+    for caption in held_out:
+        assert not any(t == caption or t.endswith(f" : {caption}") for t in corpus)
+        assert not any(t.startswith(f"{caption}. ") or t.endswith(f". {caption}") for t in corpus)
+    first = train[0]["caption"]
+    contexts = [t for t in corpus if t.endswith(f" : {first}")]
+    assert len(contexts) == 1
+    bag = contexts[0].removesuffix(f" : {first}").split()
+    assert sorted(bag) == sorted({w for w in first.replace(",", " ").replace(":", " ").split()})
+    config.lm.keyword_context = False
+    assert not any(" : " in t for t in lm_corpus(config, load_manifest(world / "scenes.jsonl")))
