@@ -8,7 +8,9 @@ next batch, which is what makes batching pay off under load.
 
 Waiting for stragglers (``max_wait_ms``) only happens when requests are evidently arriving
 concurrently (the previous batch or the queue held more than one item): a lone client never
-waits, so batching costs it no latency.
+waits, so batching costs it no latency. When nothing is running or queued, a request's items
+go straight to the worker thread, skipping the queue; whatever arrives meanwhile queues up and
+forms the next batch.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class DynamicBatcher(Generic[In, Out]):
         self._queue: asyncio.Queue[_Pending[In, Out]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
         self._worker: asyncio.Task[None] | None = None
+        self._running = asyncio.Lock()
+        self._holding = False  # the worker has taken an item off the queue
         self._last_size = 0
         self.batches_run = 0
         self.items_run = 0
@@ -89,6 +93,8 @@ class DynamicBatcher(Generic[In, Out]):
             raise Overloaded(
                 f"{self.name} is overloaded ({self.depth} items waiting); retry shortly"
             )
+        if self._idle() and len(items) <= self.max_batch:
+            return await self._run_directly(items)
         self._ensure_worker()
         loop = asyncio.get_running_loop()
         pending = [_Pending[In, Out](item, loop.create_future()) for item in items]
@@ -109,6 +115,28 @@ class DynamicBatcher(Generic[In, Out]):
                 if not future.done():
                     future.cancel()
 
+    def _idle(self) -> bool:
+        return not self._running.locked() and not self._holding and self._queue.empty()
+
+    async def _run_directly(self, items: Sequence[In]) -> list[Out]:
+        """Run one request's items at once (the batcher was idle), holding off the worker."""
+        loop = asyncio.get_running_loop()
+        async with self._running:
+            started = time.perf_counter()
+            work = loop.run_in_executor(self._executor, self.run, list(items))
+            try:
+                outputs = await asyncio.wait_for(work, timeout=self.settings.timeout_s)
+            except asyncio.TimeoutError:
+                raise BatchTimeout(
+                    f"{self.name} did not answer within {self.settings.timeout_s:g} s"
+                ) from None
+            finally:
+                self._record(len(items), time.perf_counter() - started)
+                self._last_size = len(items)
+        if len(outputs) != len(items):
+            raise RuntimeError(f"{self.name}: batch of {len(items)} gave {len(outputs)} outputs")
+        return list(outputs)
+
     async def close(self) -> None:
         """Stop the worker and its thread; waiting items get cancelled."""
         if self._worker is not None:
@@ -127,37 +155,42 @@ class DynamicBatcher(Generic[In, Out]):
             )
 
     async def _serve(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect()
-            live = [entry for entry in batch if not entry.future.done()]
-            self._observe_depth()
-            if not live:
-                continue
-            started = time.perf_counter()
+            first = await self._queue.get()
+            self._holding = True
             try:
-                outputs = await loop.run_in_executor(
-                    self._executor, self.run, [entry.item for entry in live]
-                )
-                if len(outputs) != len(live):
-                    raise RuntimeError(
-                        f"{self.name}: batch of {len(live)} gave {len(outputs)} outputs"
-                    )
-            except Exception as err:  # every waiting request learns what went wrong
-                for entry in live:
-                    if not entry.future.done():
-                        entry.future.set_exception(err)
-                continue
+                async with self._running:  # a direct run in progress finishes first
+                    await self._run_batch(await self._collect(first))
             finally:
-                self._record(len(live), time.perf_counter() - started)
-            for entry, output in zip(live, outputs, strict=True):
-                if not entry.future.done():
-                    entry.future.set_result(output)
+                self._holding = False
 
-    async def _collect(self) -> list[_Pending[In, Out]]:
+    async def _run_batch(self, batch: list[_Pending[In, Out]]) -> None:
+        live = [entry for entry in batch if not entry.future.done()]
+        self._observe_depth()
+        if not live:
+            return
+        started = time.perf_counter()
+        try:
+            outputs = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.run, [entry.item for entry in live]
+            )
+            if len(outputs) != len(live):
+                raise RuntimeError(f"{self.name}: batch of {len(live)} gave {len(outputs)} outputs")
+        except Exception as err:  # every waiting request learns what went wrong
+            for entry in live:
+                if not entry.future.done():
+                    entry.future.set_exception(err)
+            return
+        finally:
+            self._record(len(live), time.perf_counter() - started)
+        for entry, output in zip(live, outputs, strict=True):
+            if not entry.future.done():
+                entry.future.set_result(output)
+
+    async def _collect(self, first: _Pending[In, Out]) -> list[_Pending[In, Out]]:
         """The next batch: the first waiting item, what is queued behind it, and (under
         concurrent load) what arrives within ``max_wait_s``."""
-        batch = [await self._queue.get()]
+        batch = [first]
         self._drain(batch)
         concurrent = len(batch) > 1 or self._last_size > 1
         if concurrent and self.max_wait_s > 0 and len(batch) < self.max_batch:
