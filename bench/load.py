@@ -116,10 +116,22 @@ def request_body(kind: str, rng: random.Random, digits: list[dict[str, Any]]) ->
     return "/v1/search", query | {"filter": {"label": rng.choice(TOPICS)}}
 
 
+async def sample_rss(pid: int, every: float, samples: list[float], stop_at: float) -> None:
+    """The server's resident memory every ``every`` seconds until ``stop_at``."""
+    while time.perf_counter() < stop_at:
+        samples.append(rss_mib(pid))
+        await asyncio.sleep(every)
+
+
 async def run_clients(
-    url: str, digits: list[dict[str, Any]], clients: int, seconds: float
+    url: str,
+    digits: list[dict[str, Any]],
+    clients: int,
+    seconds: float,
+    rss: tuple[int, list[float]] | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, int], float]:
-    """Latencies (s) and error counts by endpoint kind, and the elapsed time."""
+    """Latencies (s) and error counts by endpoint kind, and the elapsed time; with ``rss``
+    (server pid, list) the server's memory is sampled every 10 s into the list."""
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     kinds = [k for k, _ in MIX]
@@ -143,7 +155,10 @@ async def run_clients(
                     errors[kind] += 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker(i, started + seconds) for i in range(clients)))
+        tasks = [worker(i, started + seconds) for i in range(clients)]
+        if rss is not None:
+            tasks.append(sample_rss(rss[0], 10.0, rss[1], started + seconds))
+        await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
     return latencies, errors, elapsed
 
@@ -185,11 +200,12 @@ def main() -> None:
         digits = [json.loads(line) for line in data["digits"]]
         with serve(root) as (url, pid):
             asyncio.run(run_clients(url, digits, args.clients, args.warmup))
-            before = rss_mib(pid)
+            samples: list[float] = []
             latencies, errors, elapsed = asyncio.run(
-                run_clients(url, digits, args.clients, args.duration)
+                run_clients(url, digits, args.clients, args.duration, (pid, samples))
             )
-            after = rss_mib(pid)
+            samples.append(rss_mib(pid))
+            before, after = samples[0], samples[-1]
         setup = time.perf_counter() - setup_started - args.warmup - elapsed
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -203,7 +219,8 @@ def main() -> None:
         print("| " + " | ".join(row) + " |")
     print(
         f"\nserver RSS: {before:.0f} MiB after warm-up, {after:.0f} MiB at the end "
-        f"({after - before:+.1f} MiB, {100 * (after - before) / before:+.1f}%)"
+        f"({after - before:+.1f} MiB, {100 * (after - before) / before:+.1f}%); every 10 s: "
+        + ", ".join(f"{s:.0f}" for s in samples)
     )
 
 
