@@ -4,7 +4,7 @@ Two tasks on the built-in ``world`` data:
 
 - **images**: scene captions (``configs/world-caption.yaml``: EfficientNet-Lite0 grid tokens →
   MLP projector → soft prompt → frozen built-in LM);
-- **video**: clip captions derived from the clip record (:func:`~omnifuse.llm.projector.
+- **video**: clip captions derived from the clip record (:func:`~omnifuse.projector.
   describe_clip`: both moving shapes, their directions, which one sounds), from the ``video``
   encoder's tokens (8 frames of EfficientNet features, each with the Whisper states of the
   soundtrack around it), the same recipe otherwise.
@@ -36,9 +36,9 @@ import torch
 from omnifuse.data.cache import CachedFeatureDataset, FeatureCache
 from omnifuse.data.manifest import load_manifest
 from omnifuse.eval.text_metrics import caption_report
-from omnifuse.llm.proj_config import ProjectorConfig
-from omnifuse.llm.proj_data import prepare_manifest, target_text
-from omnifuse.llm.projector import load_captioner, read_projector_config, train_projector
+from omnifuse.projector import load_captioner, read_projector_config, train_projector
+from omnifuse.projector.config import ProjectorConfig
+from omnifuse.projector.data import prepare_manifest, target_text
 
 VIDEO = (
     "task=video-caption",

@@ -3,8 +3,8 @@ the same test questions.
 
 - **projector**: the image's EfficientNet grid tokens and the spoken question's Whisper tokens
   become a soft prompt for the frozen built-in LM, which writes the answer
-  (``configs/world-vqa-gen.yaml``; ``omnifuse.llm.projector``);
-- **perception to text**: the :class:`~omnifuse.llm.assistant.Assistant` transcribes the
+  (``configs/world-vqa-gen.yaml``; ``omnifuse.projector``);
+- **perception to text**: the :class:`~omnifuse.assistant.assistant.Assistant` transcribes the
   question (faster-whisper), describes the image in words (ImageNet labels, OCR and the
   projector captioner of ``configs/world-caption.yaml``, since ImageNet labels cannot name
   synthetic shapes) and asks Gemma-3-270M through llama.cpp; its short answer is scored;
@@ -41,8 +41,8 @@ import torch
 from omnifuse.data.manifest import load_manifest
 from omnifuse.data.world.language import ANSWERS, QTYPES
 from omnifuse.eval.text_metrics import normalize_answer
-from omnifuse.llm.projector import load_answerer, load_captioner, read_projector_config
-from omnifuse.llm.projector import train_projector as train_projector_run
+from omnifuse.projector import load_answerer, load_captioner, read_projector_config
+from omnifuse.projector import train_projector as train_projector_run
 
 FUSION = "low-rank-tensor"
 TEXT_QUESTION = (
@@ -125,8 +125,8 @@ def transcribed_route(folder: Path, rows: Sequence[dict[str, Any]]) -> Route:
 
 def perception_route(captioner_dir: Path, rows: Sequence[dict[str, Any]]) -> Route:
     """The Assistant with Gemma-3-270M; each image is perceived once for its questions."""
+    from omnifuse.assistant.assistant import Assistant
     from omnifuse.llm import create_llm
-    from omnifuse.llm.assistant import Assistant
 
     assistant = Assistant(llm=create_llm("llama-cpp"), captioner=load_captioner(captioner_dir))
     contexts: dict[str, Any] = {}

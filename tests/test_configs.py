@@ -13,7 +13,7 @@ CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
 def _readers() -> dict[str, Callable[[Path], Any]]:
     from omnifuse.align.config import read_align_config
-    from omnifuse.llm.projector import read_projector_config
+    from omnifuse.projector import read_projector_config
     from omnifuse.train.recipe import read_run_config
 
     return {

@@ -20,7 +20,7 @@ from omnifuse.cli.render import console, console_err
 from omnifuse.errors import OmnifuseError
 
 if TYPE_CHECKING:
-    from omnifuse.llm.assistant import AnswerStream, Assistant, ChatSession
+    from omnifuse.assistant.assistant import AnswerStream, Assistant, ChatSession
     from omnifuse.llm.base import GenerationConfig
     from omnifuse.speech.asr import Transcript
 
@@ -76,16 +76,16 @@ def build_assistant(
     llm: str, llm_config: Sequence[str], asr: str, captioner: Path | None, ocr: bool
 ) -> Assistant:
     """The assistant the options describe; every model loads when first used."""
-    from omnifuse.llm.assistant import Assistant
+    from omnifuse.assistant.assistant import Assistant
+    from omnifuse.assistant.perception import Perceiver
     from omnifuse.llm.base import create_llm
-    from omnifuse.llm.perception import Perceiver
     from omnifuse.speech.asr import create_asr
 
     settings = parse_settings(llm_config, "--llm-config")
     speech = create_asr(asr)
     caption_model = None
     if captioner is not None:
-        from omnifuse.llm.captioning import load_captioner
+        from omnifuse.projector.captioning import load_captioner
 
         caption_model = load_captioner(captioner)
     perceiver = Perceiver(asr=speech, captioner=caption_model, ocr=ocr)
@@ -93,7 +93,7 @@ def build_assistant(
 
 
 def generation(max_tokens: int, temperature: float) -> GenerationConfig:
-    from omnifuse.llm.assistant import DEFAULT_GENERATION
+    from omnifuse.assistant.assistant import DEFAULT_GENERATION
     from omnifuse.llm.base import GenerationConfig
 
     return GenerationConfig(
@@ -227,7 +227,7 @@ def chat(
     history: Annotated[int, typer.Option(min=0, help="Earlier exchanges sent along.")] = 4,
 ) -> None:
     """Talk with the assistant: attach images, videos and spoken questions; history is kept."""
-    from omnifuse.llm.assistant import ChatSession
+    from omnifuse.assistant.assistant import ChatSession
 
     assistant = build_assistant(llm, llm_config or [], asr, captioner, ocr)
     session = ChatSession(assistant, max_turns=history)

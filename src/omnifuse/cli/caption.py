@@ -28,7 +28,7 @@ def caption(
     ] = None,
 ) -> None:
     """Caption images or video clips with a trained projector model."""
-    from omnifuse.llm.captioning import load_captioner
+    from omnifuse.projector.captioning import load_captioner
 
     captioner = load_captioner(model)
     if max_tokens is not None:
@@ -56,7 +56,7 @@ def train(
     """Train a projector as the run file says; prints the validation and test scores."""
     import json
 
-    from omnifuse.llm.projector import read_projector_config, train_projector
+    from omnifuse.projector import read_projector_config, train_projector
 
     settings = list(overrides or [])
     if output is not None:
@@ -83,9 +83,9 @@ def evaluate(
 ) -> None:
     """Score a projector model on a split of the manifest it was trained on."""
     from omnifuse.data.manifest import load_manifest
-    from omnifuse.llm.proj_data import ProjectorDataset, encode_features, prepare_manifest
-    from omnifuse.llm.proj_eval import generate_texts, score_texts
-    from omnifuse.llm.proj_train import load_projector_lm
+    from omnifuse.projector.data import ProjectorDataset, encode_features, prepare_manifest
+    from omnifuse.projector.evaluate import generate_texts, score_texts
+    from omnifuse.projector.train import load_projector_lm
 
     projector, config = load_projector_lm(model)
     manifest_path = prepare_manifest(config)
@@ -111,7 +111,7 @@ def answer(
     model: Annotated[Path, typer.Option("--model", "-m", help="A VQA projector folder.")],
 ) -> None:
     """Answer a question about an image with a generative VQA projector model."""
-    from omnifuse.llm.captioning import load_answerer
+    from omnifuse.projector.captioning import load_answerer
 
     answerer = load_answerer(model)
     spoken = len(answerer.columns) > 1

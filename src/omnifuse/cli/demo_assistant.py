@@ -37,7 +37,7 @@ def transcribe_demo(speech_test: Path) -> None:
 
 def captioner_demo(world: Path, out: Path, *, size: int, seed: int) -> Path:
     """Train the projector (image tokens → soft prompt of a frozen decoder) on world captions."""
-    from omnifuse.llm.projector import read_projector_config, train_projector
+    from omnifuse.projector import read_projector_config, train_projector
 
     settings = [
         f"data.dir={world}",
@@ -66,11 +66,11 @@ def _is_number(value: Any) -> bool:
 
 def ask_demo(world: Path, captioner_dir: Path | None) -> None:
     """Caption a test image, then answer a spoken question about it with Gemma-3-270M."""
-    from omnifuse.llm.assistant import Assistant
+    from omnifuse.assistant.assistant import Assistant
 
     captioner = None
     if captioner_dir is not None:
-        from omnifuse.llm.captioning import load_captioner
+        from omnifuse.projector.captioning import load_captioner
 
         captioner = load_captioner(captioner_dir)
     questions = [r for r in read_rows(world / "vqa.jsonl") if r["split"] == "test"]

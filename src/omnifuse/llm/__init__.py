@@ -1,5 +1,6 @@
-"""Language models joined to perception: backends (registry ``llms``), perception-to-text
-context, the projector that feeds embeddings to an LM, and the assistant that answers."""
+"""Language-model backends behind one interface (:class:`LLM`, registry ``llms``): llama.cpp,
+Hugging Face and any OpenAI-compatible server. Text in, text out: perception lives in
+:mod:`omnifuse.assistant`, projected embeddings in :mod:`omnifuse.projector`."""
 
 from omnifuse.llm.base import (
     DEFAULT_LLM,

@@ -235,9 +235,9 @@ class Components:
         """The assistant, sharing the server's speech recogniser, its EfficientNet (as the image
         labeller) and its decode limits."""
         try:
-            from omnifuse.llm.assistant import Assistant
+            from omnifuse.assistant.assistant import Assistant
+            from omnifuse.assistant.perception import ImageClassifier, Perceiver
             from omnifuse.llm.base import create_llm
-            from omnifuse.llm.perception import ImageClassifier, Perceiver
         except ModuleNotFoundError as err:
             raise MissingDependencyError(f"the assistant ({err.name})", extra="llm") from None
         llm = self.load("llm", lambda: create_llm(self.config.llm, **self.config.llm_config))

@@ -121,7 +121,7 @@ def decode_turn(state: ServerState, turn: Turn) -> Turn:
 def generation_config(state: ServerState, body: ChatRequest) -> Any:
     """The request's sampling settings; what it leaves out follows the assistant's defaults
     (greedy, one line: the short answers its prompts ask for)."""
-    from omnifuse.llm.assistant import DEFAULT_GENERATION
+    from omnifuse.assistant.assistant import DEFAULT_GENERATION
     from omnifuse.llm.base import GenerationConfig
 
     max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_GENERATION.max_tokens

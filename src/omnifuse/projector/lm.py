@@ -1,7 +1,7 @@
 """Frozen language models as the projector sees them: token ids, input embeddings, logits.
 
 Two kinds share one small interface (:class:`FrozenLM`): the built-in word-level decoder
-(:mod:`omnifuse.llm.decoder`) and any Hugging Face causal LM read from a local folder
+(:mod:`omnifuse.projector.decoder`) and any Hugging Face causal LM read from a local folder
 (``AutoModelForCausalLM`` + ``AutoTokenizer``, ``local_files_only``: nothing is downloaded).
 The projector only needs to embed text ids, run the model on a mix of text embeddings and
 soft-prompt vectors, and turn generated ids back into text.
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from omnifuse.errors import ConfigError, MissingDependencyError
-from omnifuse.llm.decoder import DecoderLM, WordTokenizer, load_decoder
+from omnifuse.projector.decoder import DecoderLM, WordTokenizer, load_decoder
 
 LM_KINDS = ("builtin", "hf")
 
@@ -75,7 +75,7 @@ class FrozenLM(ABC):
 
 
 class BuiltinLM(FrozenLM):
-    """The built-in :class:`~omnifuse.llm.decoder.DecoderLM` with its word tokenizer."""
+    """The built-in :class:`~omnifuse.projector.decoder.DecoderLM` with its word tokenizer."""
 
     kind = "builtin"
 

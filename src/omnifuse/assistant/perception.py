@@ -36,7 +36,7 @@ _SPACES = re.compile(r"\s+")
 
 
 class ImageCaptioner(Protocol):
-    """Anything that captions images (e.g. :func:`omnifuse.llm.captioning.load_captioner`)."""
+    """Anything that captions images (e.g. :func:`omnifuse.projector.captioning.load_captioner`)."""
 
     def caption(self, images: Sequence[Any]) -> list[str]: ...
 

@@ -1,9 +1,10 @@
 """The multimodal assistant: perceive the attachments, ask the LLM, speak the answer.
 
 ``Assistant.ask`` takes a question (text, or spoken as ``audio``) with an optional image, video
-or recording, turns what it perceives into notes (:mod:`omnifuse.llm.perception`), and asks the
-language model (default: Gemma-3-270M through llama.cpp) to answer from them. ``ask_stream``
-yields the answer as it is decoded; ``speak`` turns text into 16 kHz speech with espeak-ng.
+or recording, turns what it perceives into notes (:mod:`omnifuse.assistant.perception`), and
+asks the language model (default: Gemma-3-270M through llama.cpp) to answer from them.
+``ask_stream`` yields the answer as it is decoded; ``speak`` turns text into 16 kHz speech with
+espeak-ng.
 :class:`ChatSession` keeps the history and attachments of an interactive conversation.
 """
 
@@ -16,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from omnifuse.assistant.perception import ImageCaptioner, Perceiver, PerceptionContext
+from omnifuse.assistant.prompts import build_messages, first_line, short_answer, user_turn
 from omnifuse.errors import EmptyInputError, InputError
 from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, create_llm
-from omnifuse.llm.perception import ImageCaptioner, Perceiver, PerceptionContext
-from omnifuse.llm.prompts import build_messages, first_line, short_answer, user_turn
 from omnifuse.speech.asr import ASR, Transcript
 from omnifuse.speech.tts import SAMPLE_RATE, Voice, synthesize
 

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from omnifuse.errors import ConfigError
 from omnifuse.fusion.base import create_fusion
-from omnifuse.llm.proj_lm import FrozenLM
+from omnifuse.projector.lm import FrozenLM
 from omnifuse.types import Encoded
 
 PROJECTOR_KINDS = ("linear", "mlp2")

@@ -10,12 +10,15 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from omnifuse.errors import EmptyInputError, InputError
-from omnifuse.eval.text_metrics import normalize_transcript
-from omnifuse.llm import LLM, ChatMessage
-from omnifuse.llm.assistant import DEFAULT_GENERATION, Answer, Assistant, ChatSession, wav_bytes
-from omnifuse.llm.perception import ImagePerception, Perceiver, PerceptionContext
-from omnifuse.llm.prompts import (
+from omnifuse.assistant.assistant import (
+    DEFAULT_GENERATION,
+    Answer,
+    Assistant,
+    ChatSession,
+    wav_bytes,
+)
+from omnifuse.assistant.perception import ImagePerception, Perceiver, PerceptionContext
+from omnifuse.assistant.prompts import (
     FEW_SHOT,
     SYSTEM_PROMPT,
     build_messages,
@@ -23,6 +26,9 @@ from omnifuse.llm.prompts import (
     short_answer,
     user_turn,
 )
+from omnifuse.errors import EmptyInputError, InputError
+from omnifuse.eval.text_metrics import normalize_transcript
+from omnifuse.llm import LLM, ChatMessage
 from omnifuse.speech.tts import SAMPLE_RATE, synthesize
 
 pytest.importorskip("faster_whisper")
@@ -35,12 +41,6 @@ SPOKEN_QUESTION = "What kind of animal is shown?"
 @pytest.fixture(scope="module")
 def assistant(gemma: LLM) -> Assistant:
     return Assistant(llm=gemma, perceiver=Perceiver(ocr=False))
-
-
-@pytest.fixture(scope="module")
-def chelsea() -> Image.Image:
-    skimage_data = pytest.importorskip("skimage.data")
-    return Image.fromarray(skimage_data.chelsea())
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ from omnifuse.data.manifest import load_manifest
 from omnifuse.data.world.language import QTYPES
 from omnifuse.errors import ConfigError, InputError
 from omnifuse.eval.text_metrics import caption_report
-from omnifuse.llm.proj_config import ProjectorConfig
-from omnifuse.llm.proj_data import lm_corpus
-from omnifuse.llm.projector import describe_clip, load_answerer, load_captioner
+from omnifuse.projector import describe_clip, load_answerer, load_captioner
+from omnifuse.projector.config import ProjectorConfig
+from omnifuse.projector.data import lm_corpus
 
 RUNNER = CliRunner()
 TINY_LM = {

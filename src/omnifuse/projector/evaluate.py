@@ -11,9 +11,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from omnifuse.eval import text_metrics
-from omnifuse.llm.proj_data import ProjectorBatch, ProjectorDataset, TextSample, collate_projector
-from omnifuse.llm.proj_model import ProjectorLM
 from omnifuse.progress import track
+from omnifuse.projector.data import ProjectorBatch, ProjectorDataset, TextSample, collate_projector
+from omnifuse.projector.model import ProjectorLM
 
 CAPTION_TASKS = ("caption", "video-caption")
 EXAMPLES = 5

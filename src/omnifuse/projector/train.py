@@ -5,7 +5,7 @@ model folder.
 
 1. builds the dataset if needed and caches the frozen encoders' token features;
 2. gets the LM: the built-in decoder is pretrained on the training split's text (see
-   :func:`~omnifuse.llm.proj_data.lm_corpus`) and saved in ``out/lm``, an ``hf`` LM is read from
+   :func:`~omnifuse.projector.data.lm_corpus`) and saved in ``out/lm``, an ``hf`` LM is read from
    its folder; either way it is frozen from then on;
 3. trains the soft prompt (norms, optional fusion, projector) with AdamW and warmup-cosine on the
    target tokens' cross-entropy, keeping the weights of the best validation loss;
@@ -36,9 +36,9 @@ from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.data.schema import write_json_atomic
 from omnifuse.encoders.base import resolve_device
 from omnifuse.errors import ConfigError
-from omnifuse.llm.decoder import DecoderConfig, pretrain_decoder, save_decoder
-from omnifuse.llm.proj_config import ProjectorConfig, ProjectorTrainConfig
-from omnifuse.llm.proj_data import (
+from omnifuse.progress import track
+from omnifuse.projector.config import ProjectorConfig, ProjectorTrainConfig
+from omnifuse.projector.data import (
     ProjectorBatch,
     ProjectorDataset,
     collate_projector,
@@ -46,10 +46,10 @@ from omnifuse.llm.proj_data import (
     lm_corpus,
     prepare_manifest,
 )
-from omnifuse.llm.proj_eval import generate_texts, score_texts
-from omnifuse.llm.proj_lm import BuiltinLM, FrozenLM, load_frozen_lm
-from omnifuse.llm.proj_model import ProjectorLM, SoftPrompt
-from omnifuse.progress import track
+from omnifuse.projector.decoder import DecoderConfig, pretrain_decoder, save_decoder
+from omnifuse.projector.evaluate import generate_texts, score_texts
+from omnifuse.projector.lm import BuiltinLM, FrozenLM, load_frozen_lm
+from omnifuse.projector.model import ProjectorLM, SoftPrompt
 from omnifuse.train.config import TrainingError
 from omnifuse.train.log import MetricsLog
 from omnifuse.train.schedule import warmup_cosine
@@ -66,7 +66,7 @@ EVAL_SPLITS = ("val", "test")
 
 def prepare_lm(config: ProjectorConfig, manifest: Manifest, out: Path) -> FrozenLM:
     """The frozen LM: an existing folder, or the built-in decoder pretrained now into
-    ``out/lm`` on :func:`~omnifuse.llm.proj_data.lm_corpus`."""
+    ``out/lm`` on :func:`~omnifuse.projector.data.lm_corpus`."""
     spec = config.lm
     if spec.path:
         return load_frozen_lm({"kind": spec.kind, "path": spec.path, "dtype": spec.dtype})

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from omnifuse.errors import ConfigError
-from omnifuse.llm.decoder import (
+from omnifuse.projector import Projector, ProjectorLM, SoftPrompt, pool_tokens
+from omnifuse.projector.config import ProjectorConfig, read_projector_config
+from omnifuse.projector.decoder import (
     DecoderConfig,
     DecoderLM,
     PretrainConfig,
@@ -18,9 +20,7 @@ from omnifuse.llm.decoder import (
     pretrain_decoder,
     save_decoder,
 )
-from omnifuse.llm.proj_config import ProjectorConfig, read_projector_config
-from omnifuse.llm.proj_lm import BuiltinLM, FrozenLM, HFCausalLM
-from omnifuse.llm.projector import Projector, ProjectorLM, SoftPrompt, pool_tokens
+from omnifuse.projector.lm import BuiltinLM, FrozenLM, HFCausalLM
 from omnifuse.types import Encoded
 
 INIT_RANGE = 0.3

@@ -31,9 +31,9 @@ from typing import Any
 import yaml
 
 from omnifuse.errors import ConfigError
-from omnifuse.llm.decoder import DecoderConfig, PretrainConfig
-from omnifuse.llm.proj_lm import LM_KINDS
-from omnifuse.llm.proj_model import PROJECTOR_KINDS
+from omnifuse.projector.decoder import DecoderConfig, PretrainConfig
+from omnifuse.projector.lm import LM_KINDS
+from omnifuse.projector.model import PROJECTOR_KINDS
 from omnifuse.train.recipe import apply_overrides
 
 TASKS = ("caption", "video-caption", "vqa")
@@ -70,7 +70,7 @@ class LMSpec:
     or ``hf`` (a local Hugging Face causal-LM folder). ``size`` and ``pretrain`` set the
     built-in decoder's :class:`DecoderConfig` and :class:`PretrainConfig`; ``keyword_context``
     adds each pretraining text after its shuffled words (see
-    :func:`omnifuse.llm.proj_data.keyword_context`)."""
+    :func:`omnifuse.projector.data.keyword_context`)."""
 
     kind: str = "builtin"
     path: str | None = None

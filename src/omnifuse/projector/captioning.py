@@ -1,6 +1,6 @@
 """Using a trained projector model: captions of images or video clips, answers to questions.
 
-A folder written by :func:`~omnifuse.llm.projector.train_projector` holds the soft-prompt side,
+A folder written by :func:`~omnifuse.projector.train_projector` holds the soft-prompt side,
 the run config (which encoders made its features) and the frozen LM (or the path of an ``hf``
 one). Loading it rebuilds the same frozen encoders, so raw inputs (paths, bytes, PIL images,
 ``(wave, sample_rate)``) go in and text comes out::
@@ -23,12 +23,12 @@ import torch
 
 from omnifuse.encoders.base import Encoder, resolve_device
 from omnifuse.errors import ConfigError
-from omnifuse.llm.proj_config import ProjectorConfig
-from omnifuse.llm.proj_data import prompt_text
-from omnifuse.llm.proj_eval import CAPTION_TASKS
-from omnifuse.llm.proj_model import ProjectorLM
-from omnifuse.llm.proj_train import load_projector_lm
 from omnifuse.models.encoders import build_encoder
+from omnifuse.projector.config import ProjectorConfig
+from omnifuse.projector.data import prompt_text
+from omnifuse.projector.evaluate import CAPTION_TASKS
+from omnifuse.projector.model import ProjectorLM
+from omnifuse.projector.train import load_projector_lm
 
 
 class ProjectorPipeline:

@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from omnifuse.errors import ConfigError, InputError
-from omnifuse.eval.text_metrics import normalize_transcript
-from omnifuse.llm.perception import (
+from omnifuse.assistant.perception import (
     FramePerception,
     ImagePerception,
     Perceiver,
@@ -24,6 +22,8 @@ from omnifuse.llm.perception import (
     format_labels,
     keep_labels,
 )
+from omnifuse.errors import ConfigError, InputError
+from omnifuse.eval.text_metrics import normalize_transcript
 from omnifuse.speech.asr import Segment, Transcript
 
 pytest.importorskip("rapidocr_onnxruntime")
@@ -36,12 +36,6 @@ VIDEO_FPS = 10
 @pytest.fixture(scope="module")
 def perceiver() -> Perceiver:
     return Perceiver()
-
-
-@pytest.fixture(scope="module")
-def chelsea() -> Image.Image:
-    skimage_data = pytest.importorskip("skimage.data")
-    return Image.fromarray(skimage_data.chelsea())
 
 
 @pytest.fixture(scope="module")

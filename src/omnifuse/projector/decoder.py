@@ -1,7 +1,7 @@
 """The built-in language model of the projector route: a small decoder-only Transformer with a
 word-level vocabulary, trained here as a plain LM and then frozen.
 
-It is the CPU-friendly default of :mod:`omnifuse.llm.projector`: with a vocabulary built from the
+It is the CPU-friendly default of :mod:`omnifuse.projector`: with a vocabulary built from the
 training texts (76 words on the ``world`` data) and three layers of 128, pretraining on the
 800-scene world's text takes a few minutes on one CPU thread, and the frozen model reads
 soft-prompt embeddings through :meth:`DecoderLM.forward` as a Hugging Face causal LM reads

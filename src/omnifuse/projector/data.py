@@ -31,10 +31,10 @@ from omnifuse.data.cache.encode import sample_name
 from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.data.schema import DatasetInfo
 from omnifuse.errors import ConfigError
-from omnifuse.llm.decoder import words
-from omnifuse.llm.proj_config import DERIVED_TARGETS, ProjectorConfig
-from omnifuse.llm.proj_lm import FrozenLM
 from omnifuse.models.encoders import encoder_options
+from omnifuse.projector.config import DERIVED_TARGETS, ProjectorConfig
+from omnifuse.projector.decoder import words
+from omnifuse.projector.lm import FrozenLM
 
 GROUP_COLUMNS = ("qtype",)
 """Row fields that split the evaluation into groups (accuracy per question type)."""

@@ -1,0 +1,52 @@
+"""The perception-to-text assistant: omnifuse's own models turn images, audio and video into
+text notes (:mod:`omnifuse.assistant.perception`), prompts frame the notes and the question
+(:mod:`omnifuse.assistant.prompts`), and any backend of :mod:`omnifuse.llm` answers
+(:mod:`omnifuse.assistant.assistant`).
+
+Names are imported from their submodules on first use, so importing the package loads neither
+an LLM runtime nor the speech engines.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omnifuse.assistant.assistant import (
+        DEFAULT_GENERATION,
+        Answer,
+        AnswerStream,
+        Assistant,
+        ChatSession,
+    )
+    from omnifuse.assistant.perception import Perceiver, PerceptionContext
+
+_HOMES = {
+    "DEFAULT_GENERATION": "assistant",
+    "Answer": "assistant",
+    "AnswerStream": "assistant",
+    "Assistant": "assistant",
+    "ChatSession": "assistant",
+    "Perceiver": "perception",
+    "PerceptionContext": "perception",
+}
+
+__all__ = [
+    "DEFAULT_GENERATION",
+    "Answer",
+    "AnswerStream",
+    "Assistant",
+    "ChatSession",
+    "Perceiver",
+    "PerceptionContext",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'omnifuse.assistant' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"omnifuse.assistant.{home}"), name)
+    globals()[name] = value
+    return value
