@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from typer.testing import CliRunner
 
 from omnifuse import encoders
 from omnifuse.cli import app
-from omnifuse.cli.encode import parse_encoder_config, parse_encoders
+from omnifuse.cli.options import parse_encoder_config, parse_encoders
 from omnifuse.data.cache import (
     CachedFeatureDataset,
     FeatureCache,
@@ -43,20 +42,6 @@ WORDS = ("red", "green", "blue", "small", "large", "circle", "square", "left", "
 SCHEMA = ManifestSchema(
     modalities={"text": "text", "image": "image"}, labels=["label"], split="split", id="id"
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_progress_bars(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OMNIFUSE_PROGRESS", "0")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small batches run fastest, and steadiest on a busy machine, on one intra-op thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

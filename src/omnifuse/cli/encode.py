@@ -2,69 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
+from omnifuse.cli.options import parse_encoder_config, parse_encoders
 from omnifuse.cli.render import console, console_err
 
 if TYPE_CHECKING:
     from omnifuse.data.cache import EncodeReport, SkippedItem
 
 SKIPPED_SHOWN = 50
-
-
-def parse_encoders(text: str) -> dict[str, str]:
-    """``col=name,col2=name2`` → {col: name}; a column given twice is an error."""
-    mapping: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        column, sep, name = part.partition("=")
-        if not sep or not column.strip() or not name.strip():
-            raise typer.BadParameter(
-                f"expected COLUMN=ENCODER, got {part!r}", param_hint="--encoders"
-            )
-        if column.strip() in mapping:
-            raise typer.BadParameter(f"column {column!r} given twice", param_hint="--encoders")
-        mapping[column.strip()] = name.strip()
-    if not mapping:
-        raise typer.BadParameter("map at least one column to an encoder", param_hint="--encoders")
-    return mapping
-
-
-def parse_encoder_config(
-    entries: Sequence[str], encoders: dict[str, str]
-) -> dict[str, dict[str, Any]]:
-    """``NAME.key=value`` entries → per-column configs. NAME is a column (that column only) or an
-    encoder name (every column using it)."""
-    config: dict[str, dict[str, Any]] = {column: {} for column in encoders}
-    for entry in entries:
-        target, sep, value = entry.partition("=")
-        name, dot, key = target.partition(".")
-        if not sep or not dot or not name or not key:
-            raise typer.BadParameter(
-                f"expected NAME.key=value, got {entry!r}", param_hint="--encoder-config"
-            )
-        columns = [name] if name in encoders else [c for c, e in encoders.items() if e == name]
-        if not columns:
-            raise typer.BadParameter(
-                f"{name!r} is neither a column nor an encoder of --encoders",
-                param_hint="--encoder-config",
-            )
-        for column in columns:
-            config[column][key] = _scalar(value)
-    return config
-
-
-def _scalar(text: str) -> Any:
-    """A JSON value when ``text`` is one (64, 0.5, 1e-3, true, null, [1, 2]), else the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def skipped_table(skipped: Sequence[SkippedItem], limit: int = SKIPPED_SHOWN) -> Table:

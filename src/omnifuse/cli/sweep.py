@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from click.core import ParameterSource
 from rich import box
 from rich.table import Table
 
+from omnifuse.cli.options import parse_encoder_options, parse_options
 from omnifuse.cli.render import console
 
 if TYPE_CHECKING:
@@ -19,43 +20,10 @@ if TYPE_CHECKING:
     from omnifuse.sweep import SweepResult
 
 
-def json_or_text(text: str) -> Any:
-    """A JSON value when ``text`` is one (64, 0.5, true, [-10, 5]), else the string itself."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def parse_names(text: str) -> list[str]:
     """``all`` or ``a,b,c`` → a list of names (``none`` or empty → [])."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     return [] if names == ["none"] else names
-
-
-def parse_options(entries: Sequence[str], hint: str) -> dict[str, Any]:
-    """``key=value`` entries (values read as JSON where they are JSON) → a dict."""
-    options: dict[str, Any] = {}
-    for entry in entries:
-        key, sep, value = entry.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"expected key=value, got {entry!r}", param_hint=hint)
-        options[key.strip()] = json_or_text(value)
-    return options
-
-
-def parse_encoder_options(entries: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``COLUMN=NAME`` or ``COLUMN.key=value`` entries → per-column encoder specs."""
-    specs: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        target, sep, value = entry.partition("=")
-        column, dot, key = target.partition(".")
-        if not sep or not column:
-            raise typer.BadParameter(f"expected COLUMN=NAME or COLUMN.key=value, got {entry!r}")
-        specs.setdefault(column, {})[key if dot else "name"] = (
-            value if not dot else json_or_text(value)
-        )
-    return specs
 
 
 CONSOLE_DROPS = ("kind", "ms/batch", "peak MiB", "macro-F1")
@@ -109,9 +77,24 @@ def print_summary(result: SweepResult) -> None:
 
 
 def sweep(
-    data: Annotated[str, typer.Option(help="Built-in data: av-digits or world-vqa.")] = (
-        "av-digits"
-    ),
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", "-c", help="A sweep recipe: a packaged name (av-digits-sweep) or a path."
+        ),
+    ] = None,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Built-in data (av-digits, world-vqa), or a manifest (.jsonl/.csv) or dataset "
+            "folder of your own."
+        ),
+    ] = "av-digits",
+    target: Annotated[
+        str | None,
+        typer.Option(help="The label column (default: the dataset's, or the schema's first)."),
+    ] = None,
     fusions: Annotated[str, typer.Option(help="'all' or comma-separated fusion names.")] = "all",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports.")] = Path(
         "sweep-out"
@@ -161,38 +144,83 @@ def sweep(
     encoder: Annotated[
         list[str] | None,
         typer.Option(
-            "--encoder", help="COLUMN=NAME or COLUMN.key=value to change an encoder; repeatable."
+            "--encoder",
+            help="COLUMN=NAME or COLUMN.key=value: the columns to fuse and their encoders; "
+            "repeatable.",
         ),
     ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a setting: key=value (YAML value); repeatable."),
+    ] = None,
 ) -> None:
-    """Train every strategy with the same budget and seed; write a leaderboard and plots."""
-    from omnifuse.sweep import SweepConfig, run_sweep
+    """Train every strategy with the same budget and seed; write a leaderboard and plots.
 
-    config = SweepConfig(
-        data=data,
-        fusions=parse_names(fusions) or ["all"],
-        out=out,
-        size=size,
-        seed=seed,
-        data_dir=data_dir,
-        cache_dir=cache,
-        builder_options=parse_options(option or [], "--option"),
-        encoders=parse_encoder_options(encoder or []),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        dim=dim,
-        max_tokens=max_tokens or None,
-        modality_dropout=modality_dropout,
-        singles=parse_names(singles),
-        dropout_study=parse_names(dropout_study),
-        study_dropout=study_dropout,
-        noise=noise,
-        noise_samples=noise_samples,
-        plots=plots,
-        workers=workers,
-    )
-    result = run_sweep(config)
-    console.print(leaderboard_table(result.results, f"{data} sweep (test split)"))
+    Without --config the options set everything; with it, the recipe does, and only the options
+    given on the command line (then --set) change it."""
+    from omnifuse.sweep import read_sweep_config, run_sweep
+
+    settings = {
+        "data": data,
+        "target": target,
+        "fusions": parse_names(fusions) or ["all"],
+        "out": out,
+        "size": size,
+        "seed": seed,
+        "data_dir": data_dir,
+        "cache_dir": cache,
+        "builder_options": parse_options(option or [], "--option"),
+        "encoders": parse_encoder_options(encoder or []),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "dim": dim,
+        "max_tokens": max_tokens or None,
+        "modality_dropout": modality_dropout,
+        "singles": parse_names(singles),
+        "dropout_study": parse_names(dropout_study),
+        "study_dropout": study_dropout,
+        "noise": noise,
+        "noise_samples": noise_samples,
+        "plots": plots,
+        "workers": workers,
+    }
+    if config is not None:
+        given = {
+            p for p in OPTION_FIELDS if ctx.get_parameter_source(p) is ParameterSource.COMMANDLINE
+        }
+        settings = {OPTION_FIELDS[p]: settings[OPTION_FIELDS[p]] for p in given}
+    parsed = read_sweep_config(config, overrides or [], settings)
+    result = run_sweep(parsed)
+    console.print(leaderboard_table(result.results, f"{parsed.data} sweep (test split)"))
     print_summary(result)
+
+
+OPTION_FIELDS = {
+    "data": "data",
+    "target": "target",
+    "fusions": "fusions",
+    "out": "out",
+    "size": "size",
+    "seed": "seed",
+    "data_dir": "data_dir",
+    "cache": "cache_dir",
+    "option": "builder_options",
+    "encoder": "encoders",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "dim": "dim",
+    "max_tokens": "max_tokens",
+    "modality_dropout": "modality_dropout",
+    "singles": "singles",
+    "dropout_study": "dropout_study",
+    "study_dropout": "study_dropout",
+    "noise": "noise",
+    "noise_samples": "noise_samples",
+    "plots": "plots",
+    "workers": "workers",
+}
+"""Command-line parameter → SweepConfig field."""
