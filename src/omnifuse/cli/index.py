@@ -8,6 +8,7 @@ An index built from a manifest remembers its model, so ``add`` and ``search`` fi
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,8 +16,9 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from omnifuse.cli.options import parse_options
 from omnifuse.cli.render import console, console_err
-from omnifuse.errors import ConfigError, InputNotFoundError, InvalidValueError
+from omnifuse.errors import ConfigError
 
 if TYPE_CHECKING:
     from omnifuse.index import Hit, VectorIndex
@@ -50,57 +52,6 @@ MetadataOpt = Annotated[
     typer.Option("--metadata", help="With --vectors: one JSON object per line (optional)."),
 ]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Items per embedding batch and per add.")]
-
-
-def _json_or_text(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def parse_options(entries: list[str] | None) -> dict[str, Any]:
-    """``key=value`` backend options; values read as JSON when they parse (numbers, dicts)."""
-    options: dict[str, Any] = {}
-    for entry in entries or []:
-        key, sep, value = entry.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE, got {entry!r}", param_hint="--option")
-        options[key.strip()] = _json_or_text(value.strip())
-    return options
-
-
-def read_vectors(
-    vectors: Path, ids: Path | None, metadata: Path | None
-) -> tuple[list[str], np.ndarray, list[dict[str, Any]] | None]:
-    """The arrays of ``--vectors/--ids/--metadata``, checked to have one row per id."""
-    if ids is None:
-        raise typer.BadParameter("--vectors needs --ids (a text file, one id per line)")
-    for path in (vectors, ids, metadata):
-        if path is not None and not path.is_file():
-            raise InputNotFoundError("no such file", source=path)
-    try:
-        array = np.load(vectors, allow_pickle=False)
-    except ValueError as err:
-        raise InvalidValueError(f"not a numeric .npy array: {err}", source=vectors) from None
-    names = [line.strip() for line in ids.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = None
-    if metadata is not None:
-        lines = [ln for ln in metadata.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        try:
-            rows = [json.loads(line) for line in lines]
-        except ValueError as err:
-            raise InvalidValueError(f"not JSON lines: {err}", source=metadata) from None
-        if len(rows) != len(names):
-            raise InvalidValueError(
-                f"{len(rows)} metadata lines for {len(names)} ids", source=metadata
-            )
-    if array.ndim != 2 or array.shape[0] != len(names):
-        raise InvalidValueError(
-            f"expected [{len(names)}, D] vectors for {len(names)} ids, got {list(array.shape)}",
-            source=vectors,
-        )
-    return names, array, rows
 
 
 def load_model(path: Path | None, index: VectorIndex | None = None) -> Embedder:
@@ -158,24 +109,36 @@ def hits_table(hits: list[Hit], metric: str) -> Table:
     return table
 
 
-def fill(
-    index: VectorIndex,
-    *,
-    manifest: Path | None,
-    embedder: Embedder | None,
-    columns: str | None,
-    vectors: Path | None,
-    ids: Path | None,
-    metadata: Path | None,
-    batch_size: int,
-) -> None:
-    """Add the items of a manifest or of vector files, then print what happened."""
-    if manifest is not None:
-        from omnifuse.index.ingest import ingest_manifest
+@dataclass(frozen=True)
+class Source:
+    """Where new items come from: a manifest embedded by a model, or vector files."""
 
+    manifest: Path | None
+    columns: str | None
+    vectors: Path | None
+    ids: Path | None
+    metadata: Path | None
+
+    def __post_init__(self) -> None:
+        if (self.manifest is None) == (self.vectors is None):
+            raise typer.BadParameter(
+                "give either --manifest (with a model) or --vectors (with --ids)"
+            )
+        if self.vectors is not None and self.ids is None:
+            raise typer.BadParameter("--vectors needs --ids (a text file, one id per line)")
+
+
+def fill(index: VectorIndex, source: Source, embedder: Embedder | None, batch_size: int) -> None:
+    """Add the items of a manifest or of vector files, then print what happened."""
+    from omnifuse.index.ingest import ingest_manifest, ingest_vectors
+
+    if source.manifest is not None:
         assert embedder is not None
+        columns = source.columns
         chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-        report = ingest_manifest(index, manifest, embedder, columns=chosen, batch_size=batch_size)
+        report = ingest_manifest(
+            index, source.manifest, embedder, columns=chosen, batch_size=batch_size
+        )
         if report.skipped:
             console.print(skipped_table(report))
         bad = f", {report.bad_lines} bad manifest line(s)" if report.bad_lines else ""
@@ -185,17 +148,11 @@ def fill(
             soft_wrap=True,
         )
         return
-    assert vectors is not None
-    names, array, rows = read_vectors(vectors, ids, metadata)
-    for start in range(0, len(names), max(batch_size, 1024)):
-        end = start + max(batch_size, 1024)
-        index.add(names[start:end], array[start:end], None if rows is None else rows[start:end])
-    console.print(f"[green]added[/] {len(names)} vector(s)", soft_wrap=True)
-
-
-def _one_source(manifest: Path | None, vectors: Path | None) -> None:
-    if (manifest is None) == (vectors is None):
-        raise typer.BadParameter("give either --manifest (with a model) or --vectors (with --ids)")
+    assert source.vectors is not None and source.ids is not None
+    added = ingest_vectors(
+        index, source.vectors, source.ids, source.metadata, batch_size=batch_size
+    )
+    console.print(f"[green]added[/] {added} vector(s)", soft_wrap=True)
 
 
 @app.command("build")
@@ -221,30 +178,27 @@ def build(
 ) -> None:
     """Create an index and fill it; bad manifest items are skipped and listed."""
     from omnifuse.index import create_index
+    from omnifuse.index.ingest import read_vector_files
 
-    _one_source(manifest, vectors)
+    source = Source(manifest, columns, vectors, ids, metadata)
     embedder = load_model(model) if manifest is not None else None
     attributes: dict[str, Any] = {}
     if embedder is not None and model is not None:
         dim = embedder.dim
         attributes["model"] = str(model.resolve())
     else:
-        assert vectors is not None
-        dim = int(read_vectors(vectors, ids, metadata)[1].shape[1])
+        assert vectors is not None and ids is not None
+        dim = int(read_vector_files(vectors, ids, metadata)[1].shape[1])
     index = create_index(
-        backend, out, dim=dim, metric=metric, attributes=attributes, **parse_options(option)
+        backend,
+        out,
+        dim=dim,
+        metric=metric,
+        attributes=attributes,
+        **parse_options(option or [], "--option"),
     )
     try:
-        fill(
-            index,
-            manifest=manifest,
-            embedder=embedder,
-            columns=columns,
-            vectors=vectors,
-            ids=ids,
-            metadata=metadata,
-            batch_size=batch_size,
-        )
+        fill(index, source, embedder, batch_size)
         index.flush()
         console.print(info_table(index))
     except KeyboardInterrupt:
@@ -268,20 +222,11 @@ def add(
     """Add (or replace, by id) items in an existing index."""
     from omnifuse.index import open_index
 
-    _one_source(manifest, vectors)
+    source = Source(manifest, columns, vectors, ids, metadata)
     index = open_index(path)
     try:
         embedder = load_model(model, index) if manifest is not None else None
-        fill(
-            index,
-            manifest=manifest,
-            embedder=embedder,
-            columns=columns,
-            vectors=vectors,
-            ids=ids,
-            metadata=metadata,
-            batch_size=batch_size,
-        )
+        fill(index, source, embedder, batch_size)
         index.flush()
         console.print(f"{len(index):,} item(s) in {path}", soft_wrap=True)
     finally:

@@ -1,14 +1,19 @@
-"""Fill an index from a manifest: every modality cell of every sample becomes one item.
+"""Fill an index from a manifest or from precomputed vector files.
 
-An item's id is ``<sample id>:<column>`` (the sample id from the manifest's id column, else
+From a manifest, every modality cell of every sample becomes one item. An item's id is
+``<sample id>:<column>`` (the sample id from the manifest's id column, else
 ``<manifest stem>-<position>``), its vector the embedder's output for the cell, and its metadata
 ``modality``, ``column``, ``source`` (the text itself or the media path), ``sample``, ``split``
 and ``label`` (the first label column; every label column also under its own name). Items the
 embedder rejects are skipped and reported, never fatal; each batch is durable once added.
+
+From vector files, a float ``.npy`` of ``[N, D]`` gives the vectors, a text file one id per line,
+and an optional JSON-lines file one metadata object per id.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from omnifuse.data.manifest import Manifest, load_manifest
-from omnifuse.errors import ConfigError, InputError
+from omnifuse.errors import ConfigError, InputError, InputNotFoundError, InvalidValueError
 from omnifuse.index.base import VectorIndex
 from omnifuse.progress import track
 
@@ -166,3 +171,56 @@ def ingest_manifest(
             report.added += len(kept)
     report.seconds = time.perf_counter() - start
     return report
+
+
+VECTOR_BATCH = 1024
+"""Fewest vectors per ``add`` when ingesting vector files: they need no embedding, so large
+batches only save round trips."""
+
+
+def read_vector_files(
+    vectors: Path, ids: Path, metadata: Path | None = None
+) -> tuple[list[str], np.ndarray, list[dict[str, Any]] | None]:
+    """The ids, vectors and metadata rows of vector files, checked to have one row per id."""
+    for path in (vectors, ids, metadata):
+        if path is not None and not path.is_file():
+            raise InputNotFoundError("no such file", source=path)
+    try:
+        array = np.load(vectors, allow_pickle=False)
+    except ValueError as err:
+        raise InvalidValueError(f"not a numeric .npy array: {err}", source=vectors) from None
+    names = [line.strip() for line in ids.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = None
+    if metadata is not None:
+        lines = [ln for ln in metadata.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        try:
+            rows = [json.loads(line) for line in lines]
+        except ValueError as err:
+            raise InvalidValueError(f"not JSON lines: {err}", source=metadata) from None
+        if len(rows) != len(names):
+            raise InvalidValueError(
+                f"{len(rows)} metadata lines for {len(names)} ids", source=metadata
+            )
+    if array.ndim != 2 or array.shape[0] != len(names):
+        raise InvalidValueError(
+            f"expected [{len(names)}, D] vectors for {len(names)} ids, got {list(array.shape)}",
+            source=vectors,
+        )
+    return names, array, rows
+
+
+def ingest_vectors(
+    index: VectorIndex,
+    vectors: Path,
+    ids: Path,
+    metadata: Path | None = None,
+    *,
+    batch_size: int = VECTOR_BATCH,
+) -> int:
+    """Add the items of vector files to ``index`` (see module doc); returns how many."""
+    names, array, rows = read_vector_files(vectors, ids, metadata)
+    step = max(batch_size, VECTOR_BATCH)
+    for start in range(0, len(names), step):
+        end = start + step
+        index.add(names[start:end], array[start:end], None if rows is None else rows[start:end])
+    return len(names)
