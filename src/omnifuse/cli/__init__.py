@@ -9,7 +9,8 @@ import typer
 from omnifuse.cli import align as align_commands
 from omnifuse.cli import ask as ask_commands
 from omnifuse.cli import caption as caption_commands
-from omnifuse.cli import data, demo, encode, info, sweep
+from omnifuse.cli import data, demo, encode, info, predict, sweep
+from omnifuse.cli import eval as eval_command
 from omnifuse.cli import index as index_commands
 from omnifuse.cli import serve as serve_command
 from omnifuse.cli import train as train_commands
@@ -30,8 +31,8 @@ app.add_typer(data.app, name="data")
 app.add_typer(align_commands.app, name="align")
 app.add_typer(index_commands.app, name="index")
 app.command("train")(train_commands.train)
-app.command("eval")(train_commands.evaluate)
-app.command("predict")(train_commands.predict)
+app.command("eval")(eval_command.evaluate)
+app.command("predict")(predict.predict)
 app.command("sweep")(sweep.sweep)
 app.command("serve")(serve_command.serve)
 app.command("transcribe")(ask_commands.transcribe)
