@@ -9,12 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from omnifuse.cli.render import console
+from omnifuse.demo.search import read_rows
 
 CAPTION_CONFIG = Path("configs/world-caption.yaml")
-
-
-def read_rows(manifest: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
 
 
 def transcribe_demo(speech_test: Path) -> None:

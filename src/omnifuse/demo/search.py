@@ -47,7 +47,7 @@ def index_demo(world: Path, model_dir: Path, out: Path) -> Path:
     from omnifuse.index import create_index
 
     model = load_aligned(model_dir)
-    rows = read_scenes(world / "scenes.jsonl")
+    rows = read_rows(world / "scenes.jsonl")
     folder = out / "index"
     start = time.perf_counter()
     vectors = model.embed("image", [str(world / row["image"]) for row in rows])
@@ -81,7 +81,8 @@ def index_demo(world: Path, model_dir: Path, out: Path) -> Path:
     return folder
 
 
-def read_scenes(manifest: Path) -> list[dict[str, Any]]:
+def read_rows(manifest: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file of the built-in data (scenes, questions, recordings)."""
     return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
 
 
