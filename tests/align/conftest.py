@@ -7,40 +7,21 @@ frozen features are enough for projection heads to align the training pairs well
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 from alignkit import tiny_config
 
 from omnifuse.align import AlignConfig, AlignResult, train_alignment
-from omnifuse.data.builders import build
 
 WORLD_SIZE = 40
 
 
-@pytest.fixture(autouse=True)
-def _no_progress_bars(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("OMNIFUSE_PROGRESS", "0")
-    yield
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny heads train fastest, and steadiest on a busy machine, on one intra-op thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
-def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_world(built_dataset: Callable[..., Path]) -> Path:
     """A 40-scene world (32 train, 4 val, 4 test): its folder."""
-    out = tmp_path_factory.mktemp("align-world")
-    build("world", out, seed=0, size=WORLD_SIZE, video_clips=0, image_size=48)
-    return out
+    return built_dataset("world", seed=0, size=WORLD_SIZE, video_clips=0, image_size=48)
 
 
 @pytest.fixture(scope="session")

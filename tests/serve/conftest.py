@@ -3,7 +3,6 @@ what :mod:`serve_kit` builds."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +17,6 @@ from omnifuse.serve.runner import BackgroundServer
 
 @pytest.fixture(scope="session")
 def serve_data(tmp_path_factory: pytest.TempPathFactory) -> ServeData:
-    os.environ.setdefault("OMNIFUSE_PROGRESS", "0")
     return build_serve_data(tmp_path_factory.mktemp("serve"))
 
 

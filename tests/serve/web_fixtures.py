@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 import socket
 import threading
@@ -34,7 +33,6 @@ def build_world(out: Path) -> Path:
     """A 20-scene omnifuse world (images, captions, spoken questions) in ``out``."""
     from omnifuse.data.builders import build
 
-    os.environ.setdefault("OMNIFUSE_PROGRESS", "0")
     build("world", out, seed=0, size=WORLD_SIZE, questions_per_scene=1, video_clips=0)
     return out
 

@@ -7,14 +7,12 @@ digits well above chance in seconds, and encoding all 150 samples takes about a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-from omnifuse.data.builders import build
 from omnifuse.data.cache import CachedFeatureDataset, encode_manifest
 
 ENCODERS = {"image": "cnn-image", "audio": "logmel-cnn"}
@@ -24,27 +22,10 @@ ENCODER_CONFIG: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _no_progress_bars(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("OMNIFUSE_PROGRESS", "0")
-    yield
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models train fastest, and steadiest on a busy machine, on one intra-op thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
-def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def digits(built_dataset: Callable[..., Path]) -> Path:
     """The manifest of a 150-sample AV-digits build (106 train, 22 val, 22 test)."""
-    out = tmp_path_factory.mktemp("av-digits")
-    build("av-digits", out, seed=0, size=150)
-    return out / "manifest.jsonl"
+    return built_dataset("av-digits", seed=0, size=150) / "manifest.jsonl"
 
 
 @pytest.fixture(scope="session")
