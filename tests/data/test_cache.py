@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from omnifuse import encoders
 from omnifuse.cli import app
-from omnifuse.cli.encode import parse_encoder_config, parse_encoders
+from omnifuse.cli.options import parse_encoder_config, parse_encoders
 from omnifuse.data.cache import (
     CachedFeatureDataset,
     FeatureCache,
