@@ -32,7 +32,7 @@ from PIL import Image
 
 from omnifuse.encoders import create
 from omnifuse.encoders.base import Encoder
-from omnifuse.types import masked_mean
+from omnifuse.nn import masked_mean
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -34,14 +36,6 @@ class Encoded(NamedTuple):
         )
 
 
-def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the real tokens of each sample: (B, T, D), (B, T) → (B, D); all-padding → 0."""
-    weights = mask.to(tokens.dtype).unsqueeze(-1)  # (B, T, 1)
-    total = (tokens * weights).sum(dim=1)
-    count = weights.sum(dim=1).clamp(min=1.0)
-    return total / count
-
-
 def pad_tokens(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack variable-length (T_i, D) sequences into (B, T_max, D) plus the (B, T_max) mask."""
     if not sequences:
@@ -54,3 +48,37 @@ def pad_tokens(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tenso
         tokens[i, : seq.shape[0]] = seq
         mask[i, : seq.shape[0]] = True
     return tokens, mask
+
+
+@dataclass
+class Predictions:
+    """A model's outputs over a whole set, on the CPU: ``logits`` (N, C), the ``labels`` they
+    are scored against (the task's targets), the fusion's modality ``weights`` (N, M) when it
+    reports them, and where known the ``present`` mask (N, M), the sample ``names`` and their
+    manifest ``rows`` (for grouped metrics)."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    weights: torch.Tensor | None = None
+    present: torch.Tensor | None = None
+    names: list[str] | None = None
+    rows: list[Mapping[str, Any]] | None = None
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return torch.softmax(self.logits.float(), dim=-1)
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        return self.logits.argmax(dim=-1)
+
+    def accuracy(self) -> float:
+        return float((self.predicted == self.labels).double().mean())
+
+    def true_class_probability(self) -> float:
+        """Mean probability given to the true class: a smooth companion of accuracy."""
+        p = self.probabilities.gather(1, self.labels.long().unsqueeze(1))
+        return float(p.double().mean())
+
+    def finite(self) -> bool:
+        return bool(torch.isfinite(self.logits).all())

@@ -12,9 +12,10 @@ import torch
 from omnifuse.align.batches import nearest_neighbours, neighbour_batches, random_batches
 from omnifuse.align.config import AlignTrain
 from omnifuse.align.data import ColumnFeatures, SplitData
-from omnifuse.align.heads import HeadSpec, ProjectionHead, stride_pool
+from omnifuse.align.heads import HeadSpec, ProjectionHead
 from omnifuse.align.model import AlignedModel, ModalitySpec, scale_key
 from omnifuse.align.train import Stage, fit_stage, validation_score
+from omnifuse.nn import stride_pool
 
 DIM_IN = {"t": 12, "i": 20, "a": 8}
 

@@ -24,8 +24,9 @@ from omnifuse.encoders.logmel import (
     whisper_log_mel,
 )
 from omnifuse.errors import CorruptInputError, EmptyInputError, InputError, InputTooLargeError
+from omnifuse.nn import masked_mean
 from omnifuse.speech.tts import Voice, synthesize
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.types import Encoded
 
 RATE = 16_000
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -14,7 +14,7 @@ from omnifuse.data.builders import build
 from omnifuse.data.manifest import load_manifest
 from omnifuse.encoders import create
 from omnifuse.errors import ConfigError, CorruptInputError, UnsupportedFormatError
-from omnifuse.types import masked_mean
+from omnifuse.nn import masked_mean
 
 FRAMES = 4
 

@@ -17,7 +17,8 @@ from omnifuse.fusion import create_fusion
 from omnifuse.fusion.attention import AttentionFusion
 from omnifuse.fusion.pooled import ConcatFusion, GatedFusion, WeightedFusion
 from omnifuse.fusion.tensor import BilinearFusion, LowRankTensorFusion, TensorFusion
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.nn import masked_mean
+from omnifuse.types import Encoded
 
 DIMS = {"audio": 6, "image": 5, "text": 4}
 DIM = 8

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from omnifuse.fusion import Fusion, FusionOutput, fusions, list_fusions
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.nn import masked_mean
+from omnifuse.types import Encoded
 
 DIM = 16
 NUM_CLASSES = 5

@@ -22,7 +22,6 @@ from typing import Any
 import torch
 
 from omnifuse.align.config import AlignConfig
-from omnifuse.align.heads import stride_pool
 from omnifuse.data.builders import available as available_datasets
 from omnifuse.data.builders import datasets as dataset_builders
 from omnifuse.data.cache import FeatureCache, encode_manifest
@@ -32,6 +31,7 @@ from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.data.schema import DatasetInfo
 from omnifuse.errors import ConfigError, InputError
 from omnifuse.models.encoders import encoder_options
+from omnifuse.nn import stride_pool
 from omnifuse.types import pad_tokens
 
 

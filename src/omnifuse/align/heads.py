@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omnifuse.errors import ConfigError
+from omnifuse.nn import attention_pool, masked_mean, mlp, stride_pool
 
 HEAD_KINDS = ("linear", "mlp")
 POOLS = ("mean", "attention")
@@ -53,24 +54,6 @@ class HeadSpec:
         return self.pool == "attention"
 
 
-def stride_pool(
-    tokens: torch.Tensor, mask: torch.Tensor, stride: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average each run of ``stride`` consecutive tokens (real ones only): (B, T, D), (B, T) →
-    (B, ⌈T / stride⌉, D) and its mask. Whisper's 20 ms frames become ``stride`` × 20 ms steps,
-    which keeps the words and divides the cost of pooling over long utterances."""
-    if stride == 1:
-        return tokens, mask
-    batch, steps, dim = tokens.shape
-    extra = (-steps) % stride
-    real = mask.to(tokens.dtype)
-    tokens = F.pad(tokens * real.unsqueeze(-1), (0, 0, 0, extra))
-    real = F.pad(real, (0, extra))
-    sums = tokens.view(batch, -1, stride, dim).sum(2)  # (B, T', D)
-    counts = real.view(batch, -1, stride).sum(2)  # (B, T')
-    return sums / counts.clamp(min=1.0).unsqueeze(-1), counts > 0
-
-
 class AttentionPool(nn.Module):
     """Multi-query attentive pooling in the encoder's own feature space.
 
@@ -95,12 +78,8 @@ class AttentionPool(nn.Module):
         x = self.norm(tokens)  # (B, T, D)
         steps = torch.arange(x.shape[1], device=x.device).clamp(max=self.max_tokens - 1)
         scores = self.keys(x) * x.shape[-1] ** -0.5 + self.positions[steps]  # (B, T, Q)
-        scores = scores.masked_fill(~mask.unsqueeze(-1), float("-inf"))
-        weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # all-padding rows → 0
-        attended = torch.einsum("btq,btd->bqd", weights, x)  # (B, Q, D)
-        real = mask.to(x.dtype).unsqueeze(-1)
-        mean = (x * real).sum(1) / real.sum(1).clamp(min=1.0)  # (B, D)
-        return torch.cat([attended.flatten(1), mean], dim=1)
+        attended = attention_pool(x, mask, scores)  # (B, Q, D); all-padding rows → 0
+        return torch.cat([attended.flatten(1), masked_mean(x, mask)], dim=1)
 
 
 class ProjectionHead(nn.Module):
@@ -117,12 +96,7 @@ class ProjectionHead(nn.Module):
             nn.init.orthogonal_(linear.weight)
             self.proj = nn.Sequential(nn.Dropout(spec.dropout), linear)
         else:
-            self.proj = nn.Sequential(
-                nn.Linear(width, spec.hidden),
-                nn.GELU(),
-                nn.Dropout(spec.dropout),
-                nn.Linear(spec.hidden, spec.dim),
-            )
+            self.proj = mlp(width, spec.hidden, spec.dim, activation=nn.GELU, dropout=spec.dropout)
         if spec.locked:
             self.requires_grad_(False)
             self.eval()

@@ -16,7 +16,8 @@ from omnifuse.encoders.base import Encoder, encoders
 from omnifuse.encoders.logmel import SAMPLE_RATE, log_mel
 from omnifuse.errors import ConfigError
 from omnifuse.io import DecodeLimits, load_audio
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.nn import masked_mean
+from omnifuse.types import Encoded
 
 STRIDES = (1, 2, 2)
 

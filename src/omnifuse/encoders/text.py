@@ -27,7 +27,8 @@ from omnifuse.encoders.base import Encoder, concat_encoded, encoders
 from omnifuse.encoders.tokenizer import minilm_model_dir, pad_ids, text_label, token_tensor
 from omnifuse.errors import ConfigError
 from omnifuse.io import load_text
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.nn import masked_mean
+from omnifuse.types import Encoded
 
 POOLINGS = ("mean", "cls", "last")
 FINETUNE_MODES = ("frozen", "last", "all")

@@ -18,7 +18,8 @@ from omnifuse.encoders.base import Encoder, encoders
 from omnifuse.encoders.tokenizer import create_tokenizer, pad_ids, text_label, token_tensor
 from omnifuse.errors import ConfigError
 from omnifuse.io import load_text
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.nn import masked_mean
+from omnifuse.types import Encoded
 
 
 class TokenTextEncoder(Encoder):

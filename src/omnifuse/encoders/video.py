@@ -13,30 +13,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from omnifuse.encoders.base import Encoder, encoders
 from omnifuse.errors import ConfigError
 from omnifuse.io import load_video
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.nn import AttentionPool, masked_mean
+from omnifuse.types import Encoded
 
 AUDIO_RATE = 16_000
 TEMPORAL_POOLS = ("mean", "attention")
 SILENCE = np.zeros(AUDIO_RATE // 10, dtype=np.float32)  # stands in for a missing soundtrack
-
-
-class AttentionPool(nn.Module):
-    """Softmax attention over time with one learned query: which frames matter for the clip."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.score = nn.Linear(dim, 1)
-
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        scores = self.score(tokens).squeeze(-1)  # (B, T)
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1).unsqueeze(-1)  # (B, T, 1)
-        return (weights * tokens).sum(dim=1)
 
 
 @encoders.register("video")
@@ -119,7 +105,10 @@ class VideoEncoder(Encoder):
         )  # (B, N, D_aud)
         aligned = aligned * batch["has_audio"].to(aligned.dtype).view(-1, 1, 1)
         tokens = torch.cat([visual, aligned.to(visual.dtype)], dim=-1)
-        pooled = self.pool(tokens, mask) if self.pool is not None else masked_mean(tokens, mask)
+        if self.pool is not None:
+            pooled = self.pool(tokens, mask).squeeze(1)  # one learned query: (B, D)
+        else:
+            pooled = masked_mean(tokens, mask)
         return Encoded(tokens, mask, pooled)
 
 

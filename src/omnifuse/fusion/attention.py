@@ -19,14 +19,17 @@ import torch
 from torch import nn
 
 from omnifuse.errors import ConfigError
-from omnifuse.fusion.base import Fusion, FusionOutput, ModalityTokens, ModalityVectors, fusions
-from omnifuse.fusion.pooled import masked_softmax, presence_or_all, present_weights
-from omnifuse.types import Encoded, masked_mean
-
-
-def _check_heads(dim: int, heads: int) -> None:
-    if heads < 1 or dim % heads:
-        raise ConfigError(f"heads must be a positive divisor of dim={dim}, got {heads}")
+from omnifuse.fusion.base import (
+    Fusion,
+    FusionOutput,
+    ModalityTokens,
+    ModalityVectors,
+    check_heads,
+    fusions,
+)
+from omnifuse.fusion.pooled import presence_or_all, present_weights
+from omnifuse.nn import masked_mean, masked_softmax, mlp
+from omnifuse.types import Encoded
 
 
 @fusions.register("attention")
@@ -87,16 +90,14 @@ class CrossAttentionFusion(Fusion):
         self.query = query if query is not None else self.modalities[0]
         if self.query not in self.modalities:
             raise ConfigError(f"query modality {self.query!r} is not one of {self.modalities}")
-        _check_heads(dim, heads)
+        check_heads(dim, heads)
         self.tokens = ModalityTokens(dims, dim, max_tokens=max_tokens)
         self.norm_query = nn.LayerNorm(dim)
         self.norm_context = nn.LayerNorm(dim)
         self.attend = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.norm_out = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
-        self.mlp = nn.Sequential(
-            nn.Linear(2 * dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
-        )
+        self.mlp = mlp(2 * dim, 2 * dim, dim, dropout=dropout)
 
     def fuse(self, features: Mapping[str, Encoded], present: torch.Tensor) -> FusionOutput:
         tokens, mask, owners = self.tokens(features, present)  # (B, T, dim), (B, T), (T,)
@@ -123,12 +124,7 @@ class _Block(nn.Module):
         self.norm_attend = nn.LayerNorm(dim)
         self.attend = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.norm_ff = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(
-            nn.Linear(dim, ff_mult * dim),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(ff_mult * dim, dim),
-        )
+        self.ff = mlp(dim, ff_mult * dim, dim, activation=nn.GELU, dropout=dropout)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, padding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,7 +160,7 @@ class TransformerFusion(Fusion):
         super().__init__(dims, dim=dim, dropout=dropout)
         if layers < 1:
             raise ConfigError(f"layers must be at least 1, got {layers}")
-        _check_heads(dim, heads)
+        check_heads(dim, heads)
         self.tokens = ModalityTokens(dims, dim, max_tokens=max_tokens)
         self.cls = nn.Parameter(torch.randn(dim) * 0.02)
         self.blocks = nn.ModuleList(_Block(dim, heads, dropout, ff_mult) for _ in range(layers))

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from omnifuse.errors import ConfigError
+from omnifuse.nn import downsample_tokens
 from omnifuse.registry import Registry
 from omnifuse.types import Encoded
 
@@ -165,18 +166,10 @@ class ModalityTokens(nn.Module):
         return torch.cat(tokens, dim=1), torch.cat(masks, dim=1), torch.cat(owners)
 
 
-def downsample_tokens(
-    tokens: torch.Tensor, mask: torch.Tensor, limit: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average-pool a long sequence to at most ``limit`` tokens (masked positions ignored)."""
-    batch, length, dim = tokens.shape
-    stride = -(-length // limit)
-    pad = stride * limit - length
-    weights = mask.to(tokens.dtype).unsqueeze(-1)
-    summed = nn.functional.pad(tokens * weights, (0, 0, 0, pad)).view(batch, limit, stride, dim)
-    counts = nn.functional.pad(weights, (0, 0, 0, pad)).view(batch, limit, stride, 1).sum(2)
-    pooled = summed.sum(2) / counts.clamp(min=1.0)
-    return pooled, counts.squeeze(-1) > 0
+def check_heads(dim: int, heads: int) -> None:
+    """Multi-head attention splits ``dim`` evenly across ``heads``."""
+    if heads < 1 or dim % heads:
+        raise ConfigError(f"heads must be a positive divisor of dim={dim}, got {heads}")
 
 
 fusions: Registry[Fusion] = Registry(

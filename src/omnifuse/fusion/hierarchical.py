@@ -28,11 +28,13 @@ from omnifuse.fusion.base import (
     FusionOutput,
     ModalityTokens,
     ModalityVectors,
+    check_heads,
     create_fusion,
     fusions,
 )
 from omnifuse.fusion.serial import SerialFiLMFusion
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.nn import masked_mean, mlp
+from omnifuse.types import Encoded
 
 
 class Combine(nn.Module):
@@ -47,9 +49,7 @@ class Combine(nn.Module):
         if mode == "gate":
             self.net: nn.Module = nn.Linear(2 * dim, dim)
         else:
-            self.net = nn.Sequential(
-                nn.Linear(2 * dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
-            )
+            self.net = mlp(2 * dim, 2 * dim, dim, dropout=dropout)
 
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         both = torch.cat([first, second], dim=-1)  # (B, 2D)
@@ -77,19 +77,13 @@ class HierarchicalFusion(Fusion):
         combine: str = "gate",
     ) -> None:
         super().__init__(dims, dim=dim, dropout=dropout)
-        if heads < 1 or dim % heads:
-            raise ConfigError(f"dim {dim} must be a positive multiple of heads {heads}")
+        check_heads(dim, heads)
         self.tokens = ModalityTokens(dims, dim, max_tokens=max_tokens)
         self.token_layer = nn.TransformerEncoderLayer(
             dim, heads, dim_feedforward=2 * dim, dropout=dropout, batch_first=True, norm_first=True
         )
         self.vectors = ModalityVectors(dims, dim, dropout=dropout)
-        self.vector_mlp = nn.Sequential(
-            nn.Linear(len(self.modalities) * dim, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, dim),
-        )
+        self.vector_mlp = mlp(len(self.modalities) * dim, hidden, dim, dropout=dropout)
         self.combine = Combine(dim, combine, dropout)
 
     def fuse(self, features: Mapping[str, Encoded], present: torch.Tensor) -> FusionOutput:

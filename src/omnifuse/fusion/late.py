@@ -23,7 +23,6 @@ and mixes the two predictions by a learned gate or by the mean of their log-prob
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch.nn import functional as F
 
 from omnifuse.errors import ConfigError
 from omnifuse.fusion.base import Fusion, FusionOutput, create_fusion, fusions
+from omnifuse.nn import masked_softmax, mlp
 from omnifuse.types import Encoded
 
 
@@ -41,13 +41,7 @@ def modality_head(in_dim: int, hidden: int, num_classes: int, dropout: float) ->
     one-hidden-layer MLP. The norm keeps encoders with very different feature scales on par."""
     if hidden == 0:
         return nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, num_classes))
-    return nn.Sequential(
-        nn.LayerNorm(in_dim),
-        nn.Linear(in_dim, hidden),
-        nn.ReLU(),
-        nn.Dropout(dropout),
-        nn.Linear(hidden, num_classes),
-    )
+    return nn.Sequential(nn.LayerNorm(in_dim), *mlp(in_dim, hidden, num_classes, dropout=dropout))
 
 
 class LateFusion(Fusion):
@@ -124,8 +118,7 @@ def weighted_log_probs(
     ``logits`` (B, M, C), ``present`` (B, M) bool, ``scores`` (M,) or (B, M). Rows without any
     present modality get all-zero weights and a zero sum.
     """
-    scores = scores.expand(present.shape).masked_fill(~present, -math.inf)
-    weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # all -inf rows give NaN → 0
+    weights = masked_softmax(scores.expand(present.shape), present)  # (B, M)
     log_probs = torch.log_softmax(logits, dim=-1)
     log_probs = torch.where(present.unsqueeze(-1), log_probs, torch.zeros_like(log_probs))
     return (weights.unsqueeze(-1) * log_probs).sum(dim=1), weights
@@ -171,12 +164,7 @@ class LateStackingFusion(LateFusion):
         super().__init__(dims, **cfg)
         hidden = self.dim if stack_hidden is None else stack_hidden
         width = len(self.modalities) * (self.num_classes + 1)
-        self.stacker = nn.Sequential(
-            nn.Linear(width, hidden),
-            nn.ReLU(),
-            nn.Dropout(self.dropout_p),
-            nn.Linear(hidden, self.num_classes),
-        )
+        self.stacker = mlp(width, hidden, self.num_classes, dropout=self.dropout_p)
 
     def combine(
         self, logits: torch.Tensor, present: torch.Tensor

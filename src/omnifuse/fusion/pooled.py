@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from omnifuse.fusion.base import Fusion, FusionOutput, ModalityVectors, fusions
+from omnifuse.nn import masked_max, masked_mean, masked_softmax, masked_sum, mlp
 from omnifuse.types import Encoded
 
 
@@ -29,13 +30,6 @@ def presence_or_all(present: torch.Tensor) -> torch.Tensor:
     """The modalities to combine per sample: the present ones, or all of them (their missing
     embeddings) for a sample that has none."""
     return present | ~present.any(dim=1, keepdim=True)
-
-
-def masked_softmax(logits: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
-    """Softmax over the modality axis (dim 1) of ``logits`` (B, M, ...) restricted to ``use``
-    (B, M); every row of ``use`` must have at least one True."""
-    shape = use.shape + (1,) * (logits.dim() - use.dim())
-    return logits.masked_fill(~use.view(shape), float("-inf")).softmax(dim=1)
 
 
 def present_weights(mass: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -59,12 +53,7 @@ class ConcatFusion(Fusion):
     ) -> None:
         super().__init__(dims, dim=dim, dropout=dropout)
         self.vectors = ModalityVectors(dims, dim, dropout=dropout)
-        self.mlp = nn.Sequential(
-            nn.Linear(len(self.modalities) * dim, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, dim),
-        )
+        self.mlp = mlp(len(self.modalities) * dim, hidden, dim, dropout=dropout)
 
     def fuse(self, features: Mapping[str, Encoded], present: torch.Tensor) -> FusionOutput:
         v = self.vectors(features, present)  # (B, M, dim)
@@ -72,7 +61,8 @@ class ConcatFusion(Fusion):
 
 
 class _PooledFusion(Fusion):
-    """Shared base of ``sum``, ``mean`` and ``max``: project, then pool over the present."""
+    """Shared base of ``sum``, ``mean`` and ``max``: project, then pool over the present with
+    ``pool``, a masked reduction over the modality axis."""
 
     order_free = True
 
@@ -85,7 +75,9 @@ class _PooledFusion(Fusion):
         use = presence_or_all(present)
         return FusionOutput(fused=self.pool(v, use))
 
-    def pool(self, v: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def pool(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, M, dim) vectors and the (B, M) modalities to use → (B, dim)."""
         raise NotImplementedError
 
 
@@ -93,25 +85,21 @@ class _PooledFusion(Fusion):
 class SumFusion(_PooledFusion):
     """Sum of the present modality vectors: ``u = Σ_{i present} v_i``."""
 
-    def pool(self, v: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
-        return (v * use.unsqueeze(-1).to(v.dtype)).sum(dim=1)
+    pool = staticmethod(masked_sum)
 
 
 @fusions.register("mean")
 class MeanFusion(_PooledFusion):
     """Mean of the present modality vectors: its scale does not depend on how many are present."""
 
-    def pool(self, v: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
-        weights = use.unsqueeze(-1).to(v.dtype)
-        return (v * weights).sum(dim=1) / weights.sum(dim=1)
+    pool = staticmethod(masked_mean)
 
 
 @fusions.register("max")
 class MaxFusion(_PooledFusion):
     """Feature-wise maximum over the present modality vectors (max-pooling across modalities)."""
 
-    def pool(self, v: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
-        return v.masked_fill(~use.unsqueeze(-1), float("-inf")).amax(dim=1)
+    pool = staticmethod(masked_max)
 
 
 @fusions.register("weighted")

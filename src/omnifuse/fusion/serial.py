@@ -30,8 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from omnifuse.errors import ConfigError
-from omnifuse.fusion.base import Fusion, FusionOutput, downsample_tokens, fusions
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.fusion.base import Fusion, FusionOutput, check_heads, fusions
+from omnifuse.nn import downsample_tokens, masked_mean, mlp
+from omnifuse.types import Encoded
 
 
 class FiLM(nn.Module):
@@ -151,9 +152,7 @@ class CrossAttentionBlock(nn.Module):
         self.norm_kv = nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.norm_ff = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(
-            nn.Linear(dim, 2 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
-        )
+        self.ff = mlp(dim, 2 * dim, dim, activation=nn.GELU, dropout=dropout)
         self.drop = nn.Dropout(dropout)
 
     def forward(
@@ -183,8 +182,7 @@ class SerialCrossAttentionFusion(SerialFusion):
         start_tokens: int = 4,
     ) -> None:
         super().__init__(dims, dim=dim, dropout=dropout, order=order, max_tokens=max_tokens)
-        if heads < 1 or dim % heads:
-            raise ConfigError(f"dim {dim} must be a positive multiple of heads {heads}")
+        check_heads(dim, heads)
         if start_tokens < 1:
             raise ConfigError(f"start_tokens must be positive, got {start_tokens}")
         self.start = nn.Parameter(torch.randn(start_tokens, dim) * 0.02)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from omnifuse.errors import ConfigError
+from omnifuse.nn import mlp
 from omnifuse.registry import Registry
 
 
@@ -30,20 +31,36 @@ class Head(nn.Module):
         raise NotImplementedError
 
 
-def mlp(in_dim: int, out_dim: int, *, hidden: int, dropout: float, norm: bool) -> nn.Sequential:
-    """Optional LayerNorm, then a linear layer (``hidden == 0``) or one hidden ReLU layer."""
-    if hidden < 0:
-        raise ConfigError(f"hidden must be >= 0, got {hidden}")
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
-    layers: list[nn.Module] = [nn.LayerNorm(in_dim)] if norm else []
-    layers.append(nn.Dropout(dropout))
-    if hidden == 0:
-        layers.append(nn.Linear(in_dim, out_dim))
-    else:
-        layers += [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout)]
-        layers.append(nn.Linear(hidden, out_dim))
-    return nn.Sequential(*layers)
+class MLPHead(Head):
+    """Linear layer (``hidden=0``, default) or one-hidden-layer ReLU MLP, ``in_dim → out_dim``.
+
+    ``dropout`` applies to the head's input (and hidden layer); ``norm`` adds a LayerNorm first.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        *,
+        hidden: int = 0,
+        dropout: float = 0.0,
+        norm: bool = False,
+    ) -> None:
+        super().__init__(in_dim, out_dim)
+        if hidden < 0:
+            raise ConfigError(f"hidden must be >= 0, got {hidden}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+        layers: list[nn.Module] = [nn.LayerNorm(in_dim)] if norm else []
+        layers.append(nn.Dropout(dropout))
+        if hidden == 0:
+            layers.append(nn.Linear(in_dim, out_dim))
+        else:
+            layers += mlp(in_dim, hidden, out_dim, dropout=dropout)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, fused: torch.Tensor) -> torch.Tensor:
+        return self.net(fused)  # (B, out_dim)
 
 
 heads: Registry[Head] = Registry("head", builtin_modules=("omnifuse.heads.linear",))

@@ -2,54 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from omnifuse.heads.base import Head, heads, mlp
+from omnifuse.heads.base import MLPHead, heads
 
 
 @heads.register("classifier")
-class ClassifierHead(Head):
+class ClassifierHead(MLPHead):
     """Linear layer (``hidden=0``, default) or one-hidden-layer MLP → ``out_dim`` class logits.
 
     ``dropout`` applies to the head's input (and hidden layer); ``norm`` adds a LayerNorm first.
     """
 
-    def __init__(
-        self,
-        in_dim: int,
-        out_dim: int,
-        *,
-        hidden: int = 0,
-        dropout: float = 0.0,
-        norm: bool = False,
-    ) -> None:
-        super().__init__(in_dim, out_dim)
-        self.net = mlp(in_dim, out_dim, hidden=hidden, dropout=dropout, norm=norm)
-
-    def forward(self, fused: torch.Tensor) -> torch.Tensor:
-        return self.net(fused)  # (B, out_dim)
-
 
 @heads.register("regression")
-class RegressionHead(Head):
+class RegressionHead(MLPHead):
     """Linear or MLP head whose outputs are in target units: ``y = mean + std · z``.
 
     ``mean`` and ``std`` are buffers set once from the training targets by :meth:`calibrate`, so
     the network learns standardised values whatever the targets' scale, and they are saved with
-    the model.
+    the model. Options as :class:`~omnifuse.heads.base.MLPHead`.
     """
 
-    def __init__(
-        self,
-        in_dim: int,
-        out_dim: int = 1,
-        *,
-        hidden: int = 0,
-        dropout: float = 0.0,
-        norm: bool = False,
-    ) -> None:
-        super().__init__(in_dim, out_dim)
-        self.net = mlp(in_dim, out_dim, hidden=hidden, dropout=dropout, norm=norm)
+    def __init__(self, in_dim: int, out_dim: int = 1, **options: Any) -> None:
+        super().__init__(in_dim, out_dim, **options)
         self.mean: torch.Tensor
         self.std: torch.Tensor
         self.register_buffer("mean", torch.zeros(out_dim))
@@ -63,4 +41,4 @@ class RegressionHead(Head):
         self.std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
 
     def forward(self, fused: torch.Tensor) -> torch.Tensor:
-        return self.mean + self.std * self.net(fused)  # (B, out_dim)
+        return self.mean + self.std * super().forward(fused)  # (B, out_dim)

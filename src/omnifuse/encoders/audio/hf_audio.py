@@ -29,7 +29,8 @@ from omnifuse.encoders.base import Encoder, encoders
 from omnifuse.encoders.logmel import SAMPLE_RATE, WHISPER_FRAMES, whisper_log_mel
 from omnifuse.errors import ConfigError, InvalidValueError, MissingDependencyError
 from omnifuse.io import load_audio
-from omnifuse.types import Encoded, masked_mean
+from omnifuse.nn import masked_mean
+from omnifuse.types import Encoded
 
 WAVEFORM_FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from omnifuse.encoders.logmel import HOP_LENGTH, N_FFT, WHISPER_FRAMES, WHISPER_SAMPLES
-from omnifuse.types import Encoded, masked_mean, pad_tokens
+from omnifuse.nn import masked_mean
+from omnifuse.types import Encoded, pad_tokens
 
 SAMPLES_PER_STATE = 2 * HOP_LENGTH  # the encoder's strided conv halves the frame rate
 WINDOW_STATES = WHISPER_FRAMES // 2
