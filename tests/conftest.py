@@ -53,3 +53,14 @@ def built_dataset(tmp_path_factory: pytest.TempPathFactory) -> BuiltDataset:
         return built[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def speech_test(built_dataset: BuiltDataset) -> dict[str, tuple[Path, str]]:
+    """Utterance id → (16 kHz WAV, reference transcript) of the real speech-test set. Its source,
+    Debian's pocketsphinx-testdata, is installed with the project, so its absence fails here."""
+    import json
+
+    root = built_dataset("speech-test")
+    rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+    return {r["id"]: (root / r["audio"], r["text"]) for r in rows}

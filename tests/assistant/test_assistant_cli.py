@@ -21,24 +21,20 @@ SMALL_LLM = ["--llm-config", "n_ctx=2048", "--no-ocr"]
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def files(
+    tmp_path_factory: pytest.TempPathFactory, speech_test: dict[str, tuple[Path, str]]
+) -> dict[str, Path]:
     """A photo of a cat, a spoken question about it (espeak-ng), a real recorded utterance."""
     skimage_data = pytest.importorskip("skimage.data")
-    from omnifuse.data.builders import build
-
     root = tmp_path_factory.mktemp("cli")
     cat = root / "cat.png"
     Image.fromarray(skimage_data.chelsea()).save(cat)
     result = CliRunner().invoke(app, ["speak", QUESTION, "--out", str(root / "question.wav")])
     assert result.exit_code == 0, result.output
-    try:
-        build("speech-test", root / "speech", size=11)
-    except Exception as err:  # the Debian test data may be absent on a developer machine
-        pytest.skip(f"speech-test unavailable: {err}")
     return {
         "cat": cat,
         "question": root / "question.wav",
-        "cards": root / "speech" / "audio" / "cards" / "001.wav",  # "ten of clubs"
+        "cards": speech_test["cards-001"][0],  # "ten of clubs"
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fractions
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,18 +38,9 @@ def perceiver() -> Perceiver:
 
 
 @pytest.fixture(scope="module")
-def spoken_cards(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def spoken_cards(speech_test: dict[str, tuple[Path, str]]) -> tuple[Path, str]:
     """A real recording ("seven of clubs") from the speech-test set, and its transcript."""
-    from omnifuse.data.builders import build
-
-    root = tmp_path_factory.mktemp("speech-test")
-    try:
-        build("speech-test", root)
-    except Exception as err:  # the Debian test data may be absent on a developer machine
-        pytest.skip(f"speech-test unavailable: {err}")
-    rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
-    row = next(r for r in rows if r["id"] == "cards-003")
-    return root / row["audio"], row["text"]
+    return speech_test["cards-003"]
 
 
 def sign(lines: Sequence[str]) -> Image.Image:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +20,6 @@ from omnifuse.speech.asr import ASR, Transcript, create_asr, list_asrs
 
 pytest.importorskip("faster_whisper")
 pytest.importorskip("pocketsphinx")
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
-    """Utterance id → (wav path, reference transcript) of the real speech-test set."""
-    from omnifuse.data.builders import build
-
-    root = tmp_path_factory.mktemp("speech-test")
-    try:
-        build("speech-test", root)
-    except Exception as err:  # the Debian test data may be absent on a developer machine
-        pytest.skip(f"speech-test unavailable: {err}")
-    rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
-    return {r["id"]: (root / r["audio"], r["text"]) for r in rows}
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +44,9 @@ def test_registry_lists_both_engines() -> None:
 
 
 def test_faster_whisper_transcribes_real_speech(
-    whisper: ASR, speech: dict[str, tuple[Path, str]]
+    whisper: ASR, speech_test: dict[str, tuple[Path, str]]
 ) -> None:
-    path, reference = speech[LIBRIVOX]
+    path, reference = speech_test[LIBRIVOX]
     transcript = whisper.transcribe(path)
     assert isinstance(transcript, Transcript)
     assert normalize_transcript(transcript.text) == reference  # "he might even have been ..."
@@ -73,9 +58,9 @@ def test_faster_whisper_transcribes_real_speech(
 
 
 def test_faster_whisper_reads_bytes_and_resampled_arrays(
-    whisper: ASR, speech: dict[str, tuple[Path, str]]
+    whisper: ASR, speech_test: dict[str, tuple[Path, str]]
 ) -> None:
-    path, reference = speech["cards-003"]  # "seven of clubs"
+    path, reference = speech_test["cards-003"]  # "seven of clubs"
     from_bytes = whisper.transcribe(path.read_bytes())
     wave, rate = sf.read(str(path), dtype="float32")
     from_array = whisper.transcribe((wave[::2].copy(), rate // 2))  # 8 kHz input
@@ -83,10 +68,10 @@ def test_faster_whisper_reads_bytes_and_resampled_arrays(
 
 
 def test_pocketsphinx_transcribes_cards_and_digits(
-    sphinx: ASR, speech: dict[str, tuple[Path, str]]
+    sphinx: ASR, speech_test: dict[str, tuple[Path, str]]
 ) -> None:
     for key in ("cards-001", "tidigits-dhd.2934z"):
-        path, reference = speech[key]
+        path, reference = speech_test[key]
         transcript = sphinx.transcribe(path)
         assert transcript.text == reference
         assert [s.text for s in transcript.segments] == reference.split()
