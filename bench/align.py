@@ -35,7 +35,7 @@ import torch
 from omnifuse.align import AlignConfig, ZeroShotClassifier
 from omnifuse.align.data import SplitData, load_training_data
 from omnifuse.align.evaluate import evaluate_split, retrieval_metrics, split_embeddings
-from omnifuse.align.presets import FASHION_HELD_OUT, fashion_preset, world_preset
+from omnifuse.align.presets import FASHION_HELD_OUT, preset
 from omnifuse.align.train import fit_model
 from omnifuse.data.fashion_mnist import CLASS_NAMES
 
@@ -45,7 +45,7 @@ RUNS = Path("runs")
 
 def world_config(size: int, **changes: Any) -> AlignConfig:
     """The world recipe at ``size`` with some settings replaced (dotted keys)."""
-    raw = world_preset(size, 0)
+    raw = preset("world", size=size)
     raw["data"]["dir"] = str(RUNS / "data" / f"world-{size}-s0")
     raw["cache"] = {"dir": str(RUNS / "cache" / f"align-world-{size}-s0"), "device": "auto"}
     for key, value in changes.items():
@@ -152,7 +152,7 @@ def print_cascade(model: Any, test: SplitData) -> None:
 
 
 def fashion_config(size: int, held_out: Sequence[str], locked: bool) -> AlignConfig:
-    raw = fashion_preset(size, 0)
+    raw = preset("fashion-mnist", size=size)
     raw["data"]["dir"] = str(RUNS / "data" / f"fashion-mnist-{size}-s0")
     raw["data"]["exclude"] = {"label": list(held_out)}
     raw["cache"] = {"dir": str(RUNS / "cache" / f"align-fashion-mnist-{size}-s0"), "device": "auto"}

@@ -2,7 +2,7 @@
 
 Two tasks on the built-in ``world`` data:
 
-- **images**: scene captions (``configs/world-caption.yaml``: EfficientNet-Lite0 grid tokens →
+- **images**: scene captions (the ``world-caption`` recipe: EfficientNet-Lite0 grid tokens →
   MLP projector → soft prompt → frozen built-in LM);
 - **video**: clip captions derived from the clip record (:func:`~omnifuse.projector.
   describe_clip`: both moving shapes, their directions, which one sounds), from the ``video``
@@ -38,7 +38,7 @@ from omnifuse.data.manifest import load_manifest
 from omnifuse.eval.text_metrics import caption_report
 from omnifuse.projector import load_captioner, read_projector_config, train_projector
 from omnifuse.projector.config import ProjectorConfig
-from omnifuse.projector.data import prepare_manifest, target_text
+from omnifuse.projector.data import cache_dir_for, prepare_manifest, target_text
 
 VIDEO = (
     "task=video-caption",
@@ -54,7 +54,7 @@ VIDEO = (
     "lm.pretrain={epochs: 30}",
     "train.epochs=40",
 )
-"""Overrides of ``configs/world-caption.yaml`` for video captions: 400 clips of 2 s (320 for
+"""Overrides of the ``world-caption`` recipe for video captions: 400 clips of 2 s (320 for
 training), their frames and soundtrack through the ``video`` encoder; the LM's corpus is a fifth
 of the scenes' (1,000 texts), so it pretrains for 30 epochs, and the projector trains for 40."""
 
@@ -84,7 +84,7 @@ def nearest_neighbour(
     """Captions of the closest training items by cosine of pooled cached features."""
     manifest_path = prepare_manifest(config)
     manifest = load_manifest(manifest_path)
-    cache = FeatureCache(str(config.cache["dir"]))
+    cache = FeatureCache(cache_dir_for(config, manifest_path))
     column = config.columns[0]
     train = CachedFeatureDataset(cache, manifest, [column], split="train")
     rows = {str(r["id"]): r for r in manifest.samples}
@@ -151,7 +151,7 @@ def table(rows: Sequence[Row]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=Path("configs/world-caption.yaml"))
+    parser.add_argument("--config", default="world-caption")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-caption"))
     parser.add_argument("--only", choices=("image", "video"), default=None)
     args = parser.parse_args()

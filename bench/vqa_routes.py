@@ -3,10 +3,10 @@ the same test questions.
 
 - **projector**: the image's EfficientNet grid tokens and the spoken question's Whisper tokens
   become a soft prompt for the frozen built-in LM, which writes the answer
-  (``configs/world-vqa-gen.yaml``; ``omnifuse.projector``);
+  (the ``world-vqa-gen`` recipe; ``omnifuse.projector``);
 - **perception to text**: the :class:`~omnifuse.assistant.assistant.Assistant` transcribes the
   question (faster-whisper), describes the image in words (ImageNet labels, OCR and the
-  projector captioner of ``configs/world-caption.yaml``, since ImageNet labels cannot name
+  projector captioner of the ``world-caption`` recipe, since ImageNet labels cannot name
   synthetic shapes) and asks Gemma-3-270M through llama.cpp; its short answer is scored;
 - **projector, question transcribed**: the same projector design with only the image as soft
   prompt and the question as text in the LM's prompt (trained on the written questions),
@@ -219,8 +219,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("runs/data/world-800-s0-vc1"))
     parser.add_argument("--cache", type=Path, default=Path("runs/cache/world-800-s0-vc1"))
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-vqa"))
-    parser.add_argument("--caption-config", type=Path, default=Path("configs/world-caption.yaml"))
-    parser.add_argument("--vqa-config", type=Path, default=Path("configs/world-vqa-gen.yaml"))
+    parser.add_argument("--caption-config", default="world-caption")
+    parser.add_argument("--vqa-config", default="world-vqa-gen")
     parser.add_argument("--llm-questions", type=int, default=150)
     parser.add_argument("--epochs", type=int, default=15, help="classifier epochs (sweep: 15)")
     parser.add_argument("--max-tokens", type=int, default=32, help="classifier token cap")

@@ -1,4 +1,4 @@
-"""Every recipe in configs/ names the command that runs it and parses for that command."""
+"""Every packaged recipe names the command that runs it and parses for that command."""
 
 from __future__ import annotations
 
@@ -8,18 +8,22 @@ from typing import Any
 
 import pytest
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+from omnifuse.config import recipes_dir
+
+CONFIGS = sorted(recipes_dir().glob("*.yaml"))
 
 
 def _readers() -> dict[str, Callable[[Path], Any]]:
     from omnifuse.align.config import read_align_config
     from omnifuse.projector import read_projector_config
+    from omnifuse.sweep import read_sweep_config
     from omnifuse.train.recipe import read_run_config
 
     return {
         "omnifuse train --config": read_run_config,
         "omnifuse align --config": lambda path: read_align_config(path, []),
         "omnifuse projector train --config": lambda path: read_projector_config(path, []),
+        "omnifuse sweep --config": lambda path: read_sweep_config(path),
     }
 
 

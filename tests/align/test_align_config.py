@@ -9,6 +9,7 @@ import pytest
 
 from omnifuse.align import AlignConfig, read_align_config, write_align_config
 from omnifuse.align.presets import preset
+from omnifuse.config import recipes_dir
 from omnifuse.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +101,7 @@ def test_overrides_and_missing_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["world-align.yaml", "fashion-align.yaml"])
 def test_shipped_configs_parse(name: str) -> None:
-    config = read_align_config(ROOT / "configs" / name)
+    config = read_align_config(recipes_dir() / name)
     assert config.output and config.data.group_by
 
 

@@ -8,19 +8,20 @@ from pathlib import Path
 import pytest
 import torch
 
+from omnifuse.config import recipes_dir
 from omnifuse.errors import ConfigError
-from omnifuse.projector import Projector, ProjectorLM, SoftPrompt, pool_tokens
+from omnifuse.nn import pool_in_runs
+from omnifuse.projector import Projector, ProjectorLM, SoftPrompt
 from omnifuse.projector.config import ProjectorConfig, read_projector_config
 from omnifuse.projector.decoder import (
     DecoderConfig,
     DecoderLM,
-    PretrainConfig,
     WordTokenizer,
     load_decoder,
-    pretrain_decoder,
     save_decoder,
 )
 from omnifuse.projector.lm import BuiltinLM, FrozenLM, HFCausalLM
+from omnifuse.projector.pretrain import PretrainConfig, pretrain_decoder
 from omnifuse.types import Encoded
 
 INIT_RANGE = 0.3
@@ -41,30 +42,30 @@ def _one_thread() -> object:
 # ----------------------------------------------------------------------------- pooling
 
 
-def test_pool_tokens_averages_equal_runs_of_real_tokens() -> None:
+def test_pool_in_runs_averages_equal_runs_of_real_tokens() -> None:
     tokens = torch.arange(6, dtype=torch.float32).view(1, 6, 1)  # 0..5
     mask = torch.tensor([[True, True, True, True, False, False]])
-    pooled, pooled_mask = pool_tokens(tokens, mask, 2)
+    pooled, pooled_mask = pool_in_runs(tokens, mask, 2)
     assert pooled.squeeze(-1).tolist() == [[0.5, 2.5]]  # runs (0, 1) and (2, 3); padding ignored
     assert pooled_mask.tolist() == [[True, True]]
 
 
-def test_pool_tokens_keeps_short_sequences_and_masks_the_rest() -> None:
+def test_pool_in_runs_keeps_short_sequences_and_masks_the_rest() -> None:
     tokens = torch.tensor([[[4.0], [6.0], [0.0]]])
-    pooled, mask = pool_tokens(tokens, torch.tensor([[True, True, False]]), 3)
+    pooled, mask = pool_in_runs(tokens, torch.tensor([[True, True, False]]), 3)
     assert mask.tolist() == [[True, True, False]]
     assert pooled.squeeze(-1).tolist() == [[4.0, 6.0, 0.0]]
 
 
-def test_pool_tokens_does_not_depend_on_batch_padding() -> None:
+def test_pool_in_runs_does_not_depend_on_batch_padding() -> None:
     torch.manual_seed(0)
     alone = torch.randn(1, 7, 3)
     padded = torch.cat([alone, torch.randn(1, 5, 3)], dim=1)
     other = torch.randn(1, 12, 3)
     batch = torch.cat([padded, other])
     mask = torch.tensor([[True] * 7 + [False] * 5, [True] * 12])
-    one, _ = pool_tokens(alone, torch.ones(1, 7, dtype=torch.bool), 3)
-    both, _ = pool_tokens(batch, mask, 3)
+    one, _ = pool_in_runs(alone, torch.ones(1, 7, dtype=torch.bool), 3)
+    both, _ = pool_in_runs(batch, mask, 3)
     torch.testing.assert_close(both[0], one[0])
     torch.testing.assert_close(both[1, 0], other[0, :4].mean(0))
 
@@ -367,6 +368,6 @@ def test_config_errors_name_the_key(change: dict[str, object], message: str) -> 
 
 @pytest.mark.parametrize("name", ["world-caption.yaml", "world-vqa-gen.yaml"])
 def test_shipped_projector_configs_parse(name: str) -> None:
-    config = read_projector_config(Path(__file__).parents[2] / "configs" / name)
-    assert config.data["dataset"] == "world" and config.lm.kind == "builtin"
+    config = read_projector_config(recipes_dir() / name)
+    assert config.data.dataset == "world" and config.lm.kind == "builtin"
     assert set(config.projector.tokens) == set(config.columns)

@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from omnifuse.cli import app
+from omnifuse.config import recipes_dir
 from omnifuse.data.manifest import load_manifest
 from omnifuse.errors import ConfigError
 from omnifuse.train.recipe import read_run_config
@@ -111,7 +112,7 @@ def test_overrides_reach_the_run(tmp_path: Path, digits: Path) -> None:
     path = run_file(tmp_path, digits)
     config = read_run_config(path, ["train.epochs=3", "model.fusion_cfg={dim: 16}"])
     assert config.train.epochs == 3
-    assert config.model["fusion_cfg"] == {"dim": 16}
+    assert config.model.fusion_cfg == {"dim": 16}
 
 
 def test_cli_reports_a_bad_run_file_as_a_config_error(tmp_path: Path, digits: Path) -> None:
@@ -123,7 +124,7 @@ def test_cli_reports_a_bad_run_file_as_a_config_error(tmp_path: Path, digits: Pa
 
 TRAIN_RUN_FILES = sorted(
     path
-    for path in Path(__file__).parents[2].glob("configs/*.yaml")
+    for path in recipes_dir().glob("*.yaml")
     if "omnifuse train --config" in path.read_text(encoding="utf-8")
 )
 
@@ -138,6 +139,6 @@ def test_shipped_run_files_are_valid(path: Path) -> None:
     from omnifuse.tasks import list_tasks
 
     config = read_run_config(path)
-    assert config.model["fusion"] in list_fusions()
-    assert config.model.get("task", "classification") in list_tasks()
+    assert config.model.fusion in list_fusions()
+    assert config.model.task in list_tasks()
     assert config.end_to_end == (config.cache is None)

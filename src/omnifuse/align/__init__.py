@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from omnifuse.align.config import (
-        AlignCache,
         AlignConfig,
         AlignData,
         AlignTrain,
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
     from omnifuse.align.zeroshot import DEFAULT_TEMPLATES, ZeroShotClassifier
 
 _HOMES = {
-    "AlignCache": "config",
     "AlignConfig": "config",
     "AlignData": "config",
     "AlignTrain": "config",
@@ -60,7 +58,6 @@ _HOMES = {
 
 __all__ = [
     "DEFAULT_TEMPLATES",
-    "AlignCache",
     "AlignConfig",
     "AlignData",
     "AlignResult",

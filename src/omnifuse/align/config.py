@@ -32,12 +32,9 @@ Every key is checked when the file is read: an unknown or mistyped key is a
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,46 +42,28 @@ from typing import Any
 import yaml
 
 from omnifuse.align.heads import HEAD_KINDS, POOLS
+from omnifuse.config import (
+    CacheSection,
+    DataSection,
+    check_keys,
+    encoder_entries,
+    mapping,
+    read_config_file,
+    section,
+)
 from omnifuse.errors import ConfigError
+from omnifuse.train.config import TrainConfig
 
 HARD_NEGATIVES = ("none", "in-batch", "neighbours")
 
 
 @dataclass
-class AlignData:
-    """Where the pairs come from (see the module docstring)."""
+class AlignData(DataSection):
+    """Where the pairs come from (see the module docstring): the shared data section plus the
+    grouping column and the rows left out of training."""
 
-    dataset: str | None = None
-    manifest: str | None = None
-    size: int = 100
-    seed: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
-    dir: str | None = None
     group_by: str | None = None
     exclude: dict[str, list[Any]] = field(default_factory=dict)
-    splits: dict[str, str] = field(
-        default_factory=lambda: {"train": "train", "val": "val", "test": "test"}
-    )
-
-    def __post_init__(self) -> None:
-        if not self.dataset and not self.manifest:
-            raise ConfigError("data: give 'dataset' (a built-in dataset) or 'manifest' (a path)")
-        if self.size < 1:
-            raise ConfigError(f"data.size must be at least 1, got {self.size}")
-        unknown = sorted(set(self.splits) - {"train", "val", "test"})
-        if unknown or "train" not in self.splits:
-            raise ConfigError("data.splits maps train (required), val and test to split values")
-
-
-@dataclass
-class AlignCache:
-    """The feature cache the frozen encoders write once (``dir`` default: beside ``output``)."""
-
-    dir: str | None = None
-    batch_size: int = 32
-    device: str = "cpu"
-    dtype: str = "fp32"
-    seed: int = 0
 
 
 @dataclass
@@ -117,16 +96,16 @@ class Binding:
 
 
 @dataclass
-class AlignTrain:
-    """Optimisation settings; ``bind_*`` default to their stage-1 values."""
+class AlignTrain(TrainConfig):
+    """The training section (:class:`~omnifuse.train.TrainConfig`, with alignment's defaults)
+    plus the contrastive settings; ``bind_*`` default to their stage-1 values."""
 
     epochs: int = 30
     batch_size: int = 64
-    lr: float = 1e-3
     weight_decay: float = 0.05
-    warmup_ratio: float = 0.05
-    patience: int = 8
-    seed: int = 0
+    grad_clip: float | None = None
+    patience: int | None = 8
+    device: str = "cpu"
     temperature: float = 0.07
     learn_temperature: bool = True
     hard_negatives: str = "none"
@@ -134,7 +113,6 @@ class AlignTrain:
     neighbours: int = 8
     bind_epochs: int | None = None
     bind_lr: float | None = None
-    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -147,6 +125,7 @@ class AlignTrain:
             )
         if self.neighbours < 1:
             raise ConfigError("train.neighbours must be at least 1")
+        self.validate()
 
 
 @dataclass
@@ -159,12 +138,12 @@ class AlignConfig:
     bind: list[Binding] = field(default_factory=list)
     head: HeadConfig = field(default_factory=HeadConfig)
     heads: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cache: AlignCache = field(default_factory=AlignCache)
+    cache: CacheSection = field(default_factory=CacheSection)
     train: AlignTrain = field(default_factory=AlignTrain)
     output: str | None = None
 
     def __post_init__(self) -> None:
-        self.encoders = {c: _encoder_entry(c, s) for c, s in self.encoders.items()}
+        self.encoders = encoder_entries(self.encoders)
         if not self.pairs:
             raise ConfigError("pairs: give at least one pair of columns to align, e.g. [[a, b]]")
         for pair in self.pairs:
@@ -180,7 +159,7 @@ class AlignConfig:
                 raise ConfigError(f"bind: {binding.column!r} is already aligned in 'pairs'")
         self._known_columns(list(self.heads), "heads")
         for column, overrides in self.heads.items():
-            _check_keys(HeadConfig, overrides, f"heads.{column}.")
+            check_keys(HeadConfig, overrides, f"heads.{column}.")
             self.head_config(column)
         used = stage1 | {b.column for b in self.bind}
         unused = sorted(set(self.encoders) - used)
@@ -208,104 +187,34 @@ class AlignConfig:
 
     @classmethod
     def from_dict(cls, raw: Any) -> AlignConfig:
-        data = _mapping(raw, "the align config")
-        _check_keys(cls, data, "")
+        data = mapping(raw, "the align config")
+        check_keys(cls, data, "")
         for key in ("data", "encoders", "pairs"):
             if key not in data:
                 raise ConfigError(f"missing key {key!r}")
-        encoders = _mapping(data["encoders"], "encoders")
         pairs = data["pairs"]
         if not isinstance(pairs, list) or not all(isinstance(p, list) for p in pairs):
             raise ConfigError("pairs: expected a list of [column, column] lists")
         bind = data.get("bind") or []
         if not isinstance(bind, list):
             raise ConfigError("bind: expected a list of {column, anchor} mappings")
-        heads = _mapping(data.get("heads") or {}, "heads")
+        heads = mapping(data.get("heads"), "heads", optional=True)
         return cls(
-            data=_section(AlignData, data["data"], "data."),
-            encoders=dict(encoders),
+            data=section(AlignData, data["data"], "data.", optional=False),
+            encoders=encoder_entries(data["encoders"]),
             pairs=[[str(c) for c in p] for p in pairs],
-            bind=[_section(Binding, b, "bind[].") for b in bind],
-            head=_section(HeadConfig, data.get("head") or {}, "head."),
-            heads={str(c): _mapping(v, f"heads.{c}") for c, v in heads.items()},
-            cache=_section(AlignCache, data.get("cache") or {}, "cache."),
-            train=_section(AlignTrain, data.get("train") or {}, "train."),
+            bind=[section(Binding, b, "bind[].", optional=False) for b in bind],
+            head=section(HeadConfig, data.get("head"), "head."),
+            heads={str(c): mapping(v, f"heads.{c}") for c, v in heads.items()},
+            cache=section(CacheSection, data.get("cache"), "cache."),
+            train=section(AlignTrain, data.get("train"), "train."),
             output=None if data.get("output") is None else str(data["output"]),
         )
 
 
-def _encoder_entry(column: str, spec: Any) -> dict[str, Any]:
-    if isinstance(spec, str):
-        return {"name": spec}
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-        raise ConfigError(f"encoders.{column}: expected a name or a mapping with 'name'")
-    return dict(spec)
-
-
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return dict(value)
-
-
-def _check_keys(cls: type, data: Mapping[str, Any], prefix: str) -> None:
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {[prefix + k for k in unknown]}; known: {[prefix + k for k in known]}"
-        )
-    hints = typing.get_type_hints(cls)
-    for key, value in data.items():
-        if not _fits(value, hints[key]):
-            raise ConfigError(f"{prefix}{key}: expected {_type_name(hints[key])}, got {value!r}")
-
-
-def _section(cls: type[Any], raw: Any, prefix: str) -> Any:
-    data = _mapping(raw, prefix.rstrip(".") or "config")
-    _check_keys(cls, data, prefix)
-    return cls(**data)
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether a YAML/JSON value fits a field's type hint (ints are floats, bools are not ints)."""
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        return any(_fits(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is Any:
-        return True
-    base = origin or hint
-    if base is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if base is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if base is dict:
-        return isinstance(value, Mapping)
-    if base is list:
-        return isinstance(value, list)
-    if dataclasses.is_dataclass(base) or base is Binding:
-        return isinstance(value, Mapping)
-    return isinstance(value, base)
-
-
-def _type_name(hint: Any) -> str:
-    if isinstance(hint, type):
-        return hint.__name__
-    return str(hint).replace("typing.", "")
-
-
-def read_align_config(path: str | Path, overrides: Sequence[str] = ()) -> AlignConfig:
-    """Parse a YAML (or JSON) config file, apply ``key.path=value`` overrides, check it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    return AlignConfig.from_dict(apply_overrides(_mapping(raw, str(path)), overrides))
+def read_align_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> AlignConfig:
+    """A recipe name or YAML/JSON path, with ``section.key=value`` overrides, checked."""
+    return AlignConfig.from_dict(read_config_file(name_or_path, overrides)[1])
 
 
 def write_align_config(config: AlignConfig, path: str | Path) -> None:
@@ -317,20 +226,3 @@ def write_align_config(config: AlignConfig, path: str | Path) -> None:
     else:
         text = json.dumps(data, indent=2) + "\n"
     path.write_text(text, encoding="utf-8")
-
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``train.epochs=3`` style overrides; values are parsed as YAML (numbers, lists, null)."""
-    out = copy.deepcopy(data)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r}: expected key.path=value")
-        node = out
-        for part in key.split(".")[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
-            node = child
-        node[key.split(".")[-1]] = yaml.safe_load(value)
-    return out

@@ -22,15 +22,12 @@ from typing import Any
 import torch
 
 from omnifuse.align.config import AlignConfig
-from omnifuse.data.builders import available as available_datasets
-from omnifuse.data.builders import datasets as dataset_builders
-from omnifuse.data.cache import FeatureCache, encode_manifest
+from omnifuse.data.cache import FeatureCache
 from omnifuse.data.cache.encode import sample_name
 from omnifuse.data.cache.store import CacheMeta
 from omnifuse.data.manifest import Manifest, load_manifest
-from omnifuse.data.schema import DatasetInfo
+from omnifuse.data.prepare import encode_columns, prepare_manifest
 from omnifuse.errors import ConfigError, InputError
-from omnifuse.models.encoders import encoder_options
 from omnifuse.nn import stride_pool
 from omnifuse.types import pad_tokens
 
@@ -66,35 +63,6 @@ class SplitData:
         return len(self.names)
 
 
-def prepare_manifest(config: AlignConfig, out: Path) -> Path:
-    """The manifest to align: a path, or a built-in dataset built (once) into its folder."""
-    data = config.data
-    if not data.dataset:
-        return Path(str(data.manifest))
-    folder = Path(data.dir or out.parent / "data" / f"{data.dataset}-{data.size}-s{data.seed}")
-    info = _built(folder, data.dataset, data.size, data.seed, data.options)
-    key = data.manifest or next(iter(info.manifests))
-    if key not in info.manifests:
-        raise ConfigError(f"data.manifest: {data.dataset} has manifests {sorted(info.manifests)}")
-    return folder / info.manifests[key]
-
-
-def _built(
-    folder: Path, name: str, size: int, seed: int, options: Mapping[str, Any]
-) -> DatasetInfo:
-    if (folder / "dataset.json").is_file():
-        info = DatasetInfo.read(folder)
-        if (info.name, info.size, info.seed) == (name, size, seed):
-            return info
-        raise ConfigError(f"data.dir: {folder} holds {info.name} size {info.size} seed {info.seed}")
-    folder.mkdir(parents=True, exist_ok=True)
-    available_datasets()
-    try:
-        return dataset_builders.get(name)(folder, seed=seed, size=size, **options)
-    except TypeError as err:
-        raise ConfigError(f"data.options: {err}") from None
-
-
 def cache_dir(config: AlignConfig, out: Path, manifest_path: Path) -> Path:
     """``cache.dir``, else ``<out>/../cache/align-<data folder>``: features are keyed by content
     and column, so the manifests of one data folder can share it."""
@@ -118,19 +86,8 @@ def encode_features(config: AlignConfig, manifest_path: Path, cache: Path) -> Fe
     tokens = token_columns(config, cache)
     for store_tokens in (True, False):
         columns = {c: s for c, s in config.encoders.items() if tokens[c] == store_tokens}
-        if not columns:
-            continue
-        encode_manifest(
-            manifest_path,
-            {c: str(s["name"]) for c, s in columns.items()},
-            cache,
-            encoder_config={c: encoder_options(s) for c, s in columns.items()},
-            batch_size=config.cache.batch_size,
-            device=config.cache.device,
-            dtype=config.cache.dtype,
-            store_tokens=store_tokens,
-            seed=config.cache.seed,
-        )
+        if columns:
+            encode_columns(manifest_path, columns, config.cache, cache, tokens=store_tokens)
     return FeatureCache(cache)
 
 
@@ -254,7 +211,7 @@ def load_splits(
 
 def load_training_data(config: AlignConfig, out: Path) -> tuple[Path, dict[str, SplitData]]:
     """Build or find the manifest, encode it once, and read every split's features."""
-    manifest_path = prepare_manifest(config, out)
+    manifest_path = prepare_manifest(config.data, out.parent / "data")
     manifest = load_manifest(manifest_path)
     check_columns(config, manifest)
     cache = encode_features(config, manifest_path, cache_dir(config, out, manifest_path))

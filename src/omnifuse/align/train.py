@@ -6,18 +6,18 @@ through ``data.group_by``). Stage 2 (ImageBind): each ``bind`` column learns its
 its anchor's head, which stays frozen, so the bound modality lands in the space the anchor
 already shares with the others: audio bound to text alone is retrievable from images.
 
-Each stage runs AdamW with linear warmup and cosine decay, scores the validation split after
-every epoch (mean reciprocal rank over the stage's retrieval directions), stops after
-``patience`` epochs without improvement and keeps its best weights. Every epoch is a line of
-``metrics.jsonl`` in the output folder.
+Each stage goes through the one training loop (:func:`omnifuse.train.loop.fit`): AdamW with
+linear warmup and cosine decay, the validation split scored after every epoch (mean reciprocal
+rank over the stage's retrieval directions), early stopping after ``patience`` epochs without
+improvement with the best weights kept. Every epoch is a line of ``metrics.jsonl`` in the output
+folder.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import math
+import dataclasses
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +35,8 @@ from omnifuse.align.model import AlignedModel, ModalitySpec, save_aligned, scale
 from omnifuse.encoders.base import resolve_device
 from omnifuse.errors import ConfigError
 from omnifuse.models.encoders import encoder_kind
-from omnifuse.progress import track
-from omnifuse.train.schedule import warmup_cosine
-from omnifuse.train.trainer import seed_everything
+from omnifuse.train.loop import Objective, fit, seed_everything
 
-LOG_FILE = "metrics.jsonl"
 SELECTION_METRIC = "mrr"
 
 
@@ -167,7 +164,6 @@ def fit_model(
     dims = {c: int(f.pooled.shape[1]) for c, f in splits["train"].features.items()}
     model = build_aligned_model(config, dims, resolve_device(config.train.device))
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / LOG_FILE).write_text("", encoding="utf-8")
     history: list[dict[str, Any]] = []
     results = [
         fit_stage(model, stage, splits["train"], splits.get("val"), config.train, folder, history)
@@ -255,6 +251,67 @@ def validation_score(model: AlignedModel, stage: Stage, data: SplitData) -> floa
     return float(np.mean([report[direction(q, g)][SELECTION_METRIC] for q, g in directions]))
 
 
+class StageObjective(Objective):
+    """One stage of alignment for the training loop: InfoNCE over the stage's pairs, scored by
+    the validation split's mean reciprocal rank."""
+
+    def __init__(
+        self,
+        model: AlignedModel,
+        stage: Stage,
+        train_data: SplitData,
+        val_data: SplitData | None,
+        train: AlignTrain,
+        offset: int,
+    ) -> None:
+        self.model, self.stage, self.train_data, self.val_data = model, stage, train_data, val_data
+        self.train, self.offset = train, offset
+        self.device = model.device
+        self.hard_beta = train.hard_beta if train.hard_negatives == "in-batch" else 0.0
+        self.cache: dict[str, Any] = {}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        return _parameters(self.model, self.stage)
+
+    def batch_count(self) -> int:
+        rng = np.random.default_rng(0)
+        return len(_batches(self.stage, self.train_data, self.train, rng, self.cache))
+
+    def batches(self, epoch: int) -> Iterable[np.ndarray]:
+        """One generator per stage draws every epoch's batches in turn; earlier epochs' draws
+        are replayed (cheap index shuffles), so an epoch's batches depend on the seed and the
+        epoch alone and a resumed stage sees the same ones."""
+        rng = np.random.default_rng([self.train.seed, self.offset])
+        for _ in range(epoch):
+            _batches(self.stage, self.train_data, self.train, rng, self.cache)
+        return _batches(self.stage, self.train_data, self.train, rng, self.cache)
+
+    def loss(self, batch: np.ndarray) -> torch.Tensor:
+        return _stage_loss(self.model, self.stage, self.train_data, batch, self.hard_beta)
+
+    def train_mode(self) -> None:
+        _set_modes(self.model, self.stage)
+
+    def validate(self) -> dict[str, Any] | None:
+        if self.val_data is None or len(self.val_data) < 2:
+            return None
+        self.model.eval()
+        return {SELECTION_METRIC: validation_score(self.model, self.stage, self.val_data)}
+
+    def describe(self, record: dict[str, Any]) -> None:
+        pairs = self.stage.pairs
+        record["stage"] = self.stage.name
+        record["logit_scale"] = {
+            f"{a}|{b}": self.model.logit_scale(scale_key(a, b)) for a, b in pairs
+        }
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(weights)
+
+
 def fit_stage(
     model: AlignedModel,
     stage: Stage,
@@ -264,63 +321,35 @@ def fit_stage(
     folder: Path,
     history: list[dict[str, Any]],
 ) -> StageResult:
-    """Train one stage in place; the model ends with the stage's best validation weights."""
-    started = time.perf_counter()
+    """Train one stage in place through the training loop; the model ends with the stage's
+    best validation weights, and the stage's epochs are appended to ``history``."""
     if not stage.trainable:
         raise ConfigError(f"stage {stage.name}: every head is locked; nothing to train")
-    rng = np.random.default_rng([train.seed, len(history)])
-    optimizer = torch.optim.AdamW(
-        _parameters(model, stage), lr=stage.lr, weight_decay=train.weight_decay
+    checkpoints = train.checkpoint_dir
+    settings = dataclasses.replace(
+        train,
+        epochs=stage.epochs,
+        lr=stage.lr,
+        log_dir=str(folder),
+        checkpoint_dir=str(Path(checkpoints) / stage.name.replace(":", "-"))
+        if checkpoints
+        else None,
     )
-    cache: dict[str, Any] = {}
-    steps_per_epoch = len(_batches(stage, train_data, train, np.random.default_rng(0), cache))
-    total = stage.epochs * steps_per_epoch
-    warmup = round(train.warmup_ratio * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total, warmup)
+    objective = StageObjective(model, stage, train_data, val_data, train, len(history))
+    result = fit(
+        objective,
+        settings,
+        metric=SELECTION_METRIC,
+        history=history,
+        description=f"align {stage.name}",
     )
-    hard_beta = train.hard_beta if train.hard_negatives == "in-batch" else 0.0
-    best = (-math.inf, 0, copy.deepcopy(model.state_dict()))
-    epoch = 0
-    for epoch in track(range(1, stage.epochs + 1), f"align {stage.name}"):
-        _set_modes(model, stage)
-        losses = []
-        for index in _batches(stage, train_data, train, rng, cache):
-            loss = _stage_loss(model, stage, train_data, index, hard_beta)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-        model.eval()
-        score = (
-            validation_score(model, stage, val_data)
-            if val_data is not None and len(val_data) > 1
-            else -float(np.mean(losses))
-        )
-        row = {
-            "stage": stage.name,
-            "epoch": epoch,
-            "loss": float(np.mean(losses)),
-            f"val_{SELECTION_METRIC}": score if val_data is not None else None,
-            "logit_scale": {f"{a}|{b}": model.logit_scale(scale_key(a, b)) for a, b in stage.pairs},
-            "lr": scheduler.get_last_lr()[0],
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        history.append(row)
-        with (folder / LOG_FILE).open("a", encoding="utf-8") as log:
-            log.write(json.dumps(row) + "\n")
-        if score > best[0]:
-            best = (score, epoch, copy.deepcopy(model.state_dict()))
-        elif epoch - best[1] >= train.patience:
-            break
-    model.load_state_dict(best[2])
+    history.extend(result.history)
     model.eval()
     return StageResult(
         stage.name,
-        epoch,
-        best[1],
-        best[0],
-        epoch < stage.epochs,
-        round(time.perf_counter() - started, 2),
+        len(result.history),
+        result.best_epoch,
+        result.best_metric,
+        result.stopped_early,
+        round(result.seconds, 2),
     )

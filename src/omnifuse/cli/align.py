@@ -2,7 +2,7 @@
 
 ::
 
-    omnifuse align --config configs/world-align.yaml --out runs/align-world
+    omnifuse align --config world-align --out runs/align-world
     omnifuse align --data world --size 400 --out runs/align-world     # built-in recipe
     omnifuse align eval runs/align-world                 # retrieval on its test split
     omnifuse align zero-shot runs/align-fashion --manifest data/classification.jsonl
@@ -18,6 +18,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from omnifuse.cli.options import Overrides, recipe_option
 from omnifuse.cli.render import console
 
 if TYPE_CHECKING:
@@ -35,10 +36,7 @@ TABLE_METRICS = ("R@1", "R@5", "R@10", "mrr", "map")
 @app.callback()
 def align(
     ctx: typer.Context,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="An align config (YAML): configs/world-align.yaml."),
-    ] = None,
+    config: Annotated[str | None, recipe_option("world-align")] = None,
     data: Annotated[
         str | None,
         typer.Option(help="Instead of --config: the built-in recipe of world or fashion-mnist."),
@@ -48,10 +46,7 @@ def align(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Model folder (overrides 'output').")
     ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a setting: key.path=value (YAML value); repeatable."),
-    ] = None,
+    overrides: Overrides = None,
 ) -> None:
     """Train projection heads into one space; writes the model folder, prints retrieval."""
     if ctx.invoked_subcommand is not None:
@@ -76,10 +71,11 @@ def align(
 
 
 def _config(
-    config: Path | None, data: str | None, size: int, seed: int, overrides: Sequence[str]
+    config: str | None, data: str | None, size: int, seed: int, overrides: Sequence[str]
 ) -> AlignConfig:
-    from omnifuse.align.config import AlignConfig, apply_overrides, read_align_config
+    from omnifuse.align.config import AlignConfig, read_align_config
     from omnifuse.align.presets import preset
+    from omnifuse.config import apply_overrides
 
     if (config is None) == (data is None):
         raise typer.BadParameter("give either --config FILE or --data NAME", param_hint="--config")

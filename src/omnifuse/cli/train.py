@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from omnifuse.cli.options import Overrides, recipe_option
 from omnifuse.cli.render import console
 
 SCALARS = (
@@ -30,16 +31,8 @@ SCALARS = (
 
 
 def train(
-    config: Annotated[
-        Path,
-        typer.Option(
-            "--config", "-c", help="A run file (YAML), e.g. configs/av-digits-concat.yaml."
-        ),
-    ],
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a setting: key.path=value (YAML value); repeatable."),
-    ] = None,
+    config: Annotated[str, recipe_option("av-digits-concat")],
+    overrides: Overrides = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Model folder (overrides 'output').")
     ] = None,

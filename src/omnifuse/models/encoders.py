@@ -8,15 +8,9 @@ from typing import Any
 import torch
 
 from omnifuse import encoders as encoder_registry
+from omnifuse.config.schema import encoder_options
 from omnifuse.encoders.base import Encoder
 from omnifuse.errors import ConfigError
-
-RESERVED = ("name", "seed")
-
-
-def encoder_options(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The constructor options of an encoder entry (everything but ``name`` and ``seed``)."""
-    return {k: v for k, v in spec.items() if k not in RESERVED}
 
 
 def build_encoder(spec: Mapping[str, Any], *, device: str | torch.device | None = None) -> Encoder:

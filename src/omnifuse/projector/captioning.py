@@ -46,7 +46,7 @@ class ProjectorPipeline:
         self.config = config
         self.device = resolve_device(device)
         self.batch_size = batch_size
-        seed = int(config.cache.get("seed", 0))
+        seed = config.cache.seed
         self.encoders: dict[str, Encoder] = {
             column: build_encoder({**spec, "seed": seed}, device=self.device)
             for column, spec in config.encoders.items()

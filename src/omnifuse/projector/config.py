@@ -1,4 +1,4 @@
-"""The settings of a projector run, read from YAML (see ``configs/world-caption.yaml``)::
+"""The settings of a projector run, read from YAML (see the ``world-caption`` recipe)::
 
     task: caption                # caption | video-caption | vqa (sets the metrics)
     data: {dataset: world, manifest: scenes, size: 600, seed: 0, dir: runs/data/world-600-s0}
@@ -24,38 +24,28 @@ from __future__ import annotations
 
 import string
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from omnifuse.config import (
+    CacheSection,
+    DataSection,
+    check_keys,
+    encoder_entries,
+    mapping,
+    read_config_file,
+    section,
+)
 from omnifuse.errors import ConfigError
-from omnifuse.projector.decoder import DecoderConfig, PretrainConfig
+from omnifuse.projector.decoder import DecoderConfig
 from omnifuse.projector.lm import LM_KINDS
 from omnifuse.projector.model import PROJECTOR_KINDS
-from omnifuse.train.recipe import apply_overrides
+from omnifuse.projector.pretrain import PretrainConfig
+from omnifuse.train.config import TrainConfig
 
 TASKS = ("caption", "video-caption", "vqa")
 DERIVED_TARGETS = ("clip_description",)
-
-
-def _check_keys(data: dict[str, Any], cls: type, prefix: str) -> None:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {[prefix + k for k in unknown]}; known: "
-            f"{sorted(prefix + k for k in known)}"
-        )
-
-
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return dict(value)
 
 
 def _positive_int(value: Any, where: str) -> int:
@@ -81,8 +71,8 @@ class LMSpec:
 
     @classmethod
     def from_dict(cls, data: Any) -> LMSpec:
-        raw = _mapping(data, "lm")
-        _check_keys(raw, cls, "lm.")
+        raw = mapping(data, "lm", optional=True)
+        check_keys(cls, raw, "lm.")
         spec = cls(**raw)
         if spec.kind not in LM_KINDS:
             raise ConfigError(f"lm.kind: expected one of {LM_KINDS}, got {spec.kind!r}")
@@ -92,10 +82,10 @@ class LMSpec:
             raise ConfigError("lm.keyword_context: expected true or false")
         if spec.dtype not in ("fp32", "bf16"):
             raise ConfigError(f"lm.dtype: expected fp32 or bf16, got {spec.dtype!r}")
-        _check_keys(spec.size, DecoderConfig, "lm.size.")
+        check_keys(DecoderConfig, spec.size, "lm.size.")
         if "vocab_size" in spec.size:
             raise ConfigError("lm.size.vocab_size is set from the vocabulary; remove it")
-        _check_keys(spec.pretrain, PretrainConfig, "lm.pretrain.")
+        check_keys(PretrainConfig, spec.pretrain, "lm.pretrain.")
         return spec
 
     def pretrain_config(self) -> PretrainConfig:
@@ -115,63 +105,35 @@ class ProjectorSpec:
 
     @classmethod
     def from_dict(cls, data: Any, columns: Sequence[str]) -> ProjectorSpec:
-        raw = _mapping(data, "projector")
-        _check_keys(raw, cls, "projector.")
+        raw = mapping(data, "projector", optional=True)
+        check_keys(cls, raw, "projector.")
         spec = cls(**raw)
         if spec.kind not in PROJECTOR_KINDS:
             raise ConfigError(f"projector.kind: expected one of {PROJECTOR_KINDS}")
         if spec.hidden is not None:
             _positive_int(spec.hidden, "projector.hidden")
-        spec.tokens = {c: 8 for c in columns} | _mapping(spec.tokens, "projector.tokens")
+        spec.tokens = {c: 8 for c in columns} | mapping(
+            spec.tokens, "projector.tokens", optional=True
+        )
         for column, count in spec.tokens.items():
             if column not in columns:
                 raise ConfigError(f"projector.tokens.{column}: not an encoded column {columns}")
             _positive_int(count, f"projector.tokens.{column}")
-        spec.fusion_cfg = _mapping(spec.fusion_cfg, "projector.fusion_cfg")
+        spec.fusion_cfg = mapping(spec.fusion_cfg, "projector.fusion_cfg", optional=True)
         return spec
 
 
 @dataclass
-class ProjectorTrainConfig:
-    """AdamW (weight decay on matrices) with linear warmup and cosine decay, gradient clipping,
-    best weights by validation loss, stop after ``patience`` epochs without improvement.
-    ``threads``: torch CPU threads while training (models this small train fastest on one,
-    and far faster on one when the CPU is shared); null keeps torch's setting."""
+class ProjectorTrainConfig(TrainConfig):
+    """The training section (:class:`~omnifuse.train.TrainConfig`) with the projector's
+    defaults: best weights by validation loss, no early stopping, one torch thread (models this
+    small train fastest on one, and far faster on one when the CPU is shared)."""
 
     epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    grad_clip: float | None = 1.0
+    metric: str = "loss"
     patience: int | None = None
-    seed: int = 0
     device: str = "cpu"
     threads: int | None = 1
-    progress: bool = True
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ProjectorTrainConfig:
-        raw = _mapping(data, "train")
-        _check_keys(raw, cls, "train.")
-        config = cls(**raw)
-        _positive_int(config.epochs, "train.epochs")
-        _positive_int(config.batch_size, "train.batch_size")
-        if config.patience is not None:
-            _positive_int(config.patience, "train.patience")
-        if config.threads is not None:
-            _positive_int(config.threads, "train.threads")
-        if not isinstance(config.lr, (int, float)) or config.lr <= 0:
-            raise ConfigError(f"train.lr: expected a positive number, got {config.lr!r}")
-        if not isinstance(config.weight_decay, (int, float)) or config.weight_decay < 0:
-            raise ConfigError("train.weight_decay: expected a number >= 0")
-        if not isinstance(config.warmup_ratio, (int, float)) or not 0 <= config.warmup_ratio < 1:
-            raise ConfigError("train.warmup_ratio: expected a number in [0, 1)")
-        if config.grad_clip is not None and (
-            not isinstance(config.grad_clip, (int, float)) or config.grad_clip <= 0
-        ):
-            raise ConfigError("train.grad_clip: expected a positive number or null")
-        return config
 
 
 @dataclass
@@ -179,7 +141,7 @@ class ProjectorConfig:
     """A whole projector run (see the module docstring)."""
 
     task: str
-    data: dict[str, Any]
+    data: DataSection
     encoders: dict[str, dict[str, Any]]
     lm: LMSpec
     projector: ProjectorSpec
@@ -187,7 +149,7 @@ class ProjectorConfig:
     target: str
     output: Path
     prompt: str = ""
-    cache: dict[str, Any] = field(default_factory=dict)
+    cache: CacheSection = field(default_factory=CacheSection)
     max_tokens: int = 32
 
     @property
@@ -206,33 +168,32 @@ class ProjectorConfig:
 
     @classmethod
     def from_dict(cls, raw: Any) -> ProjectorConfig:
-        data = _mapping(raw, "the projector config")
-        _check_keys(data, cls, "")
+        data = mapping(raw, "the projector config")
+        check_keys(cls, data, "")
         for key in ("task", "data", "encoders", "target", "output"):
             if key not in data:
                 raise ConfigError(f"missing key {key!r}")
         task = data["task"]
         if task not in TASKS:
             raise ConfigError(f"task: expected one of {TASKS}, got {task!r}")
-        encoders = _encoders(data["encoders"])
+        encoders = encoder_entries(data["encoders"])
         columns = sorted(encoders)
         prompt = data.get("prompt") or ""
         if not isinstance(prompt, str):
             raise ConfigError(f"prompt: expected a text template, got {prompt!r}")
-        source = _mapping(data["data"], "data")
-        if not source.get("dataset") and not source.get("manifest"):
-            raise ConfigError("data: give 'dataset' (a built-in dataset) or 'manifest' (a path)")
         config = cls(
             task=task,
-            data=source,
+            data=section(DataSection, data["data"], "data.", optional=False),
             encoders=encoders,
             lm=LMSpec.from_dict(data.get("lm")),
             projector=ProjectorSpec.from_dict(data.get("projector"), columns),
-            train=ProjectorTrainConfig.from_dict(data.get("train")),
+            train=ProjectorTrainConfig.from_dict(
+                mapping(data.get("train"), "train", optional=True)
+            ),
             target=str(data["target"]),
             output=Path(str(data["output"])),
             prompt=prompt,
-            cache=_mapping(data.get("cache"), "cache"),
+            cache=section(CacheSection, data.get("cache"), "cache."),
             max_tokens=_positive_int(data.get("max_tokens", 32), "max_tokens"),
         )
         try:
@@ -242,27 +203,8 @@ class ProjectorConfig:
         return config
 
 
-def _encoders(value: Any) -> dict[str, dict[str, Any]]:
-    encoders = _mapping(value, "encoders")
-    if not encoders:
-        raise ConfigError("encoders: map at least one input column to an encoder")
-    out: dict[str, dict[str, Any]] = {}
-    for column, spec in encoders.items():
-        if isinstance(spec, str):
-            spec = {"name": spec}
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            raise ConfigError(f"encoders.{column}: expected a name or a mapping with 'name'")
-        out[str(column)] = dict(spec)
-    return out
-
-
-def read_projector_config(path: str | Path, overrides: Sequence[str] = ()) -> ProjectorConfig:
-    """Parse a YAML projector run file, apply ``key.path=value`` overrides, check every key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    return ProjectorConfig.from_dict(apply_overrides(_mapping(raw, str(path)), overrides))
+def read_projector_config(
+    name_or_path: str | Path, overrides: Sequence[str] = ()
+) -> ProjectorConfig:
+    """A recipe name or YAML/JSON path, with ``section.key=value`` overrides, every key checked."""
+    return ProjectorConfig.from_dict(read_config_file(name_or_path, overrides)[1])

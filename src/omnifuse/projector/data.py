@@ -17,21 +17,17 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from omnifuse.data.builders import available as available_datasets
-from omnifuse.data.builders import datasets as dataset_builders
+from omnifuse.data import prepare as data_prepare
 from omnifuse.data.cache import (
     CachedBatch,
     CachedFeatureDataset,
     CachedSample,
     FeatureCache,
     collate_cached,
-    encode_manifest,
 )
 from omnifuse.data.cache.encode import sample_name
 from omnifuse.data.manifest import Manifest, load_manifest
-from omnifuse.data.schema import DatasetInfo
 from omnifuse.errors import ConfigError
-from omnifuse.models.encoders import encoder_options
 from omnifuse.projector.config import DERIVED_TARGETS, ProjectorConfig
 from omnifuse.projector.decoder import words
 from omnifuse.projector.lm import FrozenLM
@@ -79,48 +75,23 @@ def prompt_text(row: Mapping[str, Any], template: str) -> str:
 
 
 def prepare_manifest(config: ProjectorConfig) -> Path:
-    """The manifest to train on: a path, or a built-in dataset built (once) into its folder."""
-    data = config.data
-    name = data.get("dataset")
-    if not name:
-        return Path(str(data["manifest"]))
-    size, seed = int(data.get("size", 100)), int(data.get("seed", 0))
-    folder = Path(data.get("dir") or config.output.parent / "data" / f"{name}-{size}-s{seed}")
-    info = _built(folder, str(name), size, seed, dict(data.get("options") or {}))
-    key = str(data.get("manifest") or next(iter(info.manifests)))
-    if key not in info.manifests:
-        raise ConfigError(f"data.manifest: {name} has manifests {sorted(info.manifests)}")
-    return folder / info.manifests[key]
-
-
-def _built(folder: Path, name: str, size: int, seed: int, options: dict[str, Any]) -> DatasetInfo:
-    if (folder / "dataset.json").is_file():
-        info = DatasetInfo.read(folder)
-        if (info.name, info.size, info.seed) == (name, size, seed):
-            return info
-        raise ConfigError(f"data.dir: {folder} holds {info.name} size {info.size} seed {info.seed}")
-    folder.mkdir(parents=True, exist_ok=True)
-    available_datasets()
-    try:
-        return dataset_builders.get(name)(folder, seed=seed, size=size, **options)
-    except TypeError as err:
-        raise ConfigError(f"data.options: {err}") from None
+    """The manifest to train on, through the one data path (built-in datasets built once)."""
+    return data_prepare.prepare_manifest(config.data, config.output.parent / "data")
 
 
 def encode_features(config: ProjectorConfig, manifest_path: Path) -> FeatureCache:
     """Encode the input columns into the feature cache (resumable; tokens kept)."""
     cache = config.cache
-    cache_dir = Path(str(cache.get("dir") or config.output.parent / "cache" / manifest_path.stem))
-    encode_manifest(
-        manifest_path,
-        {c: str(s["name"]) for c, s in config.encoders.items()},
-        cache_dir,
-        encoder_config={c: encoder_options(s) for c, s in config.encoders.items()},
-        batch_size=int(cache.get("batch_size", 32)),
-        device=str(cache.get("device", "cpu")),
-        seed=int(cache.get("seed", 0)),
-    )
-    return FeatureCache(cache_dir)
+    folder = cache_dir_for(config, manifest_path)
+    data_prepare.encode_columns(manifest_path, config.encoders, cache, folder)
+    return FeatureCache(folder)
+
+
+def cache_dir_for(config: ProjectorConfig, manifest_path: Path) -> Path:
+    """``cache.dir``, else the projector's default beside the output folder."""
+    if config.cache.dir:
+        return Path(config.cache.dir)
+    return data_prepare.default_cache_dir(config.output, manifest_path, prefix="projector-")
 
 
 def lm_corpus(config: ProjectorConfig, manifest: Manifest) -> list[str]:
@@ -136,7 +107,7 @@ def lm_corpus(config: ProjectorConfig, manifest: Manifest) -> list[str]:
         for row in _train_rows(manifest)
     ]
     documents: list[str] = []
-    if config.data.get("dataset") == "world":
+    if config.data.dataset == "world":
         more, documents = _world_texts(manifest.path.parent)
         singles += more
     singles = list(dict.fromkeys(singles))

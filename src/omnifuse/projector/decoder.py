@@ -13,10 +13,7 @@ A decoder is a folder: ``decoder.json`` (format tag, :class:`DecoderConfig`, voc
 
 from __future__ import annotations
 
-import json
-import math
 import re
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -24,24 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from omnifuse.data.schema import write_json_atomic
 from omnifuse.errors import ConfigError
-from omnifuse.progress import track
-from omnifuse.train.schedule import warmup_cosine
-from omnifuse.train.trainer import seed_everything
+from omnifuse.fileio import FolderFormat, cpu_state
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS: tuple[str, ...] = (PAD, UNK, BOS, EOS)
 WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 NO_SPACE_BEFORE = frozenset(".,:;?!)")
-FORMAT = "omnifuse-decoder"
-CONFIG_FILE = "decoder.json"
-WEIGHTS_FILE = "decoder.safetensors"
+DECODER_FOLDER = FolderFormat(
+    "omnifuse-decoder",
+    "decoder",
+    version=None,
+    config_file="decoder.json",
+    weights_file="decoder.safetensors",
+)
 
 
 def words(text: str) -> list[str]:
@@ -207,112 +203,6 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-@dataclass
-class PretrainConfig:
-    """How the decoder is pretrained as a plain LM: AdamW with warmup-cosine, grad clip 1."""
-
-    epochs: int = 8
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    seed: int = 0
-
-
-@dataclass
-class PretrainResult:
-    """The trained decoder and its tokenizer, with the loss per epoch."""
-
-    model: DecoderLM
-    tokenizer: WordTokenizer
-    history: list[dict[str, float]]
-    seconds: float
-
-
-def sequence_ids(tokenizer: WordTokenizer, text: str, max_len: int) -> list[int]:
-    """``<bos> words… <eos>``, cut to ``max_len`` positions."""
-    return ([tokenizer.bos_id, *tokenizer.encode(text), tokenizer.eos_id])[:max_len]
-
-
-def lm_loss(model: DecoderLM, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the real positions of right-padded ``ids``."""
-    logits = model(model.embed(ids), mask)[:, :-1]
-    targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-
-
-def pretrain_decoder(
-    texts: Sequence[str],
-    config: DecoderConfig | dict[str, Any] | None = None,
-    training: PretrainConfig | None = None,
-    *,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-) -> PretrainResult:
-    """Build a vocabulary from ``texts`` and train a decoder on them as a language model.
-
-    ``config`` sizes the model (``vocab_size`` is set from the vocabulary)."""
-    if not texts:
-        raise ConfigError("pretraining the decoder needs at least one text")
-    training = training or PretrainConfig()
-    tokenizer = WordTokenizer.build(texts)
-    settings = asdict(config) if isinstance(config, DecoderConfig) else dict(config or {})
-    settings["vocab_size"] = tokenizer.vocab_size
-    seed_everything(training.seed)
-    model = DecoderLM(DecoderConfig.from_dict(settings)).to(device)
-    rows = [torch.tensor(sequence_ids(tokenizer, t, model.config.max_len)) for t in texts]
-    optimizer = _adamw(model, training)
-    steps_per_epoch = math.ceil(len(rows) / training.batch_size)
-    total = steps_per_epoch * training.epochs
-    warmup = round(training.warmup_ratio * total)
-    generator = torch.Generator().manual_seed(training.seed)
-    history: list[dict[str, float]] = []
-    started = time.perf_counter()
-    step = 0
-    model.train()
-    epochs: Iterable[int] = range(training.epochs)
-    if progress:
-        epochs = track(epochs, "pretraining the decoder", total=training.epochs)
-    for epoch in epochs:
-        order = torch.randperm(len(rows), generator=generator).tolist()
-        running = 0.0
-        for start in range(0, len(rows), training.batch_size):
-            batch = [rows[i] for i in order[start : start + training.batch_size]]
-            ids, mask = _pad(batch, tokenizer.pad_id)
-            for group in optimizer.param_groups:
-                group["lr"] = training.lr * warmup_cosine(step, total, warmup)
-            loss = lm_loss(model, ids.to(device), mask.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            running += float(loss.detach())
-            step += 1
-        history.append({"epoch": epoch + 1, "train_loss": running / steps_per_epoch})
-    model.eval()
-    return PretrainResult(model, tokenizer, history, time.perf_counter() - started)
-
-
-def _adamw(model: nn.Module, training: PretrainConfig) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    other = [p for p in model.parameters() if p.ndim < 2]
-    groups = [
-        {"params": decay, "weight_decay": training.weight_decay},
-        {"params": other, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=training.lr)
-
-
-def _pad(rows: Sequence[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    longest = max(len(r) for r in rows)
-    ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), longest, dtype=torch.bool)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = row
-        mask[i, : len(row)] = True
-    return ids, mask
-
-
 def save_decoder(
     folder: str | Path,
     model: DecoderLM,
@@ -320,45 +210,14 @@ def save_decoder(
     metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``decoder.json`` (config, vocabulary, metrics) and ``decoder.safetensors``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    tmp = folder / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    tmp.replace(folder / WEIGHTS_FILE)
-    write_json_atomic(
-        folder / CONFIG_FILE,
-        {
-            "format": FORMAT,
-            "version": 1,
-            "config": asdict(model.config),
-            "vocab": tokenizer.vocab,
-            "metrics": metrics or {},
-        },
-    )
-    return folder
+    body = {"config": asdict(model.config), "vocab": tokenizer.vocab, "metrics": metrics or {}}
+    return DECODER_FOLDER.write(folder, cpu_state(model), body)
 
 
 def load_decoder(folder: str | Path) -> tuple[DecoderLM, WordTokenizer]:
     """A decoder folder → the model (eval mode, CPU) and its tokenizer."""
-    folder = Path(folder)
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{folder} is not a decoder folder (no {CONFIG_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not an omnifuse decoder (format tag missing)")
+    data = DECODER_FOLDER.read_config(folder)
     tokenizer = WordTokenizer(list(data["vocab"]))
     model = DecoderLM(DecoderConfig.from_dict(dict(data["config"])))
-    try:
-        state = load_file(str(folder / WEIGHTS_FILE))
-    except (OSError, SafetensorError) as err:
-        raise ConfigError(f"{folder / WEIGHTS_FILE}: cannot read the weights ({err})") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ConfigError(f"{folder}: weights do not fit the decoder config ({err})") from None
+    DECODER_FOLDER.load_weights(model, folder)
     return model.eval(), tokenizer

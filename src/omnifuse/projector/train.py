@@ -17,26 +17,21 @@ model folder.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import dataclasses
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
 from torch.utils.data import DataLoader
 
 from omnifuse.data.cache import FeatureCache
 from omnifuse.data.manifest import Manifest, load_manifest
-from omnifuse.data.schema import write_json_atomic
 from omnifuse.encoders.base import resolve_device
 from omnifuse.errors import ConfigError
-from omnifuse.progress import track
+from omnifuse.fileio import FolderFormat, cpu_state
 from omnifuse.projector.config import ProjectorConfig, ProjectorTrainConfig
 from omnifuse.projector.data import (
     ProjectorBatch,
@@ -46,20 +41,15 @@ from omnifuse.projector.data import (
     lm_corpus,
     prepare_manifest,
 )
-from omnifuse.projector.decoder import DecoderConfig, pretrain_decoder, save_decoder
+from omnifuse.projector.decoder import DecoderConfig, save_decoder
 from omnifuse.projector.evaluate import generate_texts, score_texts
 from omnifuse.projector.lm import BuiltinLM, FrozenLM, load_frozen_lm
 from omnifuse.projector.model import ProjectorLM, SoftPrompt
-from omnifuse.train.config import TrainingError
-from omnifuse.train.log import MetricsLog
-from omnifuse.train.schedule import warmup_cosine
-from omnifuse.train.trainer import seed_everything
+from omnifuse.projector.pretrain import pretrain_decoder
+from omnifuse.train.loop import Objective, decay_groups, torch_threads
+from omnifuse.train.loop import fit as fit_loop
 
-FORMAT = "omnifuse-projector"
-VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-METRICS_FILE = "metrics.json"
+PROJECTOR_FOLDER = FolderFormat("omnifuse-projector", "projector")
 LM_DIR = "lm"
 EVAL_SPLITS = ("val", "test")
 
@@ -107,6 +97,61 @@ def batch_loss(model: ProjectorLM, batch: ProjectorBatch, device: torch.device) 
     return model.loss(features, present, prompts, targets)
 
 
+class ProjectorObjective(Objective):
+    """The soft-prompt side of a projector LM for the training loop: the target tokens'
+    cross-entropy, scored by the validation split's mean loss."""
+
+    def __init__(
+        self,
+        model: ProjectorLM,
+        train_data: ProjectorDataset,
+        val_data: ProjectorDataset | None,
+        config: ProjectorTrainConfig,
+    ) -> None:
+        self.model, self.train_data, self.val_data, self.config = (
+            model,
+            train_data,
+            val_data,
+            config,
+        )
+        self.device = resolve_device(config.device)
+        model.move(self.device)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ConfigError("the projector has no trainable parameters")
+        return decay_groups(self.model.parameters(), self.config.weight_decay)
+
+    def batch_count(self) -> int:
+        return math.ceil(len(self.train_data) / self.config.batch_size)
+
+    def batches(self, epoch: int) -> Iterable[ProjectorBatch]:
+        return DataLoader(
+            self.train_data,
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            collate_fn=collate_projector,
+            generator=torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch),
+        )
+
+    def loss(self, batch: ProjectorBatch) -> torch.Tensor:
+        return batch_loss(self.model, batch, self.device)
+
+    def train_mode(self) -> None:
+        self.model.train()
+
+    def validate(self) -> dict[str, Any] | None:
+        if self.val_data is None or not len(self.val_data):
+            return None
+        return {"loss": mean_loss(self.model, self.val_data, self.device)}
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return soft_prompt_state(self.model)
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.model.prompt.load_state_dict(weights)
+
+
 def fit(
     model: ProjectorLM,
     train_data: ProjectorDataset,
@@ -115,84 +160,13 @@ def fit(
     *,
     log_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Train the soft-prompt side of ``model`` in place; it ends with the weights of the best
-    validation loss (the last epoch's without validation data). Returns one record per epoch."""
+    """Train the soft-prompt side of ``model`` in place through the training loop; it ends with
+    the weights of the best validation loss. Returns one record per epoch."""
     if len(train_data) == 0:
         raise ConfigError("the training split is empty")
-    device = resolve_device(config.device)
-    seed_everything(config.seed)
-    model.move(device)
-    optimizer = _optimizer(model, config)
-    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    warmup = round(config.warmup_ratio * total)
-    log = MetricsLog(log_dir)
-    history: list[dict[str, Any]] = []
-    best: tuple[float, dict[str, torch.Tensor]] | None = None
-    bad_epochs, step = 0, 0
-    try:
-        for epoch in range(config.epochs):
-            started = time.perf_counter()
-            batches = DataLoader(
-                train_data,
-                batch_size=config.batch_size,
-                shuffle=True,
-                collate_fn=collate_projector,
-                generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch),
-            )
-            if config.progress:
-                batches = track(batches, f"epoch {epoch + 1}/{config.epochs}")  # type: ignore[assignment]
-            model.train()
-            running = torch.zeros((), device=device)
-            for batch in batches:
-                for group in optimizer.param_groups:
-                    group["lr"] = config.lr * warmup_cosine(step, total, warmup)
-                loss = batch_loss(model, batch, device)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                running += loss.detach()
-                step += 1
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "step": step,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": float(running) / steps_per_epoch,
-            }
-            if not math.isfinite(record["train_loss"]):
-                raise TrainingError(f"training diverged in epoch {epoch + 1}")
-            score = record["train_loss"]
-            if val_data is not None and len(val_data):
-                score = record["val_loss"] = mean_loss(model, val_data, device)
-            record["seconds"] = round(time.perf_counter() - started, 3)
-            history.append(record)
-            log.write(record)
-            if best is None or score < best[0]:
-                best, bad_epochs = (score, soft_prompt_state(model)), 0
-            else:
-                bad_epochs += 1
-            if config.patience is not None and bad_epochs >= config.patience:
-                break
-    finally:
-        log.close()
-    if best is not None and val_data is not None and len(val_data):
-        model.prompt.load_state_dict(best[1])
-    return history
-
-
-def _optimizer(model: ProjectorLM, config: ProjectorTrainConfig) -> torch.optim.AdamW:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ConfigError("the projector has no trainable parameters")
-    return torch.optim.AdamW(
-        [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-    )
+    settings = dataclasses.replace(config, log_dir=None if log_dir is None else str(log_dir))
+    objective = ProjectorObjective(model, train_data, val_data, settings)
+    return fit_loop(objective, settings, metric="loss").history
 
 
 def mean_loss(model: ProjectorLM, data: ProjectorDataset, device: torch.device) -> float:
@@ -208,19 +182,7 @@ def mean_loss(model: ProjectorLM, data: ProjectorDataset, device: torch.device) 
 
 def soft_prompt_state(model: ProjectorLM) -> dict[str, torch.Tensor]:
     """The trained tensors (the LM is not among them), detached CPU copies."""
-    return {k: v.detach().cpu().contiguous().clone() for k, v in model.prompt.state_dict().items()}
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` torch CPU threads (None: unchanged), then restore."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return cpu_state(model.prompt)
 
 
 def train_projector(config: ProjectorConfig, out: str | Path | None = None) -> Path:
@@ -291,53 +253,22 @@ def save_projector(
 ) -> None:
     """Write the model folder; a built-in LM inside it is referenced by its name there (the
     folder moves as a whole), one elsewhere by its absolute path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{WEIGHTS_FILE}.tmp"
-    save_file(soft_prompt_state(model), str(tmp), metadata={"format": FORMAT})
-    tmp.replace(folder / WEIGHTS_FILE)
     lm_spec = model.lm.spec()
     if lm_spec["kind"] == "builtin" and lm_spec["path"]:
         lm_path = Path(lm_spec["path"]).resolve()
         inside = lm_path.parent == folder.resolve()
         lm_spec["path"] = lm_path.name if inside else str(lm_path)
-    write_json_atomic(
-        folder / CONFIG_FILE,
-        {
-            "format": FORMAT,
-            "version": VERSION,
-            "config": config.to_dict(),
-            "dims": dict(dims),
-            "lm": lm_spec,
-        },
-    )
-    write_json_atomic(folder / METRICS_FILE, dict(metrics))
+    body = {"config": config.to_dict(), "dims": dict(dims), "lm": lm_spec}
+    PROJECTOR_FOLDER.write(folder, soft_prompt_state(model), body, metrics)
 
 
 def load_projector_lm(
     folder: str | Path, *, device: str = "cpu"
 ) -> tuple[ProjectorLM, ProjectorConfig]:
     """A projector folder → the model (eval mode, on ``device``) and its run config."""
-    folder = Path(folder)
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{folder} is not a projector folder (no {CONFIG_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not an omnifuse projector (format tag missing)")
-    if data.get("version") != VERSION:
-        raise ConfigError(f"{path}: unsupported version {data.get('version')!r}")
+    data = PROJECTOR_FOLDER.read_config(folder)
     config = ProjectorConfig.from_dict(data["config"])
-    lm = load_frozen_lm(data["lm"], root=folder)
+    lm = load_frozen_lm(data["lm"], root=Path(folder))
     model = build_projector_lm(config, {c: int(d) for c, d in data["dims"].items()}, lm)
-    try:
-        state = load_file(str(folder / WEIGHTS_FILE))
-    except (OSError, SafetensorError) as err:
-        raise ConfigError(f"{folder / WEIGHTS_FILE}: cannot read the weights ({err})") from None
-    try:
-        model.prompt.load_state_dict(state)
-    except RuntimeError as err:
-        raise ConfigError(f"{folder}: weights do not fit the projector config ({err})") from None
+    PROJECTOR_FOLDER.load_weights(model.prompt, folder)
     return model.move(resolve_device(device)).eval(), config

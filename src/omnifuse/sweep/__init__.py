@@ -25,23 +25,25 @@ import torch
 
 from omnifuse.data.cache import CachedBatch
 from omnifuse.data.cache.encode import sample_name
-from omnifuse.data.schema import write_json_atomic
 from omnifuse.encoders import create as create_encoder
 from omnifuse.eval.inference import prepare_batches
 from omnifuse.eval.noise import noises_for
 from omnifuse.eval.plots import write_plots
 from omnifuse.eval.report import StrategyResult, json_safe, write_leaderboard
 from omnifuse.eval.robustness import NoiseProbe
+from omnifuse.fileio import write_json_atomic
 from omnifuse.models import FusionModel
+from omnifuse.models.encoders import encoder_options
 from omnifuse.sweep.config import (
     DATASETS,
     DataSpec,
     Strategy,
     SweepConfig,
+    read_sweep_config,
     resolve_fusions,
     strategies_for,
 )
-from omnifuse.sweep.data import PreparedData, encoder_options, prepare_data
+from omnifuse.sweep.data import PreparedData, prepare_data
 from omnifuse.sweep.run import train_and_evaluate
 from omnifuse.sweep.studies import DropoutStudy, dropout_studies, summarize
 
@@ -137,6 +139,7 @@ __all__ = [
     "Strategy",
     "SweepConfig",
     "SweepResult",
+    "read_sweep_config",
     "resolve_fusions",
     "run_sweep",
     "strategies_for",

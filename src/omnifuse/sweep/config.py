@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -11,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnifuse.config import apply_overrides, read_config_file, section
+from omnifuse.data.manifest import resolve_schema
+from omnifuse.data.schema import DatasetInfo
 from omnifuse.errors import ConfigError
 from omnifuse.fusion import fusions, list_fusions
 from omnifuse.train import TrainConfig
@@ -20,30 +24,30 @@ MULTIBENCH_LRTF = {"dim": 120, "rank": 40, "modality_dims": {"image": 48, "audio
 image and audio projected to 48 and 192 features, 120 outputs, rank 40; its head is
 ``MLP(120, 100, 10)``, a 100-unit hidden layer."""
 
-AV_DIGITS_SWEEP_OPTIONS: dict[str, Any] = {
-    "snr_range": [-10.0, 5.0],
-    "noise_std": 32.0,
-    "occlusion": 2,
+MODALITY_ENCODERS: dict[str, dict[str, Any]] = {
+    "image": {"name": "effnet-lite0", "image_size": 96},
+    "audio": {"name": "whisper-tiny-en", "pad_to_30s": False},
+    "text": {"name": "minilm"},
+    "video": {"name": "video"},
 }
-"""av-digits as the sweep builds it. With the builder's defaults (speech at 0-20 dB SNR),
-whisper-tiny-en features alone classify unseen voices at about 0.99, which leaves a fusion
-nothing to add; noisier speech and lighter image damage make both modalities informative and
-imperfect (alone, about 0.89 for audio and 0.71 for image on the test voices)."""
+"""The encoder a sweep gives a column of each kind unless told otherwise (built-in datasets and
+user manifests alike); an ``--encoder COLUMN=NAME`` with the same name keeps these options."""
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """A built-in dataset as a sweep uses it: which manifest, columns, target and encoders, its
-    default size (samples for av-digits, scenes for world), the builder options, and per-fusion
-    option overrides."""
+    """Data as a sweep uses it: which manifest (a file name in the dataset folder, or a path
+    for a user's manifest), columns, target and encoders, and for a built-in dataset its builder,
+    default size (samples for av-digits, scenes for world), builder options and per-fusion option
+    overrides."""
 
     name: str
-    builder: str
     manifest: str
     columns: tuple[str, ...]
     target: str
     encoders: dict[str, dict[str, Any]]
-    size: int
+    size: int = 0
+    builder: str | None = None
     builder_options: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -55,12 +59,8 @@ DATASETS: dict[str, DataSpec] = {
         manifest="manifest.jsonl",
         columns=("audio", "image"),
         target="label",
-        encoders={
-            "image": {"name": "effnet-lite0", "image_size": 96},
-            "audio": {"name": "whisper-tiny-en", "pad_to_30s": False},
-        },
+        encoders={c: MODALITY_ENCODERS[c] for c in ("audio", "image")},
         size=2000,
-        builder_options=AV_DIGITS_SWEEP_OPTIONS,
         overrides={"low-rank-tensor": {"fusion_cfg": MULTIBENCH_LRTF, "head_cfg": {"hidden": 100}}},
     ),
     "world-vqa": DataSpec(
@@ -109,6 +109,7 @@ class SweepConfig:
     """
 
     data: str = "av-digits"
+    target: str | None = None
     fusions: list[str] = field(default_factory=lambda: ["all"])
     out: Path = Path("sweep-out")
     size: int | None = None
@@ -141,13 +142,23 @@ class SweepConfig:
     threads: int | None = None
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.data_dir = None if self.data_dir is None else Path(self.data_dir)
+        self.cache_dir = None if self.cache_dir is None else Path(self.cache_dir)
+
     @property
     def spec(self) -> DataSpec:
-        try:
-            return DATASETS[self.data]
-        except KeyError:
-            known = sorted(DATASETS)
-            raise ConfigError(f"unknown sweep data {self.data!r}; known: {known}") from None
+        """The built-in dataset named ``data``, or the manifest (or dataset folder) at that path."""
+        if self.data in DATASETS:
+            spec = DATASETS[self.data]
+            return spec if self.target is None else dataclasses.replace(spec, target=self.target)
+        if Path(self.data).exists():
+            return manifest_spec(Path(self.data), self.target, list(self.encoders))
+        raise ConfigError(
+            f"sweep data {self.data!r} is neither a built-in dataset ({sorted(DATASETS)}) nor "
+            "a manifest file or dataset folder"
+        )
 
     def encoder_specs(self) -> dict[str, dict[str, Any]]:
         """Encoder of every column: the dataset's defaults, overridden per column."""
@@ -169,8 +180,14 @@ class SweepConfig:
         return {**self.spec.builder_options, **self.builder_options}
 
     def folders(self) -> tuple[Path, Path]:
-        """The dataset folder and the feature cache folder (named by dataset, size, seed and a
-        digest of the builder options, so another variant never reuses them)."""
+        """The dataset folder and the feature cache folder (for a built-in dataset named by
+        dataset, size, seed and a digest of the builder options, so another variant never reuses
+        them; a user's manifest stays where it is)."""
+        spec = self.spec
+        if spec.builder is None:
+            manifest = Path(spec.manifest)
+            tag = f"{manifest.parent.name}-{manifest.stem}"
+            return manifest.parent, self.cache_dir or self.out / "cache" / tag
         tag = f"{self.data}-{self.data_size}-s{self.seed}"
         if self.options():
             digest = hashlib.sha256(json.dumps(self.options(), sort_keys=True).encode())
@@ -263,3 +280,55 @@ def strategies_for(config: SweepConfig) -> list[Strategy]:
             raise ConfigError("the dropout study needs a dropout different from the sweep's")
         result.append(dropout_twin(base, config.study_dropout))
     return result
+
+
+def manifest_spec(path: Path, target: str | None, columns: Sequence[str]) -> DataSpec:
+    """A user's manifest (``.jsonl``/``.csv``, schema sidecar or inferred) or dataset folder
+    as sweep data: the given ``columns`` (default: every modality column of the schema), each
+    with the default encoder of its kind, and ``target`` (default: the schema's first label)."""
+    manifest = _manifest_in(path) if path.is_dir() else path
+    schema = resolve_schema(manifest, None)
+    chosen = tuple(sorted(columns or schema.modalities))
+    unknown = [c for c in chosen if c not in schema.modalities]
+    if unknown or not chosen:
+        raise ConfigError(
+            f"--encoder: {unknown or 'no column'} not modality column(s) of {manifest} "
+            f"(it has {sorted(schema.modalities)})"
+        )
+    label = target or (schema.labels[0] if schema.labels else None)
+    if label is None:
+        raise ConfigError(f"{manifest} has no label column; name one with --target")
+    kinds = {c: schema.modalities[c] for c in chosen}
+    return DataSpec(
+        name=manifest.stem,
+        manifest=str(manifest.resolve()),
+        columns=chosen,
+        target=label,
+        encoders={c: dict(MODALITY_ENCODERS[kind]) for c, kind in kinds.items()},
+    )
+
+
+def _manifest_in(folder: Path) -> Path:
+    """The manifest of a dataset folder: the first one ``dataset.json`` lists, else the only
+    ``.jsonl``/``.csv`` file in it."""
+    if (folder / "dataset.json").is_file():
+        info = DatasetInfo.read(folder)
+        return folder / next(iter(info.manifests.values()))
+    found = sorted(p for p in folder.iterdir() if p.suffix in (".jsonl", ".csv"))
+    if len(found) != 1:
+        names = [p.name for p in found]
+        raise ConfigError(f"{folder}: expected one manifest (.jsonl or .csv), found {names}")
+    return found[0]
+
+
+def read_sweep_config(
+    name_or_path: str | Path | None,
+    overrides: Sequence[str] = (),
+    settings: dict[str, Any] | None = None,
+) -> SweepConfig:
+    """A sweep recipe (its keys are :class:`SweepConfig`'s fields) by name or path — or none —
+    updated with ``settings`` (e.g. the options given on the command line), then with
+    ``section.key=value`` overrides; every key and type checked."""
+    raw = read_config_file(name_or_path)[1] if name_or_path is not None else {}
+    raw = apply_overrides({**raw, **(settings or {})}, overrides)
+    return section(SweepConfig, raw, "")

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from omnifuse.data.builders import build
-from omnifuse.data.cache import (
-    CachedFeatureDataset,
-    CachedSample,
-    EncodeReport,
-    FeatureCache,
-    encode_manifest,
-)
+from omnifuse.config import CacheSection
+from omnifuse.data.cache import CachedFeatureDataset, CachedSample, EncodeReport, FeatureCache
 from omnifuse.data.manifest import Manifest, load_manifest
+from omnifuse.data.prepare import build_or_reuse, encode_columns
+from omnifuse.errors import ConfigError
 from omnifuse.sweep.config import SweepConfig
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -58,11 +53,6 @@ class PreparedData:
     encode_report: EncodeReport | None = None
 
 
-def encoder_options(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """An encoder spec without its registry name: the options to build it with."""
-    return {k: v for k, v in spec.items() if k != "name"}
-
-
 def prepare_data(config: SweepConfig) -> PreparedData:
     """Build the dataset if its folder has no manifest, encode it (resumable), load the splits."""
     timings, report = build_and_encode(config)
@@ -70,25 +60,21 @@ def prepare_data(config: SweepConfig) -> PreparedData:
 
 
 def build_and_encode(config: SweepConfig) -> tuple[dict[str, float], EncodeReport]:
-    """Build the dataset when its folder has no manifest, then fill the feature cache."""
+    """Build a built-in dataset unless its folder holds it, then fill the feature cache."""
     spec = config.spec
     data_dir, cache_dir = config.folders()
     timings: dict[str, float] = {}
     manifest_path = data_dir / spec.manifest
-    if not manifest_path.is_file():
+    if spec.builder is not None:
         started = time.perf_counter()
-        build(spec.builder, data_dir, seed=config.seed, size=config.data_size, **config.options())
+        build_or_reuse(data_dir, spec.builder, config.data_size, config.seed, config.options())
         timings["build_s"] = time.perf_counter() - started
+    elif not manifest_path.is_file():
+        raise ConfigError(f"manifest {manifest_path} not found")
     encoders = config.encoder_specs()
     started = time.perf_counter()
-    report = encode_manifest(
-        manifest_path,
-        {c: encoders[c]["name"] for c in spec.columns},
-        cache_dir,
-        encoder_config={c: encoder_options(encoders[c]) for c in spec.columns},
-        batch_size=config.encode_batch_size,
-        seed=config.seed,
-    )
+    cache = CacheSection(batch_size=config.encode_batch_size, seed=config.seed)
+    report = encode_columns(manifest_path, {c: encoders[c] for c in spec.columns}, cache, cache_dir)
     timings["encode_s"] = time.perf_counter() - started
     return timings, report
 

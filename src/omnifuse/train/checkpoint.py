@@ -1,9 +1,9 @@
 """Resumable training checkpoints: safetensors for tensors, JSON for everything else, no pickle.
 
-After every epoch the trainer writes ``checkpoint_dir/epoch-NNNN/`` with
+After every epoch the training loop writes ``checkpoint_dir/epoch-NNNN/`` with
 
-- ``state.safetensors``: model weights (``model.*``), optimizer tensors (``optimizer.<i>.<k>``),
-  the random generators' states (``rng.*``);
+- ``state.safetensors``: the trained weights (``model.*``), optimizer tensors
+  (``optimizer.<i>.<k>``), the random generators' states (``rng.*``);
 - ``best.safetensors``: the weights of the best epoch so far (for early stopping);
 - ``state.json``: epoch, step, history, best metric and epoch, epochs without improvement,
   optimizer settings and scalars, Python and NumPy generator scalars, and the settings the run
@@ -26,9 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from omnifuse.data.schema import write_json_atomic
-from omnifuse.models.folder import model_state
-from omnifuse.models.fusion_model import FusionModel
+from omnifuse.fileio import write_json_atomic
 from omnifuse.train.config import TrainingError
 
 FORMAT = "omnifuse-checkpoint"
@@ -50,7 +48,7 @@ class TrainingState:
 def save_checkpoint(
     folder: str | Path,
     *,
-    model: FusionModel,
+    weights: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     state: TrainingState,
     best_weights: dict[str, torch.Tensor] | None,
@@ -63,7 +61,7 @@ def save_checkpoint(
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    tensors = {f"model.{k}": v for k, v in model_state(model).items()}
+    tensors = {f"model.{k}": v for k, v in weights.items()}
     optim_tensors, optim_json = _optimizer_parts(optimizer)
     rng_tensors, rng_json = capture_rng()
     save_file({**tensors, **optim_tensors, **rng_tensors}, str(target / "state.safetensors"))
@@ -90,14 +88,22 @@ def has_checkpoint(folder: str | Path) -> bool:
     return (Path(folder) / LATEST).is_file()
 
 
+@dataclass
+class Checkpoint:
+    """A restored checkpoint: the progress, the weights of its last and of its best epoch."""
+
+    state: TrainingState
+    weights: dict[str, torch.Tensor]
+    best_weights: dict[str, torch.Tensor] | None
+
+
 def load_checkpoint(
     folder: str | Path,
     *,
-    model: FusionModel,
     optimizer: torch.optim.Optimizer,
     settings: dict[str, Any],
-) -> tuple[TrainingState, dict[str, torch.Tensor] | None]:
-    """Restore model, optimizer and random generators; return the progress and best weights.
+) -> Checkpoint:
+    """Restore the optimizer and the random generators; return the progress and the weights.
 
     ``settings`` must equal those the checkpoint was written with (except keys that do not change
     results), or :class:`TrainingError` lists the differences.
@@ -117,22 +123,11 @@ def load_checkpoint(
         )
     tensors = load_file(str(target / "state.safetensors"))
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    load_weights(model, weights)
     optimizer.load_state_dict(_optimizer_state(tensors, meta["optimizer"]))
     restore_rng(tensors, meta["rng"])
     best_path = target / "best.safetensors"
     best = load_file(str(best_path)) if best_path.is_file() else None
-    return TrainingState(**meta["state"]), best
-
-
-def load_weights(model: FusionModel, weights: dict[str, torch.Tensor]) -> None:
-    """Load saved weights (as :func:`model_state` gives them) into ``model``, all of them."""
-    expected = set(model_state(model))
-    if set(weights) != expected:
-        missing = sorted(expected - set(weights))[:5]
-        extra = sorted(set(weights) - expected)[:5]
-        raise TrainingError(f"weights do not fit the model (missing {missing}, unexpected {extra})")
-    model.load_state_dict(weights, strict=False)
+    return Checkpoint(TrainingState(**meta["state"]), weights, best)
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from omnifuse.errors import ConfigError, OmnifuseError
 
@@ -11,6 +11,8 @@ from omnifuse.errors import ConfigError, OmnifuseError
 class TrainingError(OmnifuseError):
     """Training cannot go on: the loss became NaN or infinite, or a checkpoint does not fit."""
 
+
+_Config = TypeVar("_Config", bound="TrainConfig")
 
 RESUMABLE_CHANGES = frozenset(
     {
@@ -21,6 +23,7 @@ RESUMABLE_CHANGES = frozenset(
         "log_dir",
         "num_workers",
         "device",
+        "threads",
     }
 )
 """Settings that may differ between a run and its resumption without changing the result."""
@@ -40,7 +43,9 @@ class TrainConfig:
     ``checkpoint_dir`` keeps a resumable checkpoint after every epoch; ``resume`` continues from
     it. ``stop_after_epochs`` ends this call after that many epochs as an interruption would
     (for time-boxed jobs). ``log_dir`` gets ``metrics.jsonl`` (and TensorBoard events when
-    TensorBoard is installed).
+    TensorBoard is installed). ``accumulate`` sums the gradients of that many batches before
+    each optimizer step (a larger effective batch in the same memory). ``threads`` sets torch's
+    CPU threads while training (None: unchanged).
     """
 
     epochs: int = 20
@@ -64,12 +69,14 @@ class TrainConfig:
     device: str = "auto"
     num_workers: int = 0
     eval_batch_size: int = 256
+    accumulate: int = 1
+    threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any, *, prefix: str = "train") -> TrainConfig:
+    def from_dict(cls: type[_Config], data: Any, *, prefix: str = "train") -> _Config:
         """Build and validate; a bad key or value is a ``ConfigError`` naming ``prefix.key``."""
         if not isinstance(data, dict):
             raise ConfigError(f"{prefix!r} must be a mapping, got {type(data).__name__}")
@@ -137,6 +144,12 @@ class TrainConfig:
                 "eval_batch_size",
                 _int(self.eval_batch_size) and self.eval_batch_size >= 1,
                 "an integer >= 1",
+            ),
+            ("accumulate", _int(self.accumulate) and self.accumulate >= 1, "an integer >= 1"),
+            (
+                "threads",
+                self.threads is None or (_int(self.threads) and self.threads >= 1),
+                "an integer >= 1 or null",
             ),
         ]
         for key, ok, expected in checks:

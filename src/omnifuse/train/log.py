@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omnifuse.data.schema import write_text_atomic
+from omnifuse.fileio import write_text_atomic
 
 METRICS_FILE = "metrics.jsonl"
 
