@@ -1,4 +1,4 @@
-"""The ``omnifuse`` command: one entry point, a subcommand per job."""
+"""The ``omnifuse`` command: one entry point, a subcommand per job, each in a module of its name."""
 
 from __future__ import annotations
 
@@ -6,14 +6,25 @@ import sys
 
 import typer
 
-from omnifuse.cli import align as align_commands
-from omnifuse.cli import ask as ask_commands
-from omnifuse.cli import caption as caption_commands
-from omnifuse.cli import data, demo, encode, info, predict, sweep
-from omnifuse.cli import eval as eval_command
-from omnifuse.cli import index as index_commands
-from omnifuse.cli import serve as serve_command
-from omnifuse.cli import train as train_commands
+from omnifuse.cli import (
+    align,
+    ask,
+    caption,
+    chat,
+    data,
+    demo,
+    encode,
+    index,
+    info,
+    predict,
+    projector,
+    serve,
+    speak,
+    sweep,
+    train,
+    transcribe,
+)
+from omnifuse.cli import eval as evaluate
 from omnifuse.cli.render import console_err
 from omnifuse.errors import OmnifuseError
 
@@ -28,19 +39,19 @@ app.command("info")(info.info)
 app.command("demo")(demo.demo)
 app.command("encode")(encode.encode)
 app.add_typer(data.app, name="data")
-app.add_typer(align_commands.app, name="align")
-app.add_typer(index_commands.app, name="index")
-app.command("train")(train_commands.train)
-app.command("eval")(eval_command.evaluate)
+app.add_typer(align.app, name="align")
+app.add_typer(index.app, name="index")
+app.command("train")(train.train)
+app.command("eval")(evaluate.evaluate)
 app.command("predict")(predict.predict)
 app.command("sweep")(sweep.sweep)
-app.command("serve")(serve_command.serve)
-app.command("transcribe")(ask_commands.transcribe)
-app.command("ask")(ask_commands.ask)
-app.command("chat")(ask_commands.chat)
-app.command("speak")(ask_commands.speak)
-app.command("caption")(caption_commands.caption)
-app.add_typer(caption_commands.app, name="projector")
+app.command("serve")(serve.serve)
+app.command("transcribe")(transcribe.transcribe)
+app.command("ask")(ask.ask)
+app.command("chat")(chat.chat)
+app.command("speak")(speak.speak)
+app.command("caption")(caption.caption)
+app.add_typer(projector.app, name="projector")
 
 
 def main() -> None:
