@@ -150,3 +150,38 @@ def test_worker_processes_give_the_same_results(sweep_out: tuple[Path, object]) 
     for result in parallel.results:
         assert result.metrics == pytest.approx(expected[result.name], abs=1e-6)
         assert result.cost is not None and result.cost.parameters > 0
+
+
+def test_a_manifest_path_sweeps_like_the_built_in_name(
+    tmp_path: Path, sweep_out: tuple[Path, object]
+) -> None:
+    """The same data as a user's manifest (with --encoder and --target) gives the same
+    test accuracies as the built-in name, and the same reports."""
+    out, first = sweep_out
+    data_dir, _ = tiny_config(out).folders()
+    args = ["sweep", "--data", str(data_dir / "manifest.jsonl"), "--target", "label"]
+    args += ["--fusions", "concat,late-mean", "--epochs", "2", "--batch-size", "16"]
+    args += ["--dim", "16", "--singles", "concat", "--dropout-study", "none", "--workers", "1"]
+    args += ["--out", str(tmp_path), "--no-plots"]
+    for column, spec in SMALL_ENCODERS.items():
+        args += [f"--encoder={column}={spec['name']}"]
+        args += [f"--encoder={column}.{k}={json.dumps(v)}" for k, v in spec.items() if k != "name"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = {r["strategy"]: r for r in csv.DictReader((tmp_path / "leaderboard.csv").open())}
+    expected = {r.name: r.accuracy for r in first.results}  # type: ignore[attr-defined]
+    for name in ("concat", "late-mean", "audio only", "image only"):
+        assert float(rows[name]["accuracy"]) == pytest.approx(expected[name], abs=1e-9), name
+    assert rows["concat"]["shapley_audio"] and rows["concat"]["only_image"]
+
+
+def test_sweep_data_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="neither a built-in dataset"):
+        SweepConfig(data=str(tmp_path / "missing.jsonl")).spec  # noqa: B018
+    manifest = tmp_path / "rows.jsonl"
+    manifest.write_text('{"id": "a", "image": "a.png", "label": "x"}\n')
+    with pytest.raises(ConfigError, match="not modality column"):
+        SweepConfig(data=str(manifest), encoders={"audio": {"name": "logmel-cnn"}}).spec  # noqa: B018
+    spec = SweepConfig(data=str(manifest)).spec
+    assert spec.columns == ("image",) and spec.target == "label"
+    assert spec.encoders["image"]["name"] == "effnet-lite0"

@@ -65,7 +65,7 @@ def build_and_encode(config: SweepConfig) -> tuple[dict[str, float], EncodeRepor
     data_dir, cache_dir = config.folders()
     timings: dict[str, float] = {}
     manifest_path = data_dir / spec.manifest
-    if spec.builder is not None:
+    if spec.builder is not None and not manifest_path.is_file():
         started = time.perf_counter()
         build_or_reuse(data_dir, spec.builder, config.data_size, config.seed, config.options())
         timings["build_s"] = time.perf_counter() - started
