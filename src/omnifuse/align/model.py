@@ -10,7 +10,6 @@ loads the audio encoder.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -19,28 +18,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from omnifuse.align.heads import HeadSpec, ProjectionHead
 from omnifuse.align.loss import LogitScale
-from omnifuse.data.schema import write_json_atomic
 from omnifuse.encoders.base import Encoder
 from omnifuse.errors import ConfigError, MissingModalityError
+from omnifuse.fileio import FolderFormat, cpu_state, json_ready
 from omnifuse.models.encoders import build_encoder
-from omnifuse.models.folder import json_ready
 from omnifuse.types import Encoded
-
-FORMAT = "omnifuse-aligned"
-VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-METRICS_FILE = "metrics.json"
 
 
 class InvalidAlignedModelError(ConfigError):
     """A folder that is not a loadable aligned model: files missing, config or weights wrong."""
+
+
+ALIGNED_FOLDER = FolderFormat("omnifuse-aligned", "aligned model", InvalidAlignedModelError)
 
 
 @dataclass(frozen=True)
@@ -187,9 +180,8 @@ class AlignedModel(nn.Module):
         return float(self.scales[key]().detach())
 
     def folder_config(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What ``config.json`` holds besides the format tag and version."""
         return {
-            "format": FORMAT,
-            "version": VERSION,
             "dim": self.dim,
             "modalities": {m: s.to_dict() for m, s in self.specs.items()},
             "scales": list(self.scales),
@@ -205,59 +197,27 @@ def save_aligned(
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the model folder (files replaced atomically); ``extra`` goes into config.json."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    tmp = folder / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    tmp.replace(folder / WEIGHTS_FILE)
-    write_json_atomic(folder / CONFIG_FILE, json_ready(model.folder_config(extra)))
-    write_json_atomic(folder / METRICS_FILE, json_ready(dict(metrics or {})))
-    return folder
+    config = json_ready(model.folder_config(extra))
+    return ALIGNED_FOLDER.write(folder, cpu_state(model), config, metrics or {})
 
 
 def read_aligned_config(folder: str | Path) -> dict[str, Any]:
     """The checked ``config.json`` of an aligned model folder."""
-    path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
-        raise InvalidAlignedModelError(f"{folder} is not an aligned model (no {CONFIG_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidAlignedModelError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
-        raise InvalidAlignedModelError(
-            f"{path}: not an aligned model (format {found!r}, expected {FORMAT!r})"
-        )
-    if data.get("version") != VERSION:
-        raise InvalidAlignedModelError(f"{path}: unsupported version {data.get('version')!r}")
-    return data
+    return ALIGNED_FOLDER.read_config(folder)
 
 
 def load_aligned(folder: str | Path, *, device: str | torch.device = "cpu") -> AlignedModel:
     """Rebuild an aligned model from its folder, in eval mode; encoders load on first use."""
-    folder = Path(folder)
     data = read_aligned_config(folder)
     try:
         specs = {str(m): ModalitySpec.from_dict(s) for m, s in data["modalities"].items()}
         model = AlignedModel(specs, [str(k) for k in data.get("scales", [])], device=device)
     except (KeyError, TypeError, ConfigError) as err:
-        raise InvalidAlignedModelError(f"{folder / CONFIG_FILE}: {err}") from None
-    path = folder / WEIGHTS_FILE
-    if not path.is_file():
-        raise InvalidAlignedModelError(f"{folder} has no {WEIGHTS_FILE}")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise InvalidAlignedModelError(f"{path}: unreadable weights ({err})") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise InvalidAlignedModelError(f"{path}: weights do not fit the config ({err})") from None
+        config_file = Path(folder) / ALIGNED_FOLDER.config_file
+        raise InvalidAlignedModelError(f"{config_file}: {err}") from None
+    ALIGNED_FOLDER.load_weights(model, folder)
     return model.eval()
 
 
 def read_metrics(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / METRICS_FILE
-    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
+    return ALIGNED_FOLDER.read_metrics(folder)

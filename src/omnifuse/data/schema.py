@@ -8,12 +8,12 @@ manifest (``<stem>.schema.json``) so any tool can load the data without guessing
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from omnifuse.fileio import write_json_atomic, write_text_atomic
 
 MODALITY_KINDS = ("text", "image", "audio", "video")
 SPLITS = ("train", "val", "test")
@@ -63,25 +63,6 @@ class ManifestSchema:
 
 def schema_path_for(manifest: Path) -> Path:
     return manifest.with_name(manifest.stem + ".schema.json")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(path: Path, rows: Iterable[dict[str, Any]], schema: ManifestSchema) -> int:

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omnifuse.data.schema import write_json_atomic, write_text_atomic
 from omnifuse.eval.cost import Cost
 from omnifuse.eval.robustness import NoiseCurve, SubsetScore
+from omnifuse.fileio import write_json_atomic, write_text_atomic
 
 
 @dataclass

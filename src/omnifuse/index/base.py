@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
@@ -28,7 +27,8 @@ from omnifuse.errors import (
     ManifestError,
     OmnifuseError,
 )
-from omnifuse.index.files import LOCK_FILE, write_bytes_atomic
+from omnifuse.fileio import write_bytes_atomic
+from omnifuse.index.files import LOCK_FILE
 from omnifuse.registry import Registry
 
 Metric = Literal["ip", "l2"]
@@ -117,7 +117,7 @@ def read_spec(path: Path | str) -> IndexSpec:
 
 def write_spec(path: Path, spec: IndexSpec) -> None:
     text = json.dumps(spec.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    write_bytes_atomic(spec_path(path), text.encode("utf-8"))
+    write_bytes_atomic(spec_path(path), text.encode("utf-8"), durable=True)
 
 
 def check_dim_metric(dim: int, metric: str) -> None:
@@ -204,17 +204,22 @@ class VectorIndex(ABC):
     def __enter__(self) -> VectorIndex:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({str(self.path)!r}, backend={self.backend!r}, dim={self.dim})"
+        )
+
+
+def check_runtime_options(overrides: Mapping[str, Any], runtime: Collection[str]) -> None:
+    """Reopening an index may change only its ``runtime`` options (search effort, batch sizes);
+    everything else was fixed when the index was built."""
+    fixed = sorted(set(overrides) - set(runtime))
+    if fixed:
+        raise ConfigError(
+            f"{fixed} cannot change after creation; runtime options: {sorted(runtime)}"
         )
 
 

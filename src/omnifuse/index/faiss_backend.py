@@ -32,6 +32,7 @@ from omnifuse.index.base import (
     check_batch,
     check_ids,
     check_k,
+    check_runtime_options,
     check_vectors,
     register_backend,
     write_spec,
@@ -135,12 +136,7 @@ class FaissIndex(VectorIndex):
     def open_existing(
         cls, path: Path, spec: IndexSpec, *, read_only: bool = False, **overrides: Any
     ) -> FaissIndex:
-        not_runtime = sorted(set(overrides) - RUNTIME_KEYS)
-        if not_runtime:
-            raise ConfigError(
-                f"{not_runtime} cannot change after creation; runtime options: "
-                f"{sorted(RUNTIME_KEYS & set(resolve_config(spec.backend, {})))}"
-            )
+        check_runtime_options(overrides, RUNTIME_KEYS & set(resolve_config(spec.backend, {})))
         settings = resolve_config(spec.backend, {**spec.config, **overrides})
         folder_lock = FolderLock(path, shared=read_only)
         try:

@@ -1,15 +1,13 @@
-"""Crash-safe file primitives: durable atomic replacement and a folder lock.
+"""The index folder's lock: one writer, or any number of readers.
 
-A write is durable when its bytes and the directory entry naming them have both reached the disk,
-hence the fsync of the file before the rename and of the folder after it.
+Durable atomic file replacement, which the index uses for every file it commits, is
+:func:`omnifuse.fileio.write_atomic` with ``durable=True``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from omnifuse.errors import OmnifuseError
 
@@ -18,36 +16,6 @@ LOCK_FILE = "LOCK"
 
 class IndexLockedError(OmnifuseError):
     """Another process holds the index folder (a writer excludes everyone else)."""
-
-
-def fsync_dir(path: Path) -> None:
-    """Persist the directory entries of ``path`` (new, renamed or removed files)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, sync_dir: bool = True) -> None:
-    """Write ``path`` through a temporary sibling renamed over it: readers and crashes see the
-    old file or the whole new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if sync_dir:
-        fsync_dir(path.parent)
-
-
-def write_bytes_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    write_atomic(path, lambda f: f.write(data), sync_dir=sync_dir)
 
 
 class FolderLock:

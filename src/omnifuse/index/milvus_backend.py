@@ -27,6 +27,7 @@ from omnifuse.index.base import (
     check_batch,
     check_ids,
     check_k,
+    check_runtime_options,
     check_vectors,
     register_backend,
     write_spec,
@@ -124,11 +125,7 @@ class MilvusIndex(VectorIndex):
     def open_existing(
         cls, path: Path, spec: IndexSpec, *, read_only: bool = False, **overrides: Any
     ) -> MilvusIndex:
-        not_runtime = sorted(set(overrides) - RUNTIME_KEYS)
-        if not_runtime:
-            raise ConfigError(
-                f"{not_runtime} cannot change after creation; runtime: {sorted(RUNTIME_KEYS)}"
-            )
+        check_runtime_options(overrides, RUNTIME_KEYS)
         token = str(overrides.pop("token", "") or os.environ.get(TOKEN_ENV, ""))
         settings = resolve_config({**spec.config, **overrides})
         index = cls(path, spec, settings=settings, token=token, read_only=read_only)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from omnifuse.errors import CorruptInputError
-from omnifuse.index.files import fsync_dir, write_atomic, write_bytes_atomic
+from omnifuse.fileio import fsync_dir, write_atomic, write_bytes_atomic
 from omnifuse.index.table import RowTable
 
 POINTER = "snapshot.json"
@@ -68,18 +68,18 @@ def write_snapshot(
     """Write generation ``generation`` with an empty log, then commit it by renaming the
     pointer. Until that rename the previous generation stays current."""
     vectors_file, items_file, faiss_file = _files(folder, generation)
-    write_atomic(vectors_file, lambda f: np.save(f, table.vectors), sync_dir=False)
+    write_atomic(vectors_file, lambda f: np.save(f, table.vectors), durable=True, sync_dir=False)
     lines = "".join(
         json.dumps([item, meta], ensure_ascii=False) + "\n"
         for item, meta in zip(table.ids, table.metadata, strict=True)
     )
-    write_bytes_atomic(items_file, lines.encode("utf-8"), sync_dir=False)
+    write_bytes_atomic(items_file, lines.encode("utf-8"), durable=True, sync_dir=False)
     if faiss_blob is not None:
-        write_bytes_atomic(faiss_file, faiss_blob, sync_dir=False)
-    write_bytes_atomic(wal_path(folder, generation), b"", sync_dir=False)
+        write_bytes_atomic(faiss_file, faiss_blob, durable=True, sync_dir=False)
+    write_bytes_atomic(wal_path(folder, generation), b"", durable=True, sync_dir=False)
     fsync_dir(folder)
     pointer = {"generation": generation, "rows": table.count, "faiss": faiss_blob is not None}
-    write_bytes_atomic(folder / POINTER, (json.dumps(pointer) + "\n").encode("utf-8"))
+    write_bytes_atomic(folder / POINTER, (json.dumps(pointer) + "\n").encode("utf-8"), durable=True)
 
 
 def read_snapshot(folder: Path, dim: int) -> Snapshot:

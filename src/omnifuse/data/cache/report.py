@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omnifuse.data.cache.store import ERRORS_FILE
 from omnifuse.data.manifest import Manifest
-from omnifuse.data.schema import write_text_atomic
+from omnifuse.fileio import write_text_atomic
 
 
 @dataclass(frozen=True)

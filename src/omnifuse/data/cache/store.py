@@ -11,7 +11,6 @@ could disagree with it. Opening a column reads only the shard headers to build k
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -24,8 +23,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from omnifuse.data.schema import write_json_atomic
 from omnifuse.errors import ConfigError, CorruptInputError, InputNotFoundError
+from omnifuse.fileio import fsync_dir, write_json_atomic
 
 FORMAT = "omnifuse-features/1"
 META_FILE = "cache.json"
@@ -105,16 +104,6 @@ class Row:
 
 def shard_name(number: int) -> str:
     return f"shard-{number:05d}.safetensors"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _shard_metadata(path: Path) -> dict[str, str]:
