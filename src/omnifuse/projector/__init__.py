@@ -35,13 +35,7 @@ if TYPE_CHECKING:
     from omnifuse.projector.config import ProjectorConfig, read_projector_config
     from omnifuse.projector.data import describe_clip
     from omnifuse.projector.lm import BuiltinLM, FrozenLM, HFCausalLM, load_frozen_lm
-    from omnifuse.projector.model import (
-        PROJECTOR_KINDS,
-        Projector,
-        ProjectorLM,
-        SoftPrompt,
-        pool_tokens,
-    )
+    from omnifuse.projector.model import PROJECTOR_KINDS, Projector, ProjectorLM, SoftPrompt
     from omnifuse.projector.train import load_projector_lm, train_projector
 
 _HOMES = {
@@ -62,7 +56,6 @@ _HOMES = {
     "Projector": "model",
     "ProjectorLM": "model",
     "SoftPrompt": "model",
-    "pool_tokens": "model",
     "load_projector_lm": "train",
     "train_projector": "train",
 }
@@ -85,7 +78,6 @@ __all__ = [
     "load_frozen_lm",
     "load_projector",
     "load_projector_lm",
-    "pool_tokens",
     "read_projector_config",
     "train_projector",
 ]

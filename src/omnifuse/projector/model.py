@@ -23,30 +23,12 @@ from torch.nn import functional as F
 
 from omnifuse.errors import ConfigError
 from omnifuse.fusion.base import create_fusion
+from omnifuse.nn import mlp, pool_in_runs
 from omnifuse.projector.lm import FrozenLM
 from omnifuse.types import Encoded
 
 PROJECTOR_KINDS = ("linear", "mlp2")
 IGNORE = -100
-
-
-def pool_tokens(
-    tokens: torch.Tensor, mask: torch.Tensor, limit: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average each sample's real tokens (a prefix of the row, as encoders pad) in ``limit``
-    contiguous, nearly equal runs: (B, T, D) → (B, limit, D) and the (B, limit) mask.
-
-    The runs depend only on the sample's own length, never on the batch it is in; a sample with
-    fewer than ``limit`` tokens keeps them, the remaining positions masked."""
-    batch, length, dim = tokens.shape
-    lengths = mask.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1)
-    position = torch.arange(length, device=tokens.device).unsqueeze(0)  # (1, T)
-    run = torch.div(position * limit, lengths, rounding_mode="floor").clamp(max=limit - 1)
-    weights = mask.to(tokens.dtype).unsqueeze(-1)  # (B, T, 1)
-    index = run.unsqueeze(-1).expand(batch, length, dim)
-    summed = tokens.new_zeros(batch, limit, dim).scatter_add(1, index, tokens * weights)
-    counts = tokens.new_zeros(batch, limit, 1).scatter_add(1, run.unsqueeze(-1), weights)
-    return summed / counts.clamp(min=1.0), counts.squeeze(-1) > 0
 
 
 class Projector(nn.Module):
@@ -65,8 +47,7 @@ class Projector(nn.Module):
         if kind == "linear":
             self.net: nn.Module = nn.Linear(in_dim, out_dim)
         else:
-            width = hidden or out_dim
-            self.net = nn.Sequential(nn.Linear(in_dim, width), nn.GELU(), nn.Linear(width, out_dim))
+            self.net = mlp(in_dim, hidden or out_dim, out_dim, activation=nn.GELU, dropout=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -76,9 +57,9 @@ class SoftPrompt(nn.Module):
     """Per-column token features → ``(B, P, E)`` soft-prompt vectors and their ``(B, P)`` mask.
 
     ``tokens[column]`` is how many vectors each column contributes (its tokens are
-    average-pooled down to that many by :func:`pool_tokens`; shorter sequences are padded and
-    masked). With ``fusion`` the normalised columns go through that token fusion first and its
-    output tokens are projected instead.
+    average-pooled down to that many by :func:`~omnifuse.nn.pool_in_runs`; shorter sequences
+    are padded and masked). With ``fusion`` the normalised columns go through that token fusion
+    first and its output tokens are projected instead.
     A column absent from a sample (``present`` False) contributes only masked positions.
     """
 
@@ -126,7 +107,7 @@ class SoftPrompt(nn.Module):
         pooled: dict[str, Encoded] = {}
         for i, column in enumerate(self.columns):
             enc = features[column]
-            seq, mask = pool_tokens(enc.tokens, enc.mask, self.tokens[column])
+            seq, mask = pool_in_runs(enc.tokens, enc.mask, self.tokens[column])
             seq = self.norms[column](seq)  # (B, k, D)
             mask = mask & present[:, i : i + 1].bool()
             pooled[column] = Encoded(seq, mask, enc.pooled)
