@@ -11,7 +11,7 @@ from typing import Any
 from omnifuse.cli.render import console
 from omnifuse.demo.search import read_rows
 
-CAPTION_CONFIG = Path("configs/world-caption.yaml")
+CAPTION_CONFIG = "world-caption"
 
 
 def transcribe_demo(speech_test: Path) -> None:
