@@ -15,7 +15,7 @@ from omnifuse.eval.explain import (
     modality_weights,
     shapley_values,
 )
-from omnifuse.eval.inference import Predictions, predict, prepare_batches, restrict
+from omnifuse.eval.inference import predict, prepare_batches, restrict
 from omnifuse.eval.noise import NOISES, Noise, get_noise, noises_for
 from omnifuse.eval.report import StrategyResult, write_leaderboard
 from omnifuse.eval.robustness import (
@@ -33,7 +33,6 @@ __all__ = [
     "Noise",
     "NoiseCurve",
     "NoiseProbe",
-    "Predictions",
     "ShapleyResult",
     "StrategyResult",
     "SubsetScore",

@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from omnifuse.data.cache import CachedBatch
-from omnifuse.eval.inference import FusionModelLike, Predictions, model_columns, predict
+from omnifuse.eval.inference import FusionModelLike, model_columns, predict
+from omnifuse.types import Predictions
 
 VALUE_FUNCTIONS: dict[str, Callable[[Predictions], float]] = {
     "probability": Predictions.true_class_probability,
@@ -142,7 +143,7 @@ def modality_weights(model: FusionModelLike, batches: Sequence[CachedBatch]) -> 
     """Mean per-sample fusion weight of each modality over samples where it is present; empty
     when the fusion gives no weights."""
     predictions = predict(model, batches)
-    if predictions.weights is None:
+    if predictions.weights is None or predictions.present is None:
         return {}
     present = predictions.present.float()
     totals = (predictions.weights * present).sum(0)

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from omnifuse.data.cache import CachedBatch, collate_cached
-from omnifuse.types import Encoded
+from omnifuse.types import Encoded, Predictions
 
 
 class ModelOutputLike(Protocol):
@@ -42,35 +42,6 @@ class Batch:
     features: dict[str, Encoded]
     present: torch.Tensor
     labels: torch.Tensor
-
-
-@dataclass
-class Predictions:
-    """Logits, labels and (when the fusion has them) per-modality weights of a whole set."""
-
-    logits: torch.Tensor
-    labels: torch.Tensor
-    weights: torch.Tensor | None
-    present: torch.Tensor
-
-    @property
-    def probabilities(self) -> torch.Tensor:
-        return torch.softmax(self.logits.float(), dim=-1)
-
-    @property
-    def predicted(self) -> torch.Tensor:
-        return self.logits.argmax(dim=-1)
-
-    def accuracy(self) -> float:
-        return float((self.predicted == self.labels).double().mean())
-
-    def true_class_probability(self) -> float:
-        """Mean probability given to the true class: a smooth companion of accuracy."""
-        p = self.probabilities.gather(1, self.labels.long().unsqueeze(1))
-        return float(p.double().mean())
-
-    def finite(self) -> bool:
-        return bool(torch.isfinite(self.logits).all())
 
 
 def model_columns(model: FusionModelLike) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from omnifuse.models.folder import (
     save_model,
 )
 from omnifuse.models.fusion_model import FusionModel, ModelOutput, build_model
-from omnifuse.models.inference import Predictions, evaluate, predict_dataset
+from omnifuse.models.inference import evaluate, predict_dataset
 from omnifuse.models.raw import RawBatch, RawDataset
 
 __all__ = [
@@ -18,7 +18,6 @@ __all__ = [
     "InvalidModelError",
     "ModelConfig",
     "ModelOutput",
-    "Predictions",
     "RawBatch",
     "RawDataset",
     "build_model",

@@ -9,7 +9,6 @@ class order a dataset derived on its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,6 +20,7 @@ from omnifuse.errors import ConfigError
 from omnifuse.models.fusion_model import Batch, FusionModel
 from omnifuse.models.raw import RawDataset
 from omnifuse.tasks import Task
+from omnifuse.types import Predictions
 
 
 def base_dataset(data: Dataset[Any]) -> Dataset[Any]:
@@ -115,18 +115,6 @@ def loader(
     )
 
 
-@dataclass
-class Predictions:
-    """Outputs of a whole dataset, on the CPU: ``logits`` (N, C), ``targets``, sample ``names``,
-    the manifest ``rows`` (when known) and the fusion's modality ``weights`` (N, M) if any."""
-
-    logits: torch.Tensor
-    targets: torch.Tensor
-    names: list[str]
-    rows: list[Mapping[str, Any]] | None
-    weights: torch.Tensor | None
-
-
 def predict_dataset(
     model: FusionModel,
     data: Dataset[Any],
@@ -159,9 +147,9 @@ def predict_dataset(
     return Predictions(
         torch.cat(logits),
         torch.cat(labels),
-        names,
-        targets.rows(names),
         torch.cat(weights) if len(weights) == len(logits) else None,
+        names=names,
+        rows=targets.rows(names),
     )
 
 
@@ -175,4 +163,4 @@ def evaluate(
 ) -> dict[str, Any]:
     """The task's metrics of ``model`` on ``data`` (accuracy, macro-F1, loss, ...)."""
     predictions = predict_dataset(model, data, batch_size=batch_size, device=device, bf16=bf16)
-    return model.task.metrics(predictions.logits, predictions.targets, predictions.rows)
+    return model.task.metrics(predictions.logits, predictions.labels, predictions.rows)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -20,11 +20,26 @@ from torch.utils.data import Dataset
 
 from omnifuse.data.cache.encode import sample_name
 from omnifuse.data.manifest import Manifest, load_manifest
+from omnifuse.encoders.base import Encoder
 from omnifuse.errors import ConfigError, InputError
 from omnifuse.types import Encoded
 
-if TYPE_CHECKING:
-    from omnifuse.models.fusion_model import FusionModel
+
+class ColumnEncoders(Protocol):
+    """Where a raw dataset gets its columns and each column's encoder; a
+    :class:`~omnifuse.models.FusionModel` is one. The dataset needs the encoders, not a model."""
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The columns, in presence-mask order."""
+        ...
+
+    def ensure_encoders(self) -> None:
+        """Build any encoder not built yet."""
+        ...
+
+    def encoder(self, column: str) -> Encoder: ...
+
 
 Augment = Callable[[str, Any, np.random.Generator], Any]
 """``(kind, raw input, rng) → raw input``: a random change applied before preprocessing."""
@@ -59,7 +74,7 @@ class SkippedInput:
 
 @dataclass(eq=False)
 class RawDataset(Dataset[RawSample]):
-    """``samples`` (manifest rows, media paths absolute) for ``model``'s columns.
+    """``samples`` (manifest rows, media paths absolute) for the columns of ``encoders``.
 
     ``augment`` changes raw inputs at random (training only); its generator is seeded by
     ``(seed, epoch, index)``, so an epoch's augmentations do not depend on the order samples are
@@ -69,7 +84,7 @@ class RawDataset(Dataset[RawSample]):
     """
 
     samples: Sequence[Mapping[str, Any]] = field(repr=False)
-    model: FusionModel = field(repr=False)
+    encoders: ColumnEncoders = field(repr=False)
     names: list[str] | None = field(default=None, repr=False)
     augment: Augment | None = None
     seed: int = 0
@@ -80,9 +95,9 @@ class RawDataset(Dataset[RawSample]):
     def __post_init__(self) -> None:
         if self.errors not in ("skip", "raise"):
             raise ConfigError(f"errors must be 'skip' or 'raise', got {self.errors!r}")
-        self.model.ensure_encoders()
-        self.columns = tuple(self.model.modalities)
-        self.kinds = {c: self.model.encoder(c).modality for c in self.columns}
+        self.encoders.ensure_encoders()
+        self.columns = tuple(self.encoders.modalities)
+        self.kinds = {c: self.encoders.encoder(c).modality for c in self.columns}
         if self.names is None:
             self.names = [str(s.get("id") or f"#{i + 1}") for i, s in enumerate(self.samples)]
         if len(self.names) != len(self.samples):
@@ -92,7 +107,7 @@ class RawDataset(Dataset[RawSample]):
     def from_manifest(
         cls,
         manifest: Manifest | str | Path,
-        model: FusionModel,
+        encoders: ColumnEncoders,
         *,
         split: str | None = None,
         **options: Any,
@@ -106,7 +121,7 @@ class RawDataset(Dataset[RawSample]):
             if split is None or split_column is None or s.get(split_column) == split
         ]
         names = [sample_name(s, loaded, i) for i, s in chosen]
-        return cls([s for _, s in chosen], model, names=names, **options)
+        return cls([s for _, s in chosen], encoders, names=names, **options)
 
     @property
     def records(self) -> dict[str, Mapping[str, Any]]:
@@ -131,7 +146,7 @@ class RawDataset(Dataset[RawSample]):
             try:
                 if self.augment is not None and rng is not None:
                     raw = self.augment(self.kinds[column], raw, rng)
-                inputs[column] = self.model.encoder(column).preprocess(raw)
+                inputs[column] = self.encoders.encoder(column).preprocess(raw)
             except InputError as err:
                 if self.errors == "raise":
                     raise
@@ -145,7 +160,7 @@ class RawDataset(Dataset[RawSample]):
             rows = [i for i, s in enumerate(samples) if column in s.inputs]
             if rows:
                 items = [samples[i].inputs[column] for i in rows]
-                collated = self.model.encoder(column).collate(items)
+                collated = self.encoders.encoder(column).collate(items)
                 inputs[column] = (collated, torch.tensor(rows, dtype=torch.long))
         present = torch.tensor(
             [[column in s.inputs for column in self.columns] for s in samples], dtype=torch.bool
