@@ -82,8 +82,11 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def latency_ms(model: FusionModelLike, batch: Batch, *, repeats: int = 20) -> float:
-    """Median wall time in ms of one inference forward over ``batch``."""
+def _inference(
+    model: FusionModelLike, batch: Batch, *, synchronize: bool = False
+) -> tuple[torch.device, Callable[[], None]]:
+    """``model`` in eval mode and one inference forward over ``batch`` on the model's device
+    (with ``synchronize``, the call returns only when a GPU has finished it)."""
     model.eval()
     device = model_device(model)
     batch = to_device(batch, device)
@@ -91,8 +94,15 @@ def latency_ms(model: FusionModelLike, batch: Batch, *, repeats: int = 20) -> fl
     @torch.inference_mode()
     def run() -> None:
         model(batch.features, batch.present)
-        _synchronize(device)
+        if synchronize:
+            _synchronize(device)
 
+    return device, run
+
+
+def latency_ms(model: FusionModelLike, batch: Batch, *, repeats: int = 20) -> float:
+    """Median wall time in ms of one inference forward over ``batch``."""
+    _, run = _inference(model, batch, synchronize=True)
     return _median_ms(run, repeats)
 
 
@@ -131,14 +141,7 @@ def _cpu_peak_bytes(run: Callable[[], object]) -> int | None:
 def peak_memory_mib(model: FusionModelLike, batch: Batch) -> float | None:
     """Weights plus the peak tensor memory of one forward over ``batch`` (see module notes);
     None where the profiler cannot report allocations."""
-    model.eval()
-    device = model_device(model)
-    batch = to_device(batch, device)
-
-    @torch.inference_mode()
-    def run() -> None:
-        model(batch.features, batch.present)
-
+    device, run = _inference(model, batch)
     run()  # first-call allocations (lazy init, caches) are not part of the steady state
     if device.type == "cuda":
         _synchronize(device)

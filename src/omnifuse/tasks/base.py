@@ -18,6 +18,11 @@ import torch
 from omnifuse.errors import ConfigError
 from omnifuse.registry import Registry
 
+Rows = Sequence[Mapping[str, Any]] | None
+"""The manifest rows of the samples being scored, when known (for grouped metrics)."""
+Scores = dict[str, Any]
+"""A task's metrics of a whole set: metric name → value (numbers, tables, class names)."""
+
 LOWER_IS_BETTER = frozenset({"loss", "mae", "rmse", "mse", "ece"})
 
 
@@ -113,18 +118,19 @@ class Task:
         """Outputs → what the model predicts (class probabilities, or values)."""
         raise NotImplementedError
 
-    def metrics(
-        self,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        samples: Sequence[Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    def metrics(self, logits: torch.Tensor, targets: torch.Tensor, samples: Rows = None) -> Scores:
         """Scores of a whole set; ``samples`` are the manifest rows (for grouped metrics)."""
         raise NotImplementedError
 
     def top(self, logits: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
-        """Per sample, the ``k`` best (label, score) pairs, best first."""
-        raise NotImplementedError
+        """Per sample, the ``k`` best (label, score) pairs, best first: the classes with the
+        highest :meth:`predict` scores."""
+        probs = self.predict(logits)
+        values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
+        return [
+            [(self.classes[int(i)], float(v)) for v, i in zip(row_v, row_i, strict=True)]
+            for row_v, row_i in zip(values, indices, strict=True)
+        ]
 
 
 tasks: Registry[Task] = Registry(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from omnifuse.errors import ConfigError
-from omnifuse.tasks.base import Task, tasks
+from omnifuse.tasks.base import Rows, Scores, Task, tasks
 from omnifuse.tasks.metrics import (
     accuracy,
     confusion_matrix,
@@ -52,12 +52,7 @@ class ClassificationTask(Task):
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits.float(), dim=-1)
 
-    def metrics(
-        self,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        samples: Sequence[Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    def metrics(self, logits: torch.Tensor, targets: torch.Tensor, samples: Rows = None) -> Scores:
         logits = logits.float()
         probs = self.predict(logits)
         predicted = probs.argmax(dim=-1)
@@ -80,14 +75,6 @@ class ClassificationTask(Task):
             },
         }
 
-    def top(self, logits: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
-        probs = self.predict(logits)
-        values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
-        return [
-            [(self.classes[int(i)], float(v)) for v, i in zip(row_v, row_i, strict=True)]
-            for row_v, row_i in zip(values, indices, strict=True)
-        ]
-
 
 @tasks.register("vqa")
 class VQATask(ClassificationTask):
@@ -107,12 +94,7 @@ class VQATask(ClassificationTask):
         super().__init__(classes, aux_weight=aux_weight, label_smoothing=label_smoothing)
         self.group_by = group_by
 
-    def metrics(
-        self,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        samples: Sequence[Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    def metrics(self, logits: torch.Tensor, targets: torch.Tensor, samples: Rows = None) -> Scores:
         out = super().metrics(logits, targets, samples)
         if samples is not None and any(self.group_by in s for s in samples):
             predicted = to_numpy(logits.argmax(dim=-1))
@@ -180,12 +162,7 @@ class MultilabelTask(Task):
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits.float())
 
-    def metrics(
-        self,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        samples: Sequence[Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    def metrics(self, logits: torch.Tensor, targets: torch.Tensor, samples: Rows = None) -> Scores:
         logits = logits.float()
         predicted = self.predict(logits) >= self.threshold
         out: dict[str, Any] = dict(multilabel_scores(targets, predicted))
@@ -193,11 +170,3 @@ class MultilabelTask(Task):
         out["count"] = len(targets)
         out["classes"] = list(self.classes)
         return out
-
-    def top(self, logits: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
-        probs = self.predict(logits)
-        values, indices = probs.topk(min(k, probs.shape[-1]), dim=-1)
-        return [
-            [(self.classes[int(i)], float(v)) for v, i in zip(row_v, row_i, strict=True)]
-            for row_v, row_i in zip(values, indices, strict=True)
-        ]

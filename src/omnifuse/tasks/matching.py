@@ -24,7 +24,7 @@ import torch
 from omnifuse.data.manifest import load_manifest
 from omnifuse.data.schema import ManifestSchema, write_manifest
 from omnifuse.errors import ConfigError
-from omnifuse.tasks.base import Task, tasks
+from omnifuse.tasks.base import Rows, Scores, Task, tasks
 from omnifuse.tasks.classification import ClassificationTask
 from omnifuse.tasks.metrics import roc_auc
 
@@ -64,12 +64,7 @@ class MatchingTask(ClassificationTask):
             return 0
         raise ConfigError(f"matching label {value!r} is not match/mismatch, true/false or 1/0")
 
-    def metrics(
-        self,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        samples: Sequence[Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    def metrics(self, logits: torch.Tensor, targets: torch.Tensor, samples: Rows = None) -> Scores:
         out = super().metrics(logits, targets, samples)
         out["auc"] = roc_auc(targets, self.predict(logits)[:, 1])
         out["match_f1"] = out["per_class"]["match"]["f1"]

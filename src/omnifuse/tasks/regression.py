@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
 from omnifuse.errors import ConfigError
-from omnifuse.tasks.base import Task, tasks
+from omnifuse.tasks.base import Rows, Scores, Task, tasks
 from omnifuse.tasks.metrics import regression_scores
 
 
@@ -59,12 +59,7 @@ class RegressionTask(Task):
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float()
 
-    def metrics(
-        self,
-        logits: torch.Tensor,
-        targets: torch.Tensor,
-        samples: Sequence[Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    def metrics(self, logits: torch.Tensor, targets: torch.Tensor, samples: Rows = None) -> Scores:
         out: dict[str, Any] = dict(regression_scores(targets, self.predict(logits)))
         out["loss"] = (
             float(self.sample_loss(logits.float(), targets).mean()) if len(targets) else 0.0
