@@ -37,20 +37,9 @@ class HFLLM(LLM):
         dtype: str = "float32",
         max_context: int | None = None,
     ) -> None:
-        if dtype not in DTYPES:
-            raise ConfigError(f"hf dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        torch: Any = require("torch", "PyTorch")
-        transformers: Any = require("transformers", "transformers")
         self.model_name = str(model)
-        self.tokenizer = load_pretrained(
-            transformers.AutoTokenizer, tokenizer or model, "tokenizer"
-        )
-        self.model = load_pretrained(
-            transformers.AutoModelForCausalLM,
-            model,
-            "model",
-            dtype=getattr(torch, DTYPES[dtype]),
-        )
+        self.model, self.tokenizer = load_causal_lm(model, tokenizer=tokenizer, dtype=dtype)
+        torch: Any = require("torch", "PyTorch")
         self.model.to(device).eval()
         self.device = torch.device(device)
         self.max_context = max_context or context_length(self.model.config)
@@ -158,6 +147,25 @@ def pick_token(logits: Any, config: GenerationConfig, generator: Any) -> int:
         sorted_probs[outside] = 0
         probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def load_causal_lm(
+    model: str | Path, *, tokenizer: str | Path | None = None, dtype: str = "float32"
+) -> tuple[Any, Any]:
+    """A causal LM and its tokenizer (``tokenizer`` defaults to the model's own) from local files.
+
+    The one place omnifuse reads a Hugging Face LM: the ``hf`` backend and the projector's frozen
+    LM both load through it, so both accept the same folders and cache names, and fail alike.
+    """
+    if dtype not in DTYPES:
+        raise ConfigError(f"hf dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    torch: Any = require("torch", "PyTorch")
+    transformers: Any = require("transformers", "transformers")
+    loaded_tokenizer = load_pretrained(transformers.AutoTokenizer, tokenizer or model, "tokenizer")
+    loaded_model = load_pretrained(
+        transformers.AutoModelForCausalLM, model, "model", dtype=getattr(torch, DTYPES[dtype])
+    )
+    return loaded_model, loaded_tokenizer
 
 
 def load_pretrained(factory: Any, source: str | Path, what: str, **kwargs: Any) -> Any:

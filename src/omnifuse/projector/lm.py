@@ -2,7 +2,8 @@
 
 Two kinds share one small interface (:class:`FrozenLM`): the built-in word-level decoder
 (:mod:`omnifuse.projector.decoder`) and any Hugging Face causal LM read from a local folder
-(``AutoModelForCausalLM`` + ``AutoTokenizer``, ``local_files_only``: nothing is downloaded).
+through :func:`omnifuse.llm.hf.load_causal_lm`, the loader of the ``hf`` backend (local files
+only: nothing is downloaded).
 The projector only needs to embed text ids, run the model on a mix of text embeddings and
 soft-prompt vectors, and turn generated ids back into text.
 """
@@ -17,10 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from omnifuse.errors import ConfigError, MissingDependencyError
+from omnifuse.errors import ConfigError
+from omnifuse.llm.hf import load_causal_lm
 from omnifuse.projector.decoder import DecoderLM, WordTokenizer, load_decoder
 
 LM_KINDS = ("builtin", "hf")
+HF_DTYPES = ("fp32", "bf16")
+"""Weights of a frozen Hugging Face LM: full precision, or bfloat16 to halve the memory."""
 
 
 class FrozenLM(ABC):
@@ -113,22 +117,16 @@ class HFCausalLM(FrozenLM):
     kind = "hf"
 
     def __init__(self, path: str | Path, *, dtype: str = "fp32") -> None:
-        transformers = _transformers()
         folder = Path(path)
         if not folder.is_dir():
             raise ConfigError(f"lm.path: {folder} is not a folder with a Hugging Face model")
-        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}.get(dtype)
-        if torch_dtype is None:
-            raise ConfigError(f"lm.dtype must be fp32 or bf16, got {dtype!r}")
+        if dtype not in HF_DTYPES:
+            raise ConfigError(f"lm.dtype must be one of {HF_DTYPES}, got {dtype!r}")
         try:
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                str(folder), local_files_only=True, dtype=torch_dtype
-            )
-            tokenizer = transformers.AutoTokenizer.from_pretrained(
-                str(folder), local_files_only=True
-            )
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"lm.path: cannot load a causal LM from {folder}: {err}") from None
+            model, tokenizer = load_causal_lm(folder, dtype=dtype)
+        except ConfigError as err:
+            reason = err.__cause__ or err
+            raise ConfigError(f"lm.path: cannot load a causal LM from {folder}: {reason}") from None
         super().__init__(model)
         self.model, self.tokenizer, self.path, self.dtype_name = model, tokenizer, folder, dtype
         eos = tokenizer.eos_token_id
@@ -157,14 +155,6 @@ class HFCausalLM(FrozenLM):
 
     def spec(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": str(self.path), "dtype": self.dtype_name}
-
-
-def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError:
-        raise MissingDependencyError("Hugging Face transformers") from None
-    return transformers
 
 
 def load_frozen_lm(spec: Mapping[str, Any], *, root: Path | None = None) -> FrozenLM:
