@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,17 @@ import pytest
 from web_fixtures import (
     CHROMIUM,
     FUSION_MODEL,
+    SLOW_LLM,
+    SlowLLM,
     launch_chromium,
     live_server,
+    registered_llm,
     save_screenshot,
     web_app,
     web_assets,
 )
 
+from omnifuse.llm import DEFAULT_LLM
 from omnifuse.serve import ServeConfig, ServeLimits
 
 pytest.importorskip("fastapi")
@@ -46,17 +51,30 @@ class Site:
     world: Path
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """The real server with a fusion model, a caption index and the default chat model."""
+def serve_site(tmp_path_factory: pytest.TempPathFactory, llm: str = DEFAULT_LLM) -> Iterator[Site]:
+    """The real server with a fusion model, a caption index and the chat model ``llm``."""
     assets = web_assets(tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("web"))
     config = ServeConfig(
+        llm=llm,
         models_dir=assets.models,
         index_dir=assets.index,
         limits=ServeLimits(max_tokens=64, request_timeout_s=120.0),
     )
     with live_server(web_app(config)) as url:
         yield Site(url=url, world=assets.world)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The server with the default chat model."""
+    yield from serve_site(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def slow_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The server chatting through :class:`SlowLLM`."""
+    with registered_llm(SLOW_LLM, SlowLLM):
+        yield from serve_site(tmp_path_factory, llm=SLOW_LLM)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +90,9 @@ def browser(playwright: Any) -> Iterator[Any]:
     chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, site: Site) -> Iterator[Any]:
+@contextmanager
+def opened(browser: Any, site: Site) -> Iterator[Any]:
+    """A fresh page on ``site`` once the server reports ok; no uncaught page error allowed."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors: list[str] = []
@@ -83,6 +102,18 @@ def page(browser: Any, site: Site) -> Iterator[Any]:
     yield page
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any, site: Site) -> Iterator[Any]:
+    with opened(browser, site) as page:
+        yield page
+
+
+@pytest.fixture
+def slow_page(browser: Any, slow_site: Site) -> Iterator[Any]:
+    with opened(browser, slow_site) as page:
+        yield page
 
 
 def first_vqa_row(world: Path) -> dict[str, Any]:
@@ -300,7 +331,9 @@ def test_api_key_is_kept_in_the_browser_and_sent(browser: Any) -> None:
         context.close()
 
 
-def test_stop_ends_a_streaming_answer_and_the_next_question_is_answered(page: Any) -> None:
+def test_stop_ends_a_streaming_answer_and_the_next_question_is_answered(slow_page: Any) -> None:
+    page = slow_page
+    expect(page.get_by_label("Chat model")).to_have_value(SLOW_LLM)
     set_answer_tokens(page, 64)
     question = page.get_by_role("textbox", name="Question")
     question.fill("Tell me a long story about a red circle and a blue square.")
@@ -308,8 +341,7 @@ def test_stop_ends_a_streaming_answer_and_the_next_question_is_answered(page: An
     answer = page.get_by_label("Model answer")
     expect(answer).not_to_be_empty(timeout=TIMEOUT_MS)
     stop = page.get_by_role("button", name="Stop")
-    if not stop.is_enabled():
-        pytest.skip("the model finished its answer before Stop could be clicked")
+    assert stop.is_enabled(), "the answer ended before Stop could be clicked"
     stop.click()
     expect(page.get_by_role("button", name="Ask")).to_be_enabled()
     expect(page.get_by_role("alert")).to_be_hidden()

@@ -2,7 +2,7 @@
 a caption index, the real app served by uvicorn on a free loopback port, and Chromium.
 
 Everything is built from the package's own builders, encoders and index, offline; nothing here
-stands in for a component of the server.
+stands in for a component of the server (the slow chat model is the real one, paced).
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from omnifuse.llm import LLM, ChatMessage, GenerationConfig, create_llm, llms
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -27,6 +31,10 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-d
 WORLD_SIZE = 20
 FUSION_MODEL = "world-vqa"
 THUMBNAIL_PX = 48
+SLOW_LLM = "llama-cpp-slow"
+PIECE_DELAY_S = 2.0
+"""How long the slow chat model holds each piece: longer than the page and Playwright's polling
+take to see the first words and click Stop, even on a busy machine."""
 
 
 def build_world(out: Path) -> Path:
@@ -132,6 +140,47 @@ def web_assets(basetemp: Path, out: Path) -> WebAssets:
         ready.touch()
     shutil.copytree(shared / "index", out / "index")
     return WebAssets(world=shared / "world", models=shared / "models", index=out / "index")
+
+
+class SlowLLM(LLM):
+    """The default backend (Gemma-3-270M through llama.cpp) with every streamed piece held for
+    ``PIECE_DELAY_S``: after its first words an answer stays in flight at least that long, so
+    the page's Stop button is always there to be clicked. Registered only for the server of
+    the Stop test."""
+
+    name = SLOW_LLM
+
+    def __init__(self, **cfg: object) -> None:
+        self.inner = create_llm(**cfg)
+
+    def stream(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[str]:
+        return held(self.inner.stream(prompt, config))
+
+    def chat_stream(
+        self, messages: Sequence[ChatMessage], config: GenerationConfig | None = None
+    ) -> Iterator[str]:
+        return held(self.inner.chat_stream(messages, config))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def held(pieces: Iterator[str]) -> Iterator[str]:
+    """``pieces``, each followed by a pause before the next one (or the end) is asked for."""
+    for piece in pieces:
+        yield piece
+        time.sleep(PIECE_DELAY_S)
+
+
+@contextmanager
+def registered_llm(name: str, factory: type[LLM]) -> Iterator[None]:
+    """``factory`` in the ``llms`` registry under ``name`` for the block only, so the rest of the
+    session sees the built-in backends alone."""
+    llms.load_builtins()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(llms._factories, name, factory)
+        patch.setitem(llms._docs, name, str(factory.__doc__).splitlines()[0])
+        yield
 
 
 def web_app(config: Any) -> Any:
