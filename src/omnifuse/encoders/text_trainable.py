@@ -23,7 +23,9 @@ from omnifuse.types import Encoded
 
 
 class TokenTextEncoder(Encoder):
-    """Shared tokenisation, batching and pooling of the trainable text encoders."""
+    """Shared tokenisation, batching and pooling of the trainable text encoders, and the options
+    they all take (``dim``, ``tokenizer``, ``max_length``, ``device``, ``dtype``), which
+    subclasses pass on as ``**common``."""
 
     modality = "text"
     trainable = True
@@ -31,11 +33,11 @@ class TokenTextEncoder(Encoder):
     def __init__(
         self,
         *,
-        dim: int,
-        tokenizer: str,
-        max_length: int,
-        device: str | torch.device,
-        dtype: str | torch.dtype,
+        dim: int = 128,
+        tokenizer: str = "wordpiece",
+        max_length: int = 256,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "fp32",
     ) -> None:
         super().__init__(device=device, dtype=dtype)
         if dim < 1 or max_length < 1:
@@ -78,18 +80,13 @@ class GRUTextEncoder(TokenTextEncoder):
     def __init__(
         self,
         *,
-        dim: int = 128,
         layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.0,
-        tokenizer: str = "wordpiece",
-        max_length: int = 256,
-        device: str | torch.device = "cpu",
-        dtype: str | torch.dtype = "fp32",
+        **common: Any,
     ) -> None:
-        super().__init__(
-            dim=dim, tokenizer=tokenizer, max_length=max_length, device=device, dtype=dtype
-        )
+        super().__init__(**common)
+        dim = self.dim
         if bidirectional and dim % 2:
             raise ConfigError(f"a bidirectional GRU needs an even dim, got {dim}")
         self.gru = nn.GRU(
@@ -118,20 +115,10 @@ class TransformerTextEncoder(TokenTextEncoder):
     """
 
     def __init__(
-        self,
-        *,
-        dim: int = 128,
-        layers: int = 2,
-        heads: int = 4,
-        dropout: float = 0.1,
-        tokenizer: str = "wordpiece",
-        max_length: int = 256,
-        device: str | torch.device = "cpu",
-        dtype: str | torch.dtype = "fp32",
+        self, *, layers: int = 2, heads: int = 4, dropout: float = 0.1, **common: Any
     ) -> None:
-        super().__init__(
-            dim=dim, tokenizer=tokenizer, max_length=max_length, device=device, dtype=dtype
-        )
+        super().__init__(**common)
+        dim, max_length = self.dim, self.max_length
         if dim % heads:
             raise ConfigError(f"dim {dim} must be divisible by heads {heads}")
         self.positions = nn.Parameter(torch.randn(max_length, dim) * 0.02)

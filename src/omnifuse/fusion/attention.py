@@ -14,6 +14,7 @@ sequences (audio frames, video frames) per modality to bound the attention cost.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,11 +44,11 @@ class AttentionFusion(Fusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         hidden: int | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         self.vectors = ModalityVectors(dims, dim, dropout=dropout)
         width = hidden or dim
         # no output bias: a shift common to all scores cancels in the softmax
@@ -78,13 +79,13 @@ class CrossAttentionFusion(Fusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         query: str | None = None,
         heads: int = 4,
         max_tokens: int | None = 32,
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         if len(self.modalities) < 2:
             raise ConfigError("cross-attention needs at least two modalities")
         self.query = query if query is not None else self.modalities[0]
@@ -150,14 +151,14 @@ class TransformerFusion(Fusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         layers: int = 2,
         heads: int = 4,
         max_tokens: int | None = 32,
         ff_mult: int = 2,
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         if layers < 1:
             raise ConfigError(f"layers must be at least 1, got {layers}")
         check_heads(dim, heads)

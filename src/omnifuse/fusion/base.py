@@ -40,7 +40,9 @@ class FusionOutput:
 
 
 class Fusion(nn.Module):
-    """Base class. ``dims`` maps modality name → input feature size; ``dim`` is the output size.
+    """Base class. ``dims`` maps modality name → input feature size; ``dim`` is the output size
+    and ``dropout`` the dropout rate inside the fusion: the options every fusion takes, which
+    subclasses pass on as ``**common`` and read back as ``self.dim`` and ``self.dropout_p``.
 
     Subclasses implement :meth:`fuse`; :meth:`forward` checks the inputs first.
     """

@@ -69,14 +69,14 @@ class HierarchicalFusion(Fusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         heads: int = 4,
         max_tokens: int | None = 32,
         hidden: int = 256,
         combine: str = "gate",
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         check_heads(dim, heads)
         self.tokens = ModalityTokens(dims, dim, max_tokens=max_tokens)
         self.token_layer = nn.TransformerEncoderLayer(
@@ -104,15 +104,15 @@ class MixedFusion(Fusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         parallel: str = "gated",
         parallel_cfg: Mapping[str, Any] | None = None,
         order: Sequence[str] | None = None,
         max_tokens: int | None = 32,
         combine: str = "gate",
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         self.parallel = create_fusion(
             parallel, dims, **{"dim": dim, "dropout": dropout, **(parallel_cfg or {})}
         )

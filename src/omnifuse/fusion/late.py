@@ -57,11 +57,11 @@ class LateFusion(Fusion):
         dims: Mapping[str, int],
         *,
         num_classes: int,
-        dim: int = 128,
-        dropout: float = 0.1,
         head_hidden: int | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         if num_classes < 1:
             raise ConfigError(f"num_classes must be positive, got {num_classes}")
         hidden = dim if head_hidden is None else head_hidden
@@ -197,16 +197,16 @@ class HybridFusion(Fusion):
         dims: Mapping[str, int],
         *,
         num_classes: int,
-        dim: int = 128,
-        dropout: float = 0.1,
         head_hidden: int | None = None,
         feature: str = "concat",
         feature_cfg: Mapping[str, Any] | None = None,
         decision: str = "late-mean",
         decision_cfg: Mapping[str, Any] | None = None,
         combine: str = "gate",
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         if combine not in ("gate", "mean"):
             raise ConfigError(f"hybrid combine must be 'gate' or 'mean', got {combine!r}")
         self.feature = _create_part(

@@ -17,6 +17,7 @@ missing embeddings of every modality, so its output stays finite and learnable.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,10 +49,9 @@ class ConcatFusion(Fusion):
     """Concatenate the modality vectors and mix them with an MLP:
     ``h = W2 ReLU(W1 F + b1) + b2`` with ``F = [v_1; …; v_M]``."""
 
-    def __init__(
-        self, dims: Mapping[str, int], *, dim: int = 128, dropout: float = 0.1, hidden: int = 256
-    ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+    def __init__(self, dims: Mapping[str, int], *, hidden: int = 256, **common: Any) -> None:
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         self.vectors = ModalityVectors(dims, dim, dropout=dropout)
         self.mlp = mlp(len(self.modalities) * dim, hidden, dim, dropout=dropout)
 
@@ -66,8 +66,9 @@ class _PooledFusion(Fusion):
 
     order_free = True
 
-    def __init__(self, dims: Mapping[str, int], *, dim: int = 128, dropout: float = 0.1) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+    def __init__(self, dims: Mapping[str, int], **common: Any) -> None:
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         self.vectors = ModalityVectors(dims, dim, dropout=dropout)
 
     def fuse(self, features: Mapping[str, Encoded], present: torch.Tensor) -> FusionOutput:
@@ -109,8 +110,9 @@ class WeightedFusion(Fusion):
 
     order_free = True
 
-    def __init__(self, dims: Mapping[str, int], *, dim: int = 128, dropout: float = 0.1) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+    def __init__(self, dims: Mapping[str, int], **common: Any) -> None:
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         self.vectors = ModalityVectors(dims, dim, dropout=dropout)
         self.logits = nn.Parameter(torch.zeros(len(self.modalities)))
 
@@ -131,8 +133,9 @@ class GatedFusion(Fusion):
     The gate sees every modality (missing embeddings for absent ones), so it can learn when to
     trust which; ``weights`` are the gates averaged over features."""
 
-    def __init__(self, dims: Mapping[str, int], *, dim: int = 128, dropout: float = 0.1) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+    def __init__(self, dims: Mapping[str, int], **common: Any) -> None:
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         count = len(self.modalities)
         self.vectors = ModalityVectors(dims, dim, dropout=dropout, norm=False)
         self.gate = nn.Linear(count * dim, count * dim)

@@ -24,6 +24,7 @@ chain reach the output directly and not only through the later states.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -66,12 +67,12 @@ class SerialFusion(Fusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         order: Sequence[str] | None = None,
         max_tokens: int | None = 32,
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         if max_tokens is not None and max_tokens < 1:
             raise ConfigError(f"max_tokens must be positive, got {max_tokens}")
         self.order = chain_order(self.modalities, order)
@@ -119,12 +120,12 @@ class SerialFiLMFusion(SerialFusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         order: Sequence[str] | None = None,
         max_tokens: int | None = 32,
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout, order=order, max_tokens=max_tokens)
+        super().__init__(dims, order=order, max_tokens=max_tokens, **common)
+        dim = self.dim
         self.start = nn.Parameter(torch.randn(dim) * 0.02)
         self.film = nn.ModuleDict({m: FiLM(dim, dim) for m in self.modalities})
         self.step_out = nn.ModuleDict({m: nn.Linear(dim, dim) for m in self.modalities})
@@ -174,14 +175,14 @@ class SerialCrossAttentionFusion(SerialFusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         order: Sequence[str] | None = None,
         max_tokens: int | None = 32,
         heads: int = 4,
         start_tokens: int = 4,
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout, order=order, max_tokens=max_tokens)
+        super().__init__(dims, order=order, max_tokens=max_tokens, **common)
+        dim, dropout = self.dim, self.dropout_p
         check_heads(dim, heads)
         if start_tokens < 1:
             raise ConfigError(f"start_tokens must be positive, got {start_tokens}")

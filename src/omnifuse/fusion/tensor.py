@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -110,13 +111,13 @@ class TensorFusion(Fusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         modality_dim: int = 16,
         modality_dims: Mapping[str, int] | None = None,
         max_entries: int = 100_000,
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         sizes = modality_sizes(self.modalities, modality_dim, modality_dims)
         entries = math.prod(s + 1 for s in sizes.values())
         if entries > max_entries:
@@ -147,12 +148,12 @@ class LowRankTensorFusion(Fusion):
         self,
         dims: Mapping[str, int],
         *,
-        dim: int = 128,
-        dropout: float = 0.1,
         rank: int = 40,
         modality_dims: Mapping[str, int] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         if rank < 1:
             raise ConfigError(f"rank must be at least 1, got {rank}")
         sizes = modality_sizes(self.modalities, dim, modality_dims)
@@ -194,10 +195,9 @@ class BilinearFusion(Fusion):
 
     order_free = True
 
-    def __init__(
-        self, dims: Mapping[str, int], *, dim: int = 128, dropout: float = 0.1, factor: int = 5
-    ) -> None:
-        super().__init__(dims, dim=dim, dropout=dropout)
+    def __init__(self, dims: Mapping[str, int], *, factor: int = 5, **common: Any) -> None:
+        super().__init__(dims, **common)
+        dim, dropout = self.dim, self.dropout_p
         if factor < 1:
             raise ConfigError(f"factor must be at least 1, got {factor}")
         self.factor = factor

@@ -52,11 +52,16 @@ def hf_audio(model: str | Path, **cfg: Any) -> Encoder:
     raise ConfigError(f"hf-audio does not know model type {family!r} of {model}; known: {known}")
 
 
+def _local_pretrained(loader: Any, model: str | Path) -> Any:
+    """``loader.from_pretrained`` without touching the network."""
+    return loader.from_pretrained(str(model), local_files_only=True)
+
+
 def _model_type(model: str | Path) -> str:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(model), local_files_only=True)
+        config = _local_pretrained(AutoConfig, model)
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot load a Hugging Face config from {model}: {err}") from None
     return str(config.model_type)
@@ -65,16 +70,14 @@ def _model_type(model: str | Path) -> str:
 def _optional_feature_extractor(model: str | Path, loader: Any) -> Any:
     """The model's saved feature extractor, or None when the folder has none."""
     try:
-        return loader.from_pretrained(str(model), local_files_only=True)
+        return _local_pretrained(loader, model)
     except (OSError, ValueError):
         return None
 
 
-class HFWhisperEncoder(Encoder):
-    """The encoder of a Hugging Face Whisper model: states at 50 per second, 30 s windows.
-
-    Clips longer than 30 s are cut into 30 s windows whose states are concatenated.
-    """
+class HFAudioEncoder(Encoder):
+    """What the Hugging Face audio encoders share: a model folder (or cached hub name) read
+    offline, frozen unless ``trainable``."""
 
     modality = "audio"
 
@@ -87,10 +90,20 @@ class HFWhisperEncoder(Encoder):
         dtype: str | torch.dtype = "fp32",
     ) -> None:
         super().__init__(device=device, dtype=dtype)
+        self.trainable = trainable
+
+
+class HFWhisperEncoder(HFAudioEncoder):
+    """The encoder of a Hugging Face Whisper model: states at 50 per second, 30 s windows.
+
+    Clips longer than 30 s are cut into 30 s windows whose states are concatenated.
+    """
+
+    def __init__(self, model: str | Path, **common: Any) -> None:
+        super().__init__(model, **common)
         from transformers import WhisperFeatureExtractor, WhisperModel
 
-        self.trainable = trainable
-        whisper = WhisperModel.from_pretrained(str(model), local_files_only=True)
+        whisper = _local_pretrained(WhisperModel, model)
         self.encoder = whisper.get_encoder()
         config = whisper.config
         if config.max_source_positions * 2 != WHISPER_FRAMES:
@@ -133,7 +146,7 @@ def _feature_fn(extractor: Any, n_mels: int) -> FeatureFn:
     return extract
 
 
-class HFWaveformEncoder(Encoder):
+class HFWaveformEncoder(HFAudioEncoder):
     """A wav2vec2-family model on the raw waveform; one state per 20 ms for the usual configs.
 
     Models whose first conv layer uses group norm (``feat_extract_norm="group"``, e.g.
@@ -142,21 +155,11 @@ class HFWaveformEncoder(Encoder):
     take one padded batch with an attention mask.
     """
 
-    modality = "audio"
-
-    def __init__(
-        self,
-        model: str | Path,
-        *,
-        trainable: bool = False,
-        device: str | torch.device = "cpu",
-        dtype: str | torch.dtype = "fp32",
-    ) -> None:
-        super().__init__(device=device, dtype=dtype)
+    def __init__(self, model: str | Path, **common: Any) -> None:
+        super().__init__(model, **common)
         from transformers import AutoModel, Wav2Vec2FeatureExtractor
 
-        self.trainable = trainable
-        self.model = AutoModel.from_pretrained(str(model), local_files_only=True)
+        self.model = _local_pretrained(AutoModel, model)
         config = self.model.config
         self.dim = int(config.hidden_size)
         self.padded_batches = getattr(config, "feat_extract_norm", "group") == "layer"
