@@ -1,9 +1,10 @@
 """File helpers shared by every part that writes results or reads a saved model.
 
-- Atomic writes (:func:`write_atomic` and its bytes, text and JSON forms): a file is written to a
-  temporary sibling and renamed over its target, so readers and crashes see the old file or the
-  whole new one, never a part. ``durable=True`` also makes the new file survive a power cut: its
-  bytes are fsynced before the rename and the folder entry after it (:func:`fsync_dir`).
+- Atomic writes (:func:`replace_atomic`, :func:`write_atomic` and its bytes, text and JSON
+  forms): a file is written to a temporary sibling and renamed over its target, so readers and
+  crashes see the old file or the whole new one, never a part. ``durable=True`` also makes the
+  new file survive a power cut: its bytes are fsynced before the rename and the folder entry
+  after it (:func:`fsync_dir`).
 - Saved-model folders (:class:`FolderFormat`): ``config.json`` tagged with a format name and a
   version, the weights as safetensors (never pickle) and ``metrics.json``; every reading error is
   a :class:`~omnifuse.errors.ConfigError` of the folder kind's own type, naming the file.
@@ -44,6 +45,37 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def replace_atomic(
+    path: Path,
+    write_to: Callable[[Path], object],
+    *,
+    durable: bool = False,
+    sync_dir: bool = True,
+) -> None:
+    """Write ``path`` by calling ``write_to`` on a temporary sibling (a path, for writers that
+    open files themselves, such as safetensors) that is then renamed over it; the folder is
+    created if needed. With ``durable`` the file is fsynced before the rename and, unless
+    ``sync_dir`` is False (a caller renaming several files syncs the folder once), the folder
+    after it. Temporary names are unique, so concurrent writers never share one, and look like
+    ``.<name>.<random>.tmp``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write_to(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
+        if durable:
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable and sync_dir:
+        fsync_dir(path.parent)
+
+
 def write_atomic(
     path: Path,
     write: Callable[[BinaryIO], object],
@@ -51,27 +83,13 @@ def write_atomic(
     durable: bool = False,
     sync_dir: bool = True,
 ) -> None:
-    """Write ``path`` by calling ``write`` on a temporary sibling renamed over it (the folder is
-    created if needed). With ``durable`` the file is fsynced before the rename and, unless
-    ``sync_dir`` is False (a caller renaming several files syncs the folder once), the folder
-    after it. Temporary names are unique, so concurrent writers never share one, and look like
-    ``.<name>.<random>.tmp``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """:func:`replace_atomic` for a writer of an open binary file."""
+
+    def write_to(tmp: Path) -> None:
+        with tmp.open("wb") as f:
             write(f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable and sync_dir:
-        fsync_dir(path.parent)
+
+    replace_atomic(path, write_to, durable=durable, sync_dir=sync_dir)
 
 
 def write_bytes_atomic(
@@ -148,11 +166,13 @@ class FolderFormat:
     ) -> Path:
         """Write the folder (created if needed; each file replaced atomically): the weights,
         ``config`` under the format tag and version, and ``metrics`` when given."""
-        from safetensors.torch import save
+        from safetensors.torch import save_file
 
         folder = Path(folder)
-        weights = save(dict(state), metadata={"format": self.tag})
-        write_bytes_atomic(folder / self.weights_file, weights)
+        metadata = {"format": self.tag}
+        replace_atomic(
+            folder / self.weights_file, lambda tmp: save_file(dict(state), tmp, metadata=metadata)
+        )
         header = {"format": self.tag, "version": self.version or 1}
         write_json_atomic(folder / self.config_file, {**header, **config})
         if metrics is not None:

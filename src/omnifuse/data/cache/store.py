@@ -12,7 +12,6 @@ could disagree with it. Opening a column reads only the shard headers to build k
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from omnifuse.errors import ConfigError, CorruptInputError, InputNotFoundError
-from omnifuse.fileio import fsync_dir, write_json_atomic
+from omnifuse.fileio import replace_atomic, write_json_atomic
 
 FORMAT = "omnifuse-features/1"
 META_FILE = "cache.json"
@@ -157,10 +156,8 @@ class ColumnStore:
 
     def append(self, rows: list[Row], rejected: dict[str, dict[str, str]]) -> Path:
         """Write one shard holding ``rows`` (and the group's failures) atomically."""
-        self.dir.mkdir(parents=True, exist_ok=True)
         number = self.next_shard
         path = self.dir / shard_name(number)
-        tmp = self.dir / f".{path.name}.tmp"
         metadata = {
             "format": FORMAT,
             "column": self.info.column,
@@ -168,12 +165,8 @@ class ColumnStore:
             "keys": json.dumps([row.key for row in rows]),
             "rejected": json.dumps(rejected, sort_keys=True),
         }
-        save_file(self._tensors(rows), str(tmp), metadata=metadata)
-        os.chmod(tmp, 0o644)
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(self.dir)
+        tensors = self._tensors(rows)
+        replace_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), durable=True)
         for row_number, row in enumerate(rows):
             self.index.setdefault(row.key, (number, row_number))
         self.rejected.update(rejected)
