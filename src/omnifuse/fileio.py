@@ -52,17 +52,18 @@ def replace_atomic(
     durable: bool = False,
     sync_dir: bool = True,
 ) -> None:
-    """Write ``path`` by calling ``write_to`` on a temporary sibling (a path, for writers that
-    open files themselves, such as safetensors) that is then renamed over it; the folder is
-    created if needed. With ``durable`` the file is fsynced before the rename and, unless
-    ``sync_dir`` is False (a caller renaming several files syncs the folder once), the folder
-    after it. Temporary names are unique, so concurrent writers never share one, and look like
-    ``.<name>.<random>.tmp``."""
+    """Write ``path`` by calling ``write_to`` with a fresh temporary sibling path (nothing is
+    there yet: for writers that create their file themselves, such as safetensors) that is then
+    renamed over it; the folder is created if needed. With ``durable`` the file is fsynced
+    before the rename and, unless ``sync_dir`` is False (a caller renaming several files syncs
+    the folder once), the folder after it. Temporary names are unique, so concurrent writers
+    never share one, and look like ``.<name>.<random>.tmp``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        tmp.unlink()  # the unique name is reserved; the writer creates the file
         write_to(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
         if durable:

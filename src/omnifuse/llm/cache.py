@@ -2,17 +2,18 @@
 
 The cache lives in ``$OMNIFUSE_CACHE`` or ``~/.cache/omnifuse``. A file is materialised under an
 exclusive lock (so two processes starting at once do not both write it) into a temporary file in
-the same folder, then moved into place with ``os.replace``: readers see either no file or the
-complete file, never a partial one.
+the same folder, then moved into place (:func:`omnifuse.fileio.replace_atomic`): readers see
+either no file or the complete file, never a partial one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from omnifuse.fileio import replace_atomic
 
 CACHE_ENV = "OMNIFUSE_CACHE"
 
@@ -74,14 +75,5 @@ def materialize(
     with file_lock(target.with_name(target.name + ".lock")):
         if target.is_file() and is_complete(target):
             return target
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            tmp.unlink()
-            write(tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        replace_atomic(target, write)
     return target
