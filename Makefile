@@ -20,7 +20,8 @@ install: system-packages $(VENV)/.installed
 system-packages:
 	@bash scripts/install-system-packages.sh
 
-$(VENV)/bin/python:
+# The Debian packages come first even under `make -j`: a bare image has no venv module.
+$(VENV)/bin/python: | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
 
