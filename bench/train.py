@@ -21,10 +21,7 @@ import argparse
 import math
 import os
 import platform
-import statistics
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -34,6 +31,8 @@ from omnifuse.data.cache import CachedSample, collate_cached
 from omnifuse.models import FusionModel, ModelConfig, build_model
 from omnifuse.train import TrainConfig, train
 from omnifuse.train.schedule import warmup_cosine
+
+from train_parts import Row, align_row, compare, projector_row
 
 DIMS = {"audio": 384, "image": 1280}
 TOKENS = {"audio": 40, "image": 9}
@@ -133,39 +132,15 @@ def run_bare(model: FusionModel, data: Dataset[CachedSample], config: TrainConfi
     return step
 
 
-@dataclass
-class Row:
-    fusion: str
-    steps: int
-    trainer_ms: float
-    bare_ms: float
-    max_weight_diff: float
-
-    @property
-    def ratio(self) -> float:
-        return self.trainer_ms / self.bare_ms
-
-
-def compare(fusion: str, data: Dataset[CachedSample], args: argparse.Namespace) -> Row:
+def fusion_row(fusion: str, data: Dataset[CachedSample], args: argparse.Namespace) -> Row:
     config = train_config(args)
     torch.manual_seed(args.seed)
     initial = {k: v.clone() for k, v in new_model(fusion).state_dict().items()}
-    times: dict[str, list[float]] = {"trainer": [], "bare": []}
-    finals: dict[str, FusionModel] = {}
-    steps = 0
-    for round_ in range(args.rounds + 1):
-        for side, run in (("trainer", run_trainer), ("bare", run_bare)):
-            model = new_model(fusion, initial)
-            started = time.perf_counter()
-            steps = run(model, data, config)
-            if round_ > 0:  # round 0 warms up (imports, allocator, thread pools)
-                times[side].append((time.perf_counter() - started) / steps * 1000.0)
-            finals[side] = model
-    a, b = finals["trainer"].state_dict(), finals["bare"].state_dict()
-    diff = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
-    return Row(
-        fusion, steps, statistics.median(times["trainer"]), statistics.median(times["bare"]), diff
-    )
+    runs = {
+        "trainer": lambda m: run_trainer(m, data, config),
+        "bare": lambda m: run_bare(m, data, config),
+    }
+    return compare(fusion, lambda: new_model(fusion, initial), runs, args.rounds)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -185,12 +160,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{args.rounds} alternating rounds (median ms/step)"
     )
     print(
-        f"{'fusion':14s} {'steps':>6s} {'trainer':>9s} {'bare':>9s} {'ratio':>7s} {'Δweights':>9s}"
+        f"{'model':14s} {'steps':>6s} {'loop':>9s} {'bare':>9s} {'ratio':>7s} {'Δweights':>9s}"
     )
-    for fusion in [f.strip() for f in args.fusions.split(",") if f.strip()]:
-        row = compare(fusion, data, args)
+    rows = [fusion_row(f.strip(), data, args) for f in args.fusions.split(",") if f.strip()]
+    rows += [align_row(args), projector_row(args)]
+    for row in rows:
         print(
-            f"{row.fusion:14s} {row.steps:6d} {row.trainer_ms:8.2f}  {row.bare_ms:8.2f} "
+            f"{row.name:14s} {row.steps:6d} {row.trainer_ms:8.2f}  {row.bare_ms:8.2f} "
             f"{row.ratio:6.3f}× {row.max_weight_diff:9.2e}"
         )
 

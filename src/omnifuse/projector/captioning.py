@@ -47,8 +47,9 @@ class ProjectorPipeline:
         self.device = resolve_device(device)
         self.batch_size = batch_size
         seed = config.cache.seed
+        # frozen feature extractors, in eval mode as the feature cache ran them (no dropout)
         self.encoders: dict[str, Encoder] = {
-            column: build_encoder({**spec, "seed": seed}, device=self.device)
+            column: build_encoder({**spec, "seed": seed}, device=self.device).eval()
             for column, spec in config.encoders.items()
         }
 
