@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from omnifuse.cli.demo.assistant import ask_demo, captioner_demo, transcribe_demo
+from omnifuse.cli.demo.search import align_demo, index_demo
+from omnifuse.cli.demo.serve import serve_demo, vqa_model_demo
+from omnifuse.cli.demo.sweep import sweep_demo
 from omnifuse.cli.render import console, examples_table, summary_table
 from omnifuse.data import builders
 from omnifuse.data.summary import ManifestSummary, summarize_dataset
-from omnifuse.demo.assistant import ask_demo, captioner_demo, transcribe_demo
-from omnifuse.demo.search import align_demo, index_demo
-from omnifuse.demo.serve import serve_demo, vqa_model_demo
-from omnifuse.demo.sweep import sweep_demo
 
 # dataset -> size used by the demo: small enough to build in about a minute on 2 cores
 DEMO_SIZES = {"world": 300, "av-digits": 300, "fashion-mnist": 300, "speech-test": 1000}

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from omnifuse.cli.demo.search import read_rows
 from omnifuse.cli.render import console
-from omnifuse.demo.search import read_rows
 
 CAPTION_CONFIG = "world-caption"
 

@@ -1,4 +1,4 @@
-"""``omnifuse demo``: the main job on the built-in data (``make demo`` runs it)."""
+"""The options of ``omnifuse demo``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,6 @@ def demo(
 ) -> None:
     """The main job on the built-in data: datasets, a fusion sweep, alignment and search, speech
     and the LLM, then the HTTP API and web page on loopback."""
-    from omnifuse.demo import run_demo
+    from omnifuse.cli.demo import run_demo
 
     run_demo(out, seed=seed, serve=serve, port=port, serve_seconds=serve_seconds)
