@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from omnifuse.errors import ConfigError, CorruptInputError, MissingDependencyError
+from omnifuse.errors import CorruptInputError
 from omnifuse.index.base import (
     Hit,
     IndexClosedError,
@@ -37,6 +37,7 @@ from omnifuse.index.base import (
     register_backend,
     write_spec,
 )
+from omnifuse.index.faiss_settings import RUNTIME_KEYS, faiss_module, resolve_config
 from omnifuse.index.files import FolderLock
 from omnifuse.index.filters import Condition, parse_filter, unsatisfiable
 from omnifuse.index.snapshot import (
@@ -48,44 +49,6 @@ from omnifuse.index.snapshot import (
 )
 from omnifuse.index.table import RowTable
 from omnifuse.index.wal import WriteAheadLog, read_records, replay_operations
-
-KIND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "faiss-flat": {},
-    "faiss-hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
-    "faiss-ivf": {"nlist": 0, "nprobe": 16, "train_min": 10_000},
-}
-COMMON_DEFAULTS: dict[str, Any] = {
-    "wal_max_bytes": 256 << 20,
-    "compact_ratio": 0.25,
-    "exact_subset_max": 20_000,
-}
-RUNTIME_KEYS = frozenset({"ef_search", "nprobe", "exact_subset_max"})
-
-
-def faiss_module() -> Any:
-    try:
-        import faiss
-    except ImportError as err:
-        raise MissingDependencyError("FAISS (pip install faiss-cpu)") from err
-    return faiss
-
-
-def resolve_config(backend: str, config: dict[str, Any]) -> dict[str, Any]:
-    """The backend's defaults updated with ``config``; unknown keys and bad values raise."""
-    defaults = {**COMMON_DEFAULTS, **KIND_DEFAULTS[backend]}
-    unknown = sorted(set(config) - set(defaults))
-    if unknown:
-        raise ConfigError(f"{backend}: unknown option(s) {unknown}; known: {sorted(defaults)}")
-    merged = {**defaults, **config}
-    for key, value in merged.items():
-        if key == "compact_ratio":
-            if not isinstance(value, int | float) or not 0 < value <= 1:
-                raise ConfigError(f"{backend}: compact_ratio must be in (0, 1], got {value!r}")
-            continue
-        least = 0 if key == "nlist" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ConfigError(f"{backend}: {key} must be an integer ≥ {least}, got {value!r}")
-    return merged
 
 
 class FaissIndex(VectorIndex):
