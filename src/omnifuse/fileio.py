@@ -77,35 +77,28 @@ def replace_atomic(
         fsync_dir(path.parent)
 
 
-def write_atomic(
-    path: Path,
-    write: Callable[[BinaryIO], object],
-    *,
-    durable: bool = False,
-    sync_dir: bool = True,
-) -> None:
-    """:func:`replace_atomic` for a writer of an open binary file."""
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], **options: bool) -> None:
+    """:func:`replace_atomic` (the same ``durable`` and ``sync_dir`` options) for a writer of an
+    open binary file."""
 
     def write_to(tmp: Path) -> None:
         with tmp.open("wb") as f:
             write(f)
 
-    replace_atomic(path, write_to, durable=durable, sync_dir=sync_dir)
+    replace_atomic(path, write_to, **options)
 
 
-def write_bytes_atomic(
-    path: Path, data: bytes, *, durable: bool = False, sync_dir: bool = True
-) -> None:
-    write_atomic(path, lambda f: f.write(data), durable=durable, sync_dir=sync_dir)
+def write_bytes_atomic(path: Path, data: bytes, **options: bool) -> None:
+    write_atomic(path, lambda f: f.write(data), **options)
 
 
-def write_text_atomic(path: Path, text: str, *, durable: bool = False) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
+def write_text_atomic(path: Path, text: str, **options: bool) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), **options)
 
 
-def write_json_atomic(path: Path, data: Any, *, durable: bool = False) -> None:
+def write_json_atomic(path: Path, data: Any, **options: bool) -> None:
     """``data`` as indented UTF-8 JSON with a final newline."""
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", durable=durable)
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", **options)
 
 
 def json_ready(value: Any) -> Any:
