@@ -79,3 +79,23 @@ def test_usage_errors(tiny_run: AlignResult, tmp_path: Path) -> None:
     result = runner.invoke(app, ["align", "eval", str(tmp_path)])
     assert result.exit_code != 0
     assert "not an aligned model" in str(result.exception)
+
+
+def test_align_a_users_manifest_with_encoders_on_the_command_line(
+    tiny_run: AlignResult, tiny_world: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "mine"
+    args = ["align", "--data", str(tiny_world / "scenes.jsonl"), "--out", str(out)]
+    args += ["--encoder", "caption=minilm", "--encoder", "image=cnn-image"]
+    args += ["--encoder", "image.image_size=32", "--encoder", "image.channels=[16]"]
+    args += ["--encoder", "caption_audio=logmel-cnn", "--group-by", "caption"]
+    args += ["--set", "train.epochs=2", "--set", f"cache.dir={_cache_of(tiny_run)}"]
+    args += ["--set", "head.dim=32", "--set", "head.hidden=64", "--set", "head.pool=mean"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["pairs"] == [["caption", "image"]]
+    assert config["bind"] == [{"column": "caption_audio", "anchor": "caption"}]
+    assert "audio→image" in result.output
+    bad = runner.invoke(app, ["align", "--data", str(tmp_path / "none.jsonl"), "-o", str(out)])
+    assert "neither a built-in recipe" in str(bad.exception)

@@ -18,7 +18,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from omnifuse.cli.options import Overrides, recipe_option
+from omnifuse.cli.options import Overrides, parse_encoder_options, recipe_option
 from omnifuse.cli.render import console
 
 if TYPE_CHECKING:
@@ -39,7 +39,22 @@ def align(
     config: Annotated[str | None, recipe_option("world-align")] = None,
     data: Annotated[
         str | None,
-        typer.Option(help="Instead of --config: the built-in recipe of world or fashion-mnist."),
+        typer.Option(
+            help="Instead of --config: the built-in recipe of world or fashion-mnist, or a "
+            "manifest (.jsonl/.csv) of your own with --encoder."
+        ),
+    ] = None,
+    encoder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encoder",
+            help="With a manifest: COLUMN=NAME; the first two columns are aligned, any further "
+            "one is bound to the first. Repeatable.",
+        ),
+    ] = None,
+    group_by: Annotated[
+        str | None,
+        typer.Option(help="With a manifest: rows with equal values here are positives."),
     ] = None,
     size: Annotated[int, typer.Option(min=1, help="With --data: dataset size.")] = 400,
     seed: Annotated[int, typer.Option(help="With --data: data and training seed.")] = 0,
@@ -51,7 +66,8 @@ def align(
     """Train projection heads into one space; writes the model folder, prints retrieval."""
     if ctx.invoked_subcommand is not None:
         return
-    parsed = _config(config, data, size, seed, overrides or [])
+    manifest = {"encoders": parse_encoder_options(encoder or []), "group_by": group_by}
+    parsed = _config(config, data, size, seed, overrides or [], manifest)
     folder = out or (Path(parsed.output) if parsed.output else None)
     if folder is None:
         raise typer.BadParameter("give --out (the config has no 'output')", param_hint="--out")
@@ -71,17 +87,25 @@ def align(
 
 
 def _config(
-    config: str | None, data: str | None, size: int, seed: int, overrides: Sequence[str]
+    config: str | None,
+    data: str | None,
+    size: int,
+    seed: int,
+    overrides: Sequence[str],
+    manifest: Mapping[str, Any],
 ) -> AlignConfig:
     from omnifuse.align.config import AlignConfig, read_align_config
-    from omnifuse.align.presets import preset
+    from omnifuse.align.presets import PRESETS, manifest_recipe, preset
     from omnifuse.config import apply_overrides
 
     if (config is None) == (data is None):
         raise typer.BadParameter("give either --config FILE or --data NAME", param_hint="--config")
     if config is not None:
         return read_align_config(config, overrides)
-    recipe = preset(str(data), size=size, seed=seed)
+    if data in PRESETS:
+        recipe = preset(str(data), size=size, seed=seed)
+    else:
+        recipe = manifest_recipe(Path(str(data)), seed=seed, **manifest)
     return AlignConfig.from_dict(apply_overrides(recipe, overrides))
 
 
