@@ -42,15 +42,8 @@ from typing import Any
 import yaml
 
 from omnifuse.align.heads import HEAD_KINDS, POOLS
-from omnifuse.config import (
-    CacheSection,
-    DataSection,
-    check_keys,
-    encoder_entries,
-    mapping,
-    read_config_file,
-    section,
-)
+from omnifuse.config import CacheSection, DataSection, read_config_file
+from omnifuse.config.schema import check_keys, encoder_entries, mapping, section
 from omnifuse.errors import ConfigError
 from omnifuse.train.config import TrainConfig
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -99,3 +100,14 @@ def recipe_option(example: str) -> Any:
     return typer.Option(
         "--config", "-c", help=f"A packaged recipe name ({example}) or a YAML/JSON file."
     )
+
+
+OutputFolder = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Model folder (overrides 'output').")
+]
+"""The ``--output`` option of the training commands."""
+
+
+def recipe_overrides(overrides: Sequence[str] | None, output: Path | None) -> list[str]:
+    """The ``--set`` entries, with ``--output`` as the last one when given."""
+    return [*(overrides or []), *([f"output={output}"] if output is not None else [])]

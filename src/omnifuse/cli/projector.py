@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from omnifuse.cli.options import Overrides, recipe_option
+from omnifuse.cli.options import OutputFolder, Overrides, recipe_option, recipe_overrides
 from omnifuse.cli.render import console
 
 app = typer.Typer(
@@ -25,19 +25,14 @@ SCORES = ("count", "exact_match", "accuracy", "bleu4", "rouge_l", "cider")
 def train(
     config: Annotated[str, recipe_option("world-caption")],
     overrides: Overrides = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Model folder (overrides 'output').")
-    ] = None,
+    output: OutputFolder = None,
 ) -> None:
     """Train a projector as the run file says; prints the validation and test scores."""
     import json
 
     from omnifuse.projector import read_projector_config, train_projector
 
-    settings = list(overrides or [])
-    if output is not None:
-        settings.append(f"output={output}")
-    folder = train_projector(read_projector_config(config, settings))
+    folder = train_projector(read_projector_config(config, recipe_overrides(overrides, output)))
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     for split in ("val", "test"):
         if split in metrics:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
-import typer
 from rich.table import Table
 
-from omnifuse.cli.options import Overrides, recipe_option
+from omnifuse.cli.options import OutputFolder, Overrides, recipe_option, recipe_overrides
 from omnifuse.cli.render import console
 
 SCALARS = (
@@ -33,17 +31,12 @@ SCALARS = (
 def train(
     config: Annotated[str, recipe_option("av-digits-concat")],
     overrides: Overrides = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Model folder (overrides 'output').")
-    ] = None,
+    output: OutputFolder = None,
 ) -> None:
     """Train a fusion model as the run file says; writes the model folder and prints its metrics."""
     from omnifuse.train.recipe import read_run_config, run
 
-    settings = list(overrides or [])
-    if output is not None:
-        settings.append(f"output={output}")
-    outcome = run(read_run_config(config, settings))
+    outcome = run(read_run_config(config, recipe_overrides(overrides, output)))
     for split in ("val", "test"):
         if split in outcome.metrics:
             console.print(metrics_table(outcome.metrics[split], title=f"{split} metrics"))

@@ -28,15 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omnifuse.config import (
-    CacheSection,
-    DataSection,
-    check_keys,
-    encoder_entries,
-    mapping,
-    read_config_file,
-    section,
-)
+from omnifuse.config import CacheSection, DataSection, read_config_file
+from omnifuse.config.schema import check_keys, encoder_entries, mapping, section
 from omnifuse.errors import ConfigError
 from omnifuse.projector.decoder import DecoderConfig
 from omnifuse.projector.lm import LM_KINDS

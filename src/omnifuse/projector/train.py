@@ -18,7 +18,6 @@ model folder.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -46,7 +45,7 @@ from omnifuse.projector.evaluate import generate_texts, score_texts
 from omnifuse.projector.lm import BuiltinLM, FrozenLM, load_frozen_lm
 from omnifuse.projector.model import ProjectorLM, SoftPrompt
 from omnifuse.projector.pretrain import pretrain_decoder
-from omnifuse.train.loop import Objective, decay_groups, torch_threads
+from omnifuse.train.loop import DataObjective, decay_groups, torch_threads
 from omnifuse.train.loop import fit as fit_loop
 
 PROJECTOR_FOLDER = FolderFormat("omnifuse-projector", "projector")
@@ -97,9 +96,11 @@ def batch_loss(model: ProjectorLM, batch: ProjectorBatch, device: torch.device) 
     return model.loss(features, present, prompts, targets)
 
 
-class ProjectorObjective(Objective):
+class ProjectorObjective(DataObjective):
     """The soft-prompt side of a projector LM for the training loop: the target tokens'
     cross-entropy, scored by the validation split's mean loss."""
+
+    model: ProjectorLM
 
     def __init__(
         self,
@@ -108,22 +109,13 @@ class ProjectorObjective(Objective):
         val_data: ProjectorDataset | None,
         config: ProjectorTrainConfig,
     ) -> None:
-        self.model, self.train_data, self.val_data, self.config = (
-            model,
-            train_data,
-            val_data,
-            config,
-        )
-        self.device = resolve_device(config.device)
+        super().__init__(model, train_data, val_data, config)
         model.move(self.device)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         if not any(p.requires_grad for p in self.model.parameters()):
             raise ConfigError("the projector has no trainable parameters")
         return decay_groups(self.model.parameters(), self.config.weight_decay)
-
-    def batch_count(self) -> int:
-        return math.ceil(len(self.train_data) / self.config.batch_size)
 
     def batches(self, epoch: int) -> Iterable[ProjectorBatch]:
         return DataLoader(
@@ -136,9 +128,6 @@ class ProjectorObjective(Objective):
 
     def loss(self, batch: ProjectorBatch) -> torch.Tensor:
         return batch_loss(self.model, batch, self.device)
-
-    def train_mode(self) -> None:
-        self.model.train()
 
     def validate(self) -> dict[str, Any] | None:
         if self.val_data is None or not len(self.val_data):

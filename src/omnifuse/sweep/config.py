@@ -70,8 +70,8 @@ DATASETS: dict[str, DataSpec] = {
         columns=("image", "question_audio"),
         target="answer",
         encoders={
-            "image": {"name": "effnet-lite0", "image_size": 128},
-            "question_audio": {"name": "whisper-tiny-en", "pad_to_30s": False},
+            "image": {**MODALITY_ENCODERS["image"], "image_size": 128},
+            "question_audio": MODALITY_ENCODERS["audio"],
         },
         size=800,
         builder_options={"video_clips": 1},

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omnifuse.encoders.base import resolve_device
 from omnifuse.errors import ConfigError
 from omnifuse.progress import track
 from omnifuse.tasks.base import higher_is_better
@@ -36,7 +37,14 @@ from omnifuse.train.config import RESUMABLE_CHANGES, TrainConfig, TrainingError,
 from omnifuse.train.log import MetricsLog
 from omnifuse.train.schedule import warmup_cosine
 
-__all__ = ["Objective", "decay_groups", "fit", "seed_everything", "torch_threads"]
+__all__ = [
+    "DataObjective",
+    "Objective",
+    "decay_groups",
+    "fit",
+    "seed_everything",
+    "torch_threads",
+]
 
 
 class Objective:
@@ -85,6 +93,26 @@ class Objective:
     def settings(self) -> dict[str, Any]:
         """What, besides the training config, must not change between a run and its resumption."""
         return {}
+
+
+class DataObjective(Objective):
+    """An objective over a training set (batched by ``config.batch_size``) and an optional
+    validation set, on the device the config names."""
+
+    def __init__(
+        self, model: nn.Module, train_data: Any, val_data: Any | None, config: TrainConfig
+    ) -> None:
+        self.model = model
+        self.train_data = train_data
+        self.val_data = val_data
+        self.config = config
+        self.device = resolve_device(config.device)
+
+    def batch_count(self) -> int:
+        return math.ceil(len(self.train_data) / self.config.batch_size)
+
+    def train_mode(self) -> None:
+        self.model.train()
 
 
 def seed_everything(seed: int) -> None:

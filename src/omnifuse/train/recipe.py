@@ -5,6 +5,7 @@ save the model folder."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,16 +45,11 @@ def run(config: RunConfig) -> RunOutcome:
     manifest_path = prepare_data(config)
     manifest = load_manifest(manifest_path)
     _check_columns(config, manifest)
-    target = config.target
-    classes = config.model.classes or infer_classes(config.model.task, manifest, target)
-    splits = dict(config.data.splits)
-    model_fields = config.model.fields()
+    classes = config.model.classes or infer_classes(config.model.task, manifest, config.target)
     if config.cache is None:
-        model, sets = _end_to_end(config, manifest, model_fields, classes, target, splits)
+        model, sets = _end_to_end(config, manifest, classes)
     else:
-        model, sets = _cached(
-            config, manifest_path, manifest, model_fields, classes, target, splits
-        )
+        model, sets = _cached(config, manifest_path, manifest, classes)
     train_config = config.train
     if train_config.log_dir is None:
         train_config = TrainConfig(**{**train_config.to_dict(), "log_dir": str(config.output)})
@@ -111,81 +107,82 @@ def infer_classes(task: str, manifest: Manifest, target: str) -> list[str]:
     return list(factory.infer_classes(values))  # type: ignore[attr-defined]
 
 
-def _roles(manifest: Manifest, splits: dict[str, str]) -> dict[str, str | None]:
-    """Dataset role → split value; a manifest without a split column trains on everything."""
+def _model_config(
+    config: RunConfig,
+    modalities: dict[str, int],
+    encoders: dict[str, dict[str, Any]],
+    classes: list[str],
+    *,
+    end_to_end: bool,
+) -> ModelConfig:
+    """The run's model section completed by what the data and the encoders say."""
+    return ModelConfig.from_dict(
+        {
+            **config.model.fields(),
+            "modalities": modalities,
+            "encoders": encoders,
+            "classes": classes,
+            "target": config.target,
+            "end_to_end": end_to_end,
+        }
+    )
+
+
+def _split_sets(
+    config: RunConfig, manifest: Manifest, make: Callable[[str, str | None], Any]
+) -> dict[str, Any]:
+    """Dataset role → ``make(role, split value)``; a manifest without a split column trains on
+    everything, and an empty val or test split is left out."""
     if manifest.schema.split is None:
-        return {"train": None}
-    return dict(splits)
+        return {"train": make("train", None)}
+    sets = {}
+    for role, split in config.data.splits.items():
+        data = make(role, split)
+        if len(data) or role == "train":
+            sets[role] = data
+    return sets
 
 
 def _cached(
-    config: RunConfig,
-    manifest_path: Path,
-    manifest: Manifest,
-    model_fields: dict[str, Any],
-    classes: list[str],
-    target: str,
-    splits: dict[str, str],
+    config: RunConfig, manifest_path: Path, manifest: Manifest, classes: list[str]
 ) -> tuple[FusionModel, dict[str, Any]]:
     from omnifuse.data.cache import CachedFeatureDataset, FeatureCache
 
     cache = config.cache or CacheSection()
     cache_dir = Path(cache.dir) if cache.dir else default_cache_dir(config.output, manifest_path)
     encode_columns(manifest_path, config.encoders, cache, cache_dir)
-    seed = cache.seed
     features = FeatureCache(cache_dir)
     columns = list(config.encoders)
-    model_config = ModelConfig.from_dict(
-        {
-            **model_fields,
-            "modalities": {c: features.info(c).dim for c in columns},
-            "encoders": {c: {**s, "seed": seed} for c, s in config.encoders.items()},
-            "classes": classes,
-            "target": target,
-            "end_to_end": False,
-        }
+    modalities = {c: features.info(c).dim for c in columns}
+    encoders = {c: {**s, "seed": cache.seed} for c, s in config.encoders.items()}
+    model = build_model(_model_config(config, modalities, encoders, classes, end_to_end=False))
+    sets = _split_sets(
+        config,
+        manifest,
+        lambda _, split: CachedFeatureDataset(features, manifest, columns, split=split),
     )
-    model = build_model(model_config)
-    sets = {}
-    for role, split in _roles(manifest, splits).items():
-        data = CachedFeatureDataset(features, manifest, columns, split=split)
-        if len(data) or role == "train":
-            sets[role] = data
     return model, sets
 
 
 def _end_to_end(
-    config: RunConfig,
-    manifest: Manifest,
-    model_fields: dict[str, Any],
-    classes: list[str],
-    target: str,
-    splits: dict[str, str],
+    config: RunConfig, manifest: Manifest, classes: list[str]
 ) -> tuple[FusionModel, dict[str, Any]]:
     seed = config.train.seed
     specs = {c: {"seed": seed, **s} for c, s in config.encoders.items()}
     built = {c: build_encoder(s) for c, s in specs.items()}
-    model_config = ModelConfig.from_dict(
-        {
-            **model_fields,
-            "modalities": {c: e.dim for c, e in built.items()},
-            "encoders": specs,
-            "classes": classes,
-            "target": target,
-            "end_to_end": True,
-        }
-    )
+    modalities = {c: e.dim for c, e in built.items()}
+    model_config = _model_config(config, modalities, specs, classes, end_to_end=True)
     model = build_model(model_config, encoders=built)
     augment = Augmenter(config.augment) if config.augment is not None else None
-    sets = {}
-    for role, split in _roles(manifest, splits).items():
-        data = RawDataset.from_manifest(
+    sets = _split_sets(
+        config,
+        manifest,
+        lambda role, split: RawDataset.from_manifest(
             manifest,
             model,
             split=split,
             augment=augment if role == "train" else None,
             seed=seed,
-        )
-        if len(data) or role == "train":
-            sets[role] = data
+        ),
+    )
     return model, sets

@@ -15,7 +15,6 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from omnifuse.data.cache import CachedFeatureDataset
-from omnifuse.encoders.base import resolve_device
 from omnifuse.errors import ConfigError
 from omnifuse.models.folder import model_state
 from omnifuse.models.fusion_model import FusionModel, to_device
@@ -29,14 +28,16 @@ from omnifuse.models.inference import (
 from omnifuse.models.raw import RawDataset
 from omnifuse.train.checkpoint import has_checkpoint
 from omnifuse.train.config import TrainConfig, TrainingError, TrainResult
-from omnifuse.train.loop import Objective, fit, seed_everything
+from omnifuse.train.loop import DataObjective, fit, seed_everything
 from omnifuse.train.modality_dropout import drop_modalities
 
 __all__ = ["FusionObjective", "TrainConfig", "TrainResult", "evaluate", "seed_everything", "train"]
 
 
-class FusionObjective(Objective):
+class FusionObjective(DataObjective):
     """A fusion model's batches, loss and validation for the training loop."""
+
+    model: FusionModel
 
     def __init__(
         self,
@@ -45,13 +46,7 @@ class FusionObjective(Objective):
         val_data: Dataset[Any] | None,
         config: TrainConfig,
     ) -> None:
-        self.model, self.train_data, self.val_data, self.config = (
-            model,
-            train_data,
-            val_data,
-            config,
-        )
-        self.device = resolve_device(config.device)
+        super().__init__(model, train_data, val_data, config)
         model.to(self.device)
         self.targets = Targets(model.task, model.config.target, dataset_records(train_data))
         self.drop_p = (
@@ -63,9 +58,6 @@ class FusionObjective(Objective):
     def parameter_groups(self) -> list[dict[str, Any]]:
         return parameter_groups(self.model, self.config)
 
-    def batch_count(self) -> int:
-        return -(-len(self.train_data) // self.config.batch_size)  # type: ignore[arg-type]
-
     def batches(self, epoch: int) -> Iterable[Any]:
         _set_epoch(self.train_data, epoch)
         return loader(
@@ -76,9 +68,6 @@ class FusionObjective(Objective):
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
         )
-
-    def train_mode(self) -> None:
-        self.model.train()
 
     def loss(self, batch: Any) -> torch.Tensor:
         y = to_device(self.targets.of(batch), self.device)
