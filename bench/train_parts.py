@@ -81,7 +81,9 @@ def align_split(count: int, seed: int) -> SplitData:
     g = torch.Generator().manual_seed(seed)
     latent = torch.randn(count, 32, generator=g)
     features = {
-        c: ColumnFeatures(latent @ torch.randn(32, d, generator=g) + torch.randn(count, d, generator=g))
+        c: ColumnFeatures(
+            latent @ torch.randn(32, d, generator=g) + torch.randn(count, d, generator=g)
+        )
         for c, d in ALIGN_DIMS.items()
     }
     names = [f"r{i}" for i in range(count)]
@@ -92,7 +94,9 @@ def align_model(seed: int) -> AlignedModel:
     torch.manual_seed(seed)
     kinds = {"t": "text", "i": "image"}
     specs = {
-        kinds[c]: ModalitySpec(c, {"name": "unused"}, HeadSpec(d, 256, hidden=512, dropout=0.1))
+        kinds[c]: ModalitySpec(
+            c, {"name": "unused"}, HeadSpec(input_dim=d, dim=256, hidden=512, dropout=0.1)
+        )
         for c, d in ALIGN_DIMS.items()
     }
     return AlignedModel(specs, [scale_key("t", "i")])
@@ -130,7 +134,9 @@ def align_row(args: argparse.Namespace) -> Row:
     def steps_per(split: SplitData) -> int:
         return len(random_batches(len(split), settings.batch_size, np.random.default_rng(0)))
 
-    return compare("aligner", lambda: align_model(args.seed), {"trainer": loop, "bare": bare}, args.rounds)
+    return compare(
+        "aligner", lambda: align_model(args.seed), {"trainer": loop, "bare": bare}, args.rounds
+    )
 
 
 # --- the projector: a soft prompt into the built-in decoder, on synthetic features ------------

@@ -39,7 +39,9 @@ def _model(locked: tuple[str, ...] = ()) -> AlignedModel:
     kinds = {"t": "text", "i": "image", "a": "audio"}
     specs = {
         kinds[c]: ModalitySpec(
-            c, {"name": "unused"}, HeadSpec(dim, 16, hidden=32, dropout=0.0, locked=c in locked)
+            c,
+            {"name": "unused"},
+            HeadSpec(input_dim=dim, dim=16, hidden=32, dropout=0.0, locked=c in locked),
         )
         for c, dim in DIM_IN.items()
     }
@@ -139,7 +141,9 @@ def test_neighbour_batches_group_close_items() -> None:
 
 def test_attention_head_ignores_padding() -> None:
     torch.manual_seed(0)
-    head = ProjectionHead(HeadSpec(6, 4, pool="attention", queries=2, dropout=0.0)).eval()
+    head = ProjectionHead(
+        HeadSpec(input_dim=6, dim=4, pool="attention", queries=2, dropout=0.0)
+    ).eval()
     tokens = torch.randn(2, 5, 6)
     mask = torch.tensor([[True, True, True, False, False], [True] * 5])
     garbage = tokens.clone()

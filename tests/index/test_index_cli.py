@@ -27,8 +27,12 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 def aligned_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small aligned model (seeded trainable encoders, untrained heads) saved as a folder."""
     specs = {
-        "text": ModalitySpec("caption", {"name": "gru-text", "seed": 0}, HeadSpec(128, 24)),
-        "image": ModalitySpec("image", {"name": "cnn-image", "seed": 0}, HeadSpec(128, 24)),
+        "text": ModalitySpec(
+            "caption", {"name": "gru-text", "seed": 0}, HeadSpec(input_dim=128, dim=24)
+        ),
+        "image": ModalitySpec(
+            "image", {"name": "cnn-image", "seed": 0}, HeadSpec(input_dim=128, dim=24)
+        ),
     }
     return save_aligned(AlignedModel(specs), tmp_path_factory.mktemp("aligned") / "model")
 

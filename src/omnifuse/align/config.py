@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from omnifuse.align.heads import HEAD_KINDS, POOLS
+from omnifuse.align.heads import HeadConfig
 from omnifuse.config import CacheSection, DataSection, read_config_file
 from omnifuse.config.schema import check_keys, encoder_entries, mapping, section
 from omnifuse.errors import ConfigError
@@ -57,27 +57,6 @@ class AlignData(DataSection):
 
     group_by: str | None = None
     exclude: dict[str, list[Any]] = field(default_factory=dict)
-
-
-@dataclass
-class HeadConfig:
-    """Projection-head settings (see :mod:`omnifuse.align.heads`)."""
-
-    dim: int = 256
-    kind: str = "mlp"
-    hidden: int = 512
-    pool: str = "mean"
-    queries: int = 4
-    max_tokens: int = 512
-    stride: int = 1
-    dropout: float = 0.1
-    locked: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kind not in HEAD_KINDS:
-            raise ConfigError(f"head.kind {self.kind!r} is not one of {HEAD_KINDS}")
-        if self.pool not in POOLS:
-            raise ConfigError(f"head.pool {self.pool!r} is not one of {POOLS}")
 
 
 @dataclass

@@ -24,11 +24,13 @@ POOLS = ("mean", "attention")
 
 
 @dataclass(frozen=True)
-class HeadSpec:
-    """The shape of one head (what ``config.json`` stores to rebuild it)."""
+class HeadConfig:
+    """Projection-head settings: output ``dim``; ``kind`` linear or a 2-layer MLP of
+    ``hidden`` units; ``pool`` the encoder's pooled vector (mean) or learned multi-query
+    attention over its tokens (``queries``, at most ``max_tokens`` tokens averaged over runs of
+    ``stride``); ``dropout``; ``locked`` heads never learn (LiT)."""
 
-    input_dim: int
-    dim: int
+    dim: int = 256
     kind: str = "mlp"
     hidden: int = 512
     pool: str = "mean"
@@ -40,18 +42,31 @@ class HeadSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in HEAD_KINDS:
-            raise ConfigError(f"head kind {self.kind!r} is not one of {HEAD_KINDS}")
+            raise ConfigError(f"head.kind {self.kind!r} is not one of {HEAD_KINDS}")
         if self.pool not in POOLS:
-            raise ConfigError(f"pool {self.pool!r} is not one of {POOLS}")
-        for name in ("input_dim", "dim", "hidden", "queries", "max_tokens", "stride"):
+            raise ConfigError(f"head.pool {self.pool!r} is not one of {POOLS}")
+        for name in ("dim", "hidden", "queries", "max_tokens", "stride"):
             if int(getattr(self, name)) < 1:
-                raise ConfigError(f"head {name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"head.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"head.dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def uses_tokens(self) -> bool:
         return self.pool == "attention"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeadSpec(HeadConfig):
+    """The shape of one head (what ``config.json`` stores to rebuild it): its settings and the
+    size of the features it reads."""
+
+    input_dim: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if int(self.input_dim) < 1:
+            raise ConfigError(f"head input_dim must be at least 1, got {self.input_dim}")
 
 
 class AttentionPool(nn.Module):

@@ -10,7 +10,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from omnifuse.cli.options import OutputFolder, Overrides, recipe_option, recipe_overrides
+from omnifuse.cli.options import (
+    OutputFolder,
+    Overrides,
+    parse_encoder_options,
+    recipe_option,
+    recipe_overrides,
+)
 from omnifuse.cli.render import console
 
 app = typer.Typer(
@@ -26,13 +32,34 @@ def train(
     config: Annotated[str, recipe_option("world-caption")],
     overrides: Overrides = None,
     output: OutputFolder = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A manifest of your own instead of the recipe's data."),
+    ] = None,
+    encoder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encoder", help="With --data: COLUMN=NAME (or COLUMN.key=value); repeatable."
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="With --data: the text column to generate.")
+    ] = None,
 ) -> None:
-    """Train a projector as the run file says; prints the validation and test scores."""
+    """Train a projector as the run file says (on your own manifest with --data); prints the
+    validation and test scores."""
     import json
 
     from omnifuse.projector import read_projector_config, train_projector
 
-    folder = train_projector(read_projector_config(config, recipe_overrides(overrides, output)))
+    settings = recipe_overrides(overrides, output)
+    if data is not None:
+        settings.append(f"data={json.dumps({'manifest': str(data)})}")
+    if encoder:
+        settings.append(f"encoders={json.dumps(parse_encoder_options(encoder))}")
+    if target is not None:
+        settings.append(f"target={json.dumps(target)}")
+    folder = train_projector(read_projector_config(config, settings))
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     for split in ("val", "test"):
         if split in metrics:
