@@ -249,3 +249,20 @@ def test_lm_corpus_holds_training_text_only(world: Path) -> None:
     assert sorted(bag) == sorted({w for w in first.replace(",", " ").replace(":", " ").split()})
     config.lm.keyword_context = False
     assert not any(" : " in t for t in lm_corpus(config, load_manifest(world / "scenes.jsonl")))
+
+
+def test_projector_train_on_a_users_manifest(world: Path, tmp_path: Path) -> None:
+    """--data, --encoder and --target replace the recipe's data, encoders and target."""
+    out = tmp_path / "mine"
+    config = run_config(
+        world, out, data={"manifest": str(tmp_path / "absent.jsonl")}, target="absent"
+    )
+    folder = train_cli(
+        config,
+        *("--data", str(world / "scenes.jsonl"), "--target", "caption"),
+        *("--encoder", "image=effnet-lite0", "--encoder", "image.image_size=64"),
+    )
+    stored = json.loads((folder / "config.json").read_text())["config"]
+    assert stored["data"]["manifest"] == str(world / "scenes.jsonl")
+    assert stored["target"] == "caption"
+    assert stored["encoders"] == {"image": {"name": "effnet-lite0", "image_size": 64}}
