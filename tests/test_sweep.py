@@ -173,6 +173,10 @@ def test_a_manifest_path_sweeps_like_the_built_in_name(
     for name in ("concat", "late-mean", "audio only", "image only"):
         assert float(rows[name]["accuracy"]) == pytest.approx(expected[name], abs=1e-9), name
     assert rows["concat"]["shapley_audio"] and rows["concat"]["only_image"]
+    # the folder is a built-in av-digits: its per-fusion settings come with it
+    mine = tiny_config(tmp_path, data=str(data_dir / "manifest.jsonl"), fusions=["all"])
+    lrtf = next(s for s in strategies_for(mine) if s.fusion == "low-rank-tensor")
+    assert lrtf.fusion_cfg["rank"] == 40 and lrtf.head_cfg == {"hidden": 100}
 
 
 def test_sweep_data_errors_name_the_problem(tmp_path: Path) -> None:

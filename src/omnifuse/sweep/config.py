@@ -305,7 +305,21 @@ def manifest_spec(path: Path, target: str | None, columns: Sequence[str]) -> Dat
         columns=chosen,
         target=label,
         encoders={c: dict(MODALITY_ENCODERS[kind]) for c, kind in kinds.items()},
+        overrides=_built_in_overrides(manifest, chosen),
     )
+
+
+def _built_in_overrides(manifest: Path, columns: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """A manifest that a built-in dataset wrote (its folder's ``dataset.json`` names it) with
+    that dataset's columns gets the dataset's per-fusion settings, as the built-in name does."""
+    if not (manifest.parent / "dataset.json").is_file():
+        return {}
+    built = DatasetInfo.read(manifest.parent).name
+    for spec in DATASETS.values():
+        same_data = (spec.builder, spec.manifest) == (built, manifest.name)
+        if same_data and tuple(sorted(spec.columns)) == columns:
+            return spec.overrides
+    return {}
 
 
 def _manifest_in(folder: Path) -> Path:
