@@ -3,32 +3,30 @@ API with the web page on loopback, serving everything the demo trained."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from omnifuse.cli.render import console
 
 VQA_MODEL = "world-vqa"
+VQA_RECIPE = "demo-vqa"
 
 
 def vqa_model_demo(world: Path, out: Path, *, seed: int) -> Path:
     """A gated-fusion answer classifier over image + question (cached features); the web page
     shows its modality contributions. Returns the folder of model folders."""
-    from omnifuse.train.recipe import RunConfig, run
+    from omnifuse.train.recipe import read_run_config, run
 
     models = out / "models"
-    config = RunConfig.from_dict(
-        {
-            "data": {"manifest": str(world / "vqa.jsonl"), "target": "answer"},
-            "encoders": {
-                "image": {"name": "effnet-lite0", "image_size": 128},
-                "question": {"name": "minilm"},
-            },
-            "cache": {"dir": str(out / "cache"), "batch_size": 32},
-            "model": {"task": "vqa", "fusion": "gated", "head": "classifier"},
-            "train": {"epochs": 15, "batch_size": 32, "seed": seed},
-            "output": str(models / VQA_MODEL),
-        }
+    config = read_run_config(
+        VQA_RECIPE,
+        [
+            f"data.manifest={json.dumps(str(world / 'vqa.jsonl'))}",
+            f"cache.dir={json.dumps(str(out / 'cache'))}",
+            f"train.seed={seed}",
+            f"output={json.dumps(str(models / VQA_MODEL))}",
+        ],
     )
     console.print(f"[bold]fusion model[/] for /v1/predict: world VQA (gated) → {models}")
     start = time.perf_counter()
