@@ -150,7 +150,7 @@ class SlowLLM(LLM):
 
     name = SLOW_LLM
 
-    def __init__(self, **cfg: object) -> None:
+    def __init__(self, **cfg: Any) -> None:
         self.inner = create_llm(**cfg)
 
     def stream(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[str]:
