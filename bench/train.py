@@ -1,17 +1,21 @@
-"""Trainer overhead: ``omnifuse.train.train`` against a bare PyTorch loop, in one run.
+"""Overhead of the one training loop (``omnifuse.train.loop.fit``) against bare PyTorch loops,
+in one run.
 
-Both sides train the same fusion model from the same initial weights on the same batches of
-cached-style features (a synthetic set shaped like av-digits: 40 audio tokens of 384 features,
-9 image tokens of 1280), with the same optimizer (AdamW, weight decay on matrices only), the same
-warmup-cosine schedule, the same gradient clipping and the same number of steps. The bare loop is
-what a user would write by hand: a ``DataLoader`` with ``collate_cached``, forward, the model's
-loss, backward, clip, step. After one untimed warm-up pair, runs alternate (trainer, bare,
-trainer, bare, ...) and each side keeps its median time per step; the ratio trainer / bare is
-the trainer's overhead (goal ≤ 1.1×). Because the two runs see the same random numbers in the
-same order, their final weights must agree: the script prints the largest difference, which
-shows that both did the same work.
+Fusion rows: ``omnifuse.train.train`` and a hand-written loop train the same fusion model from
+the same initial weights on the same batches of cached-style features (a synthetic set shaped
+like av-digits: 40 audio tokens of 384 features, 9 image tokens of 1280), with the same optimizer
+(AdamW, weight decay on matrices only), warmup-cosine schedule, gradient clipping and number of
+steps; the bare loop is a ``DataLoader`` with ``collate_cached``, forward, the model's loss,
+backward, clip, step. The ``aligner`` row runs one CLIP stage of :mod:`omnifuse.align`
+(``fit_stage``, which writes ``metrics.jsonl`` and TensorBoard events as every alignment does)
+against the same stage written by hand; the ``projector`` row trains a soft prompt into a frozen
+built-in decoder (``omnifuse.projector.train.fit``) against a hand-written loop (see
+``train_parts.py``). After one untimed warm-up pair, runs alternate (loop, bare, loop, bare, ...)
+and each side keeps its median time per optimizer step; the ratio loop / bare is the loop's
+overhead (goal ≤ 1.1×). Both sides of a row see the same random numbers in the same order, so
+their final weights must agree: ``Δweights`` is the largest difference.
 
-    python bench/train.py                      # about three minutes on 2 cores
+    python bench/train.py                      # about four minutes on 2 cores
     python bench/train.py --fusions concat --rounds 2 --epochs 2
 """
 
@@ -31,7 +35,6 @@ from omnifuse.data.cache import CachedSample, collate_cached
 from omnifuse.models import FusionModel, ModelConfig, build_model
 from omnifuse.train import TrainConfig, train
 from omnifuse.train.schedule import warmup_cosine
-
 from train_parts import Row, align_row, compare, projector_row
 
 DIMS = {"audio": 384, "image": 1280}
