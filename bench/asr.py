@@ -33,6 +33,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from benchkit import markdown_table
 from omnifuse.data.builders import build
 from omnifuse.eval.text_metrics import wer
 from omnifuse.speech.asr import create_asr
@@ -133,8 +134,8 @@ def table(runs: list[Run], refs: list[str], audio_s: float, sources: list[str]) 
     by_name = {r.engine.name: r for r in runs}
     kinds = sorted(set(sources))
     head = ["engine", "WER", *[f"WER {k}" for k in kinds], "time s", "RTF", "× real time"]
-    lines = ["| " + " | ".join([*head, "vs reference"]) + " |"]
-    lines.append("|---|" + "---:|" * (len(head) + 0))
+    head.append("vs reference")
+    body = []
     for run in runs:
         per_kind = []
         for kind in kinds:
@@ -152,8 +153,8 @@ def table(runs: list[Run], refs: list[str], audio_s: float, sources: list[str]) 
             f"{1 / rtf:.1f}",
             speed,
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return markdown_table(head, body, "l" + "r" * (len(head) - 1))
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from benchkit import markdown_table
 from omnifuse.data.cache import CachedFeatureDataset, FeatureCache
 from omnifuse.data.manifest import load_manifest
 from omnifuse.eval.text_metrics import caption_report
@@ -131,7 +132,7 @@ def evaluate(task: str, config_path: Path, folder: Path, overrides: Sequence[str
 
 def table(rows: Sequence[Row]) -> str:
     head = ["task", "method", "BLEU-4", "ROUGE-L", "CIDEr-D", "CIDEr ratio", "s/item", "train s"]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    body = []
     reference = {r.task: r.scores["cider"] for r in rows if r.method.startswith("nearest")}
     for r in rows:
         ratio = r.scores["cider"] / reference[r.task] if reference.get(r.task) else float("nan")
@@ -145,8 +146,8 @@ def table(rows: Sequence[Row]) -> str:
             f"{r.seconds_per_item:.4f}",
             f"{r.train_seconds:.0f}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return markdown_table(head, body, "ll" + "r" * (len(head) - 2))
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
+from benchkit import markdown_table
 from omnifuse.io import load_audio, load_image, load_text, load_video
 from omnifuse.io.resample import resample
 
@@ -53,6 +54,11 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.omnifuse_per_s / self.reference_per_s
+
+    def cells(self) -> list[str]:
+        speeds = [f"{self.reference_per_s:,.1f}", f"{self.omnifuse_per_s:,.1f}"]
+        case = self.case
+        return [case.name, str(len(case.files)), case.reference_label, *speeds, f"{self.ratio:.2f}"]
 
 
 # -- media generation -------------------------------------------------------------------------
@@ -102,10 +108,8 @@ def _encode_audio(
         frame.sample_rate = rate
         frame.pts = start
         frame.time_base = fractions.Fraction(1, rate)
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode(None):
-        out.mux(packet)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
 
 
 def _write_mp4(path: Path, rng: np.random.Generator, seconds: float) -> None:
@@ -123,10 +127,8 @@ def _write_mp4(path: Path, rng: np.random.Generator, seconds: float) -> None:
             )
             frame.pts = k
             frame.time_base = fractions.Fraction(1, fps)
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
         _encode_audio(out, audio, _tone(seconds, rate, 440.0), rate)
 
 
@@ -273,16 +275,8 @@ def measure(case: Case, repeat: int, clock: Callable[[], float]) -> Result:
 
 
 def render(results: Sequence[Result]) -> str:
-    lines = [
-        "| input | files | reference call | reference items/s | omnifuse items/s | ratio |",
-        "|---|---:|---|---:|---:|---:|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r.case.name} | {len(r.case.files)} | {r.case.reference_label} | "
-            f"{r.reference_per_s:,.1f} | {r.omnifuse_per_s:,.1f} | {r.ratio:.2f} |"
-        )
-    return "\n".join(lines)
+    head = ["input", "files", "reference call", "reference items/s", "omnifuse items/s", "ratio"]
+    return markdown_table(head, [r.cells() for r in results], "lrlrrr")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

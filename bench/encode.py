@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from benchkit import alternate, markdown_table, sentences
 from omnifuse.encoders import create
 from omnifuse.encoders.base import Encoder
 from omnifuse.nn import masked_mean
@@ -50,34 +49,19 @@ class Row:
     def ratio(self) -> float:
         return self.omnifuse_per_s / self.reference_per_s
 
-
-def alternate(
-    a: Callable[[], Any], b: Callable[[], Any], items: int, rounds: int
-) -> tuple[float, float]:
-    """Items/s of ``a`` and ``b``, run alternately ``rounds`` times after one warm-up each."""
-    a(), b()
-    times_a, times_b = [], []
-    for _ in range(rounds):
-        for fn, times in ((a, times_a), (b, times_b)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return items / statistics.median(times_a), items / statistics.median(times_b)
+    def cells(self) -> list[str]:
+        return [
+            self.encoder,
+            self.comparison,
+            self.reference,
+            f"{self.reference_per_s:,.1f}",
+            f"{self.omnifuse_per_s:,.1f}",
+            f"{self.ratio:.2f}×",
+            self.note,
+        ]
 
 
 # -- inputs -----------------------------------------------------------------------------------
-
-
-def sentences(n: int) -> list[str]:
-    colours = ["red", "green", "blue", "yellow", "purple", "orange"]
-    shapes = ["circle", "square", "triangle", "star"]
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        k = int(rng.integers(1, 4))
-        parts = [f"a {rng.choice(colours)} {rng.choice(shapes)}" for _ in range(k)]
-        out.append(f"scene {i}: " + " to the left of ".join(parts) + " on a plain background")
-    return out
 
 
 def photos(n: int) -> list[Image.Image]:
@@ -193,12 +177,20 @@ def speaker_reference(clips: Sequence[tuple[np.ndarray, int]]) -> Callable[[], A
 # -- comparisons -------------------------------------------------------------------------------
 
 
+def per_second(
+    reference: Callable[[], Any], omnifuse: Callable[[], Any], items: int, rounds: int
+) -> tuple[float, float]:
+    """Items per second of the reference and of omnifuse, timed alternately (medians)."""
+    reference_s, omnifuse_s, _, _ = alternate(reference, omnifuse, rounds)
+    return items / reference_s, items / omnifuse_s
+
+
 def forward_rows(
     name: str, encoder: Encoder, raws: Sequence[Any], raw_forward: Callable[[Any], Any], args: Any
 ) -> Row:
     batch = encoder.collate([encoder.preprocess(r) for r in raws[: args.batch_size]])
     with torch.inference_mode():
-        ref, ours = alternate(
+        ref, ours = per_second(
             lambda: raw_forward(batch),
             lambda: encoder.run_batch(batch),
             len(batch_items(batch)),
@@ -222,7 +214,7 @@ def end_to_end(
     label: str,
     args: Any,
 ) -> Row:
-    ref, ours = alternate(
+    ref, ours = per_second(
         reference, lambda: encoder.encode(raws, batch_size=args.batch_size), len(raws), args.rounds
     )
     return Row(name, "end to end, raw inputs", label, ref, ours)
@@ -231,7 +223,7 @@ def end_to_end(
 def bf16_row(name: str, raws: Sequence[Any], args: Any, **cfg: Any) -> Row:
     fp32 = create(name, dtype="fp32", **cfg)
     bf16 = create(name, dtype="bf16", **cfg)
-    ref, ours = alternate(
+    ref, ours = per_second(
         lambda: fp32.encode(raws, batch_size=args.batch_size),
         lambda: bf16.encode(raws, batch_size=args.batch_size),
         len(raws),
@@ -244,34 +236,43 @@ def bf16_row(name: str, raws: Sequence[Any], args: Any, **cfg: Any) -> Row:
     return Row(name, "bf16 vs fp32 (encode)", "fp32", ref, ours, note)
 
 
+def three_rows(
+    name: str,
+    raws: Sequence[Any],
+    raw_forward: Callable[[Any], Any],
+    reference: Callable[[], Any],
+    label: str,
+    args: Any,
+) -> list[Row]:
+    """Forward pass against the bare network, end to end against ``reference``, bf16 vs fp32."""
+    encoder = create(name)
+    return [
+        forward_rows(name, encoder, raws, raw_forward, args),
+        end_to_end(name, encoder, raws, reference, label, args),
+        bf16_row(name, raws, args),
+    ]
+
+
 def bench_minilm(args: Any) -> list[Row]:
     texts = sentences(args.items)
-    encoder = create("minilm")
     reference, _, model = minilm_reference(texts, args.batch_size)
 
     def raw_forward(batch: dict[str, torch.Tensor]) -> Any:
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
 
-    return [
-        forward_rows("minilm", encoder, texts, raw_forward, args),
-        end_to_end("minilm", encoder, texts, reference, "tokenizer + AutoModel + pooling", args),
-        bf16_row("minilm", texts, args),
-    ]
+    label = "tokenizer + AutoModel + pooling"
+    return three_rows("minilm", texts, raw_forward, reference, label, args)
 
 
 def bench_effnet(args: Any) -> list[Row]:
     images = photos(max(args.items // 2, 8))
-    encoder = create("effnet-lite0")
     reference, net = effnet_reference(images, args.batch_size)
 
     def raw_forward(batch: dict[str, torch.Tensor]) -> Any:
         return net.extract_features(batch["pixels"].float() / 127.5 - 1.0)
 
-    return [
-        forward_rows("effnet-lite0", encoder, images, raw_forward, args),
-        end_to_end("effnet-lite0", encoder, images, reference, "PIL resize/crop + network", args),
-        bf16_row("effnet-lite0", images, args),
-    ]
+    label = "PIL resize/crop + network"
+    return three_rows("effnet-lite0", images, raw_forward, reference, label, args)
 
 
 def bench_whisper(args: Any) -> list[Row]:
@@ -308,16 +309,8 @@ BENCHES = {
 
 
 def print_table(rows: Sequence[Row]) -> None:
-    header = (
-        "| encoder | comparison | reference | reference items/s | omnifuse items/s | ratio | note |"
-    )
-    print(header)
-    print("|" + "---|" * 7)
-    for r in rows:
-        print(
-            f"| {r.encoder} | {r.comparison} | {r.reference} | {r.reference_per_s:,.1f} | "
-            f"{r.omnifuse_per_s:,.1f} | {r.ratio:.2f}× | {r.note} |"
-        )
+    head = ["encoder", "comparison", "reference", "reference items/s", "omnifuse items/s"]
+    print(markdown_table([*head, "ratio", "note"], [r.cells() for r in rows], "lllllll"))
 
 
 def main() -> None:

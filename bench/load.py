@@ -33,11 +33,11 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchkit import free_port, markdown_table, sentences, wait_until_up
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMNIFUSE_PROGRESS", "0")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import free_port, sentences, wait_until_up
 
 MODEL_NAME = "digits"
 MIX = (("embeddings", 0.6), ("predict", 0.2), ("search", 0.2))
@@ -213,10 +213,8 @@ def main() -> None:
         f"# load: {args.clients} clients for {elapsed:.1f} s (after {args.warmup:g} s warm-up), "
         f"mix {', '.join(f'{k} {w:.0%}' for k, w in MIX)}; setup {setup:.0f} s\n"
     )
-    print("| endpoint | requests | errors | requests/s | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for row in report(latencies, errors, elapsed):
-        print("| " + " | ".join(row) + " |")
+    head = ["endpoint", "requests", "errors", "requests/s", "p50 ms", "p99 ms"]
+    print(markdown_table(head, report(latencies, errors, elapsed), "lrrrrr"))
     print(
         f"\nserver RSS: {before:.0f} MiB after warm-up, {after:.0f} MiB at the end "
         f"({after - before:+.1f} MiB, {100 * (after - before) / before:+.1f}%); every 10 s: "

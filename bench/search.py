@@ -38,6 +38,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from benchkit import alternate, markdown_table
 from omnifuse.index import VectorIndex, create_index
 from omnifuse.index.snapshot import read_pointer
 
@@ -72,20 +73,6 @@ def near_queries(vectors: np.ndarray, count: int, rng: np.random.Generator) -> n
     picks = vectors[rng.choice(len(vectors), size=count, replace=False)]
     noisy = picks + rng.normal(scale=0.8 / np.sqrt(vectors.shape[1]), size=picks.shape)
     return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
-
-
-def alternate(
-    a: Callable[[], Any], b: Callable[[], Any], rounds: int
-) -> tuple[float, float, Any, Any]:
-    """Median seconds of ``a`` and ``b`` run alternately after a warm-up, and their outputs."""
-    out_a, out_b = a(), b()
-    times_a, times_b = [], []
-    for _ in range(rounds):
-        for fn, times in ((a, times_a), (b, times_b)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times_a), statistics.median(times_b), out_a, out_b
 
 
 def median_time(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
@@ -134,10 +121,8 @@ def note(message: str, since: float) -> None:
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
-    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    align = "l" + "r" * (len(header) - 1)
+    return f"### {title}\n\n" + markdown_table(header, rows, align) + "\n"
 
 
 def per_s(count: int, seconds: float) -> str:

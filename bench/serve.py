@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,8 @@ from typing import Any
 import httpx
 import numpy as np
 import torch
+
+from benchkit import free_port, markdown_table, sentences, wait_until_up
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -81,24 +82,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def sentences(n: int, seed: int = 0) -> list[str]:
-    colours = ["red", "green", "blue", "yellow", "purple", "orange"]
-    shapes = ["circle", "square", "triangle", "star"]
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        k = int(rng.integers(1, 4))
-        parts = [f"a {rng.choice(colours)} {rng.choice(shapes)}" for _ in range(k)]
-        out.append(f"scene {i}: " + " to the left of ".join(parts) + " on a plain background")
-    return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def server(*options: str) -> Iterator[Server]:
     """An ``omnifuse serve`` subprocess on a free loopback port, MiniLM loaded."""
@@ -114,20 +97,6 @@ def server(*options: str) -> Iterator[Server]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("the server did not start")
 
 
 def embed_request(client: httpx.Client, texts: Sequence[str], encoding: str) -> None:
@@ -245,6 +214,22 @@ def latency_rows(name: str, local: Side, served: Side) -> list[Row]:
     return rows
 
 
+def wall_and_cpu(
+    name: str,
+    sides: tuple[str, str],
+    wall: tuple[float, float],
+    cpu: tuple[float, float],
+    units: tuple[str, str],
+    goal: str,
+) -> list[Row]:
+    """One comparison's row on each clock, reference side first; the goal is the wall clock's,
+    what a caller sees."""
+    return [
+        Row(name, "wall", sides[0], wall[0], sides[1], wall[1], units[0], goal),
+        Row(name, "cpu", sides[0], cpu[0], sides[1], cpu[1], units[1]),
+    ]
+
+
 def batch_rows(encoder: Any, server: Server, rounds: int, size: int = 64) -> list[Row]:
     batches = [sentences(size, seed=100 + i) for i in range(4)]
     counter = iter(range(10**9))
@@ -260,29 +245,13 @@ def batch_rows(encoder: Any, server: Server, rounds: int, size: int = 64) -> lis
                 rounds,
                 1,
             )
-            name = f"batch of {size} ({encoding}), throughput"
-            rows.append(
-                Row(
-                    name,
-                    "wall",
-                    "encoder.encode",
-                    size / statistics.median(local.wall),
-                    "HTTP",
-                    size / statistics.median(served.wall),
-                    "sentences/s",
-                    "≥ 0.9×",
-                )
-            )
-            rows.append(
-                Row(
-                    name,
-                    "cpu",
-                    "encoder.encode",
-                    size / local.cpu_per_call,
-                    "HTTP",
-                    size / served.cpu_per_call,
-                    "sentences/CPU-s",
-                )
+            rows += wall_and_cpu(
+                f"batch of {size} ({encoding}), throughput",
+                ("encoder.encode", "HTTP"),
+                (size / statistics.median(local.wall), size / statistics.median(served.wall)),
+                (size / local.cpu_per_call, size / served.cpu_per_call),
+                ("sentences/s", "sentences/CPU-s"),
+                "≥ 0.9×",
             )
     return rows
 
@@ -367,41 +336,28 @@ def concurrency_rows(batched: Server, unbatched: Server, clients: int, seconds: 
                 raise RuntimeError(f"{errors} failed requests with batching {key}")
             wall[key].append(done / elapsed)
             per_cpu[key].append(done / (cpu_seconds(target.pid) - cpu))
-    name = f"{clients} concurrent clients, 1 sentence each"
-    return [
-        Row(
-            name,
-            "wall",
-            "no batching",
-            statistics.median(wall["off"]),
-            "dynamic batching",
-            statistics.median(wall["on"]),
-            "requests/s",
-            "≥ 2×",
-        ),
-        Row(
-            name,
-            "cpu",
-            "no batching",
-            statistics.median(per_cpu["off"]),
-            "dynamic batching",
-            statistics.median(per_cpu["on"]),
-            "requests/server-CPU-s",
-        ),
-    ]
+    return wall_and_cpu(
+        f"{clients} concurrent clients, 1 sentence each",
+        ("no batching", "dynamic batching"),
+        (statistics.median(wall["off"]), statistics.median(wall["on"])),
+        (statistics.median(per_cpu["off"]), statistics.median(per_cpu["on"])),
+        ("requests/s", "requests/server-CPU-s"),
+        "≥ 2×",
+    )
 
 
 def print_table(rows: Sequence[Row]) -> None:
-    print("| comparison | clock | reference | value | served | value | unit | ratio | goal |")
-    print("|---|---|---|---:|---|---:|---|---:|---|")
+    head = ["comparison", "clock", "reference", "value", "served", "value", "unit", "ratio", "goal"]
+    cells = []
     for r in rows:
         ratio = f"{r.ratio:.2f}"
         if r.unit == "ms":
             ratio = f"{r.served_value - r.reference_value:+.2f} ms"
-        print(
-            f"| {r.comparison} | {r.clock} | {r.reference} | {r.reference_value:,.2f} | "
-            f"{r.served} | {r.served_value:,.2f} | {r.unit} | {ratio} | {r.goal} |"
+        reference, served = f"{r.reference_value:,.2f}", f"{r.served_value:,.2f}"
+        cells.append(
+            [r.comparison, r.clock, r.reference, reference, r.served, served, r.unit, ratio, r.goal]
         )
+    print(markdown_table(head, cells, "lllrlrlrl"))
 
 
 def main() -> None:

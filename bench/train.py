@@ -29,13 +29,13 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from omnifuse.data.cache import CachedSample, collate_cached
 from omnifuse.models import FusionModel, ModelConfig, build_model
 from omnifuse.train import TrainConfig, train
 from omnifuse.train.schedule import warmup_cosine
-from train_parts import Row, align_row, compare, projector_row
+from train_parts import Row, align_row, compare, epoch_batches, projector_row
 
 DIMS = {"audio": 384, "image": 1280}
 TOKENS = {"audio": 40, "image": 9}
@@ -114,16 +114,8 @@ def run_bare(model: FusionModel, data: Dataset[CachedSample], config: TrainConfi
     )
     step = 0
     for epoch in range(config.epochs):
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        loader = DataLoader(
-            data,
-            batch_size=config.batch_size,
-            shuffle=True,
-            generator=generator,
-            collate_fn=collate_cached,
-        )
         model.train()
-        for batch in loader:
+        for batch in epoch_batches(data, config.batch_size, collate_cached, config.seed, epoch):
             out = model(batch.features, batch.present)
             loss = model.loss(out, batch.labels, batch.present)  # cross-entropy (+ aux heads)
             optimizer.zero_grad(set_to_none=True)
@@ -162,9 +154,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{args.samples} samples, batch {args.batch_size}, {args.epochs} epochs, "
         f"{args.rounds} alternating rounds (median ms/step)"
     )
-    print(
-        f"{'model':14s} {'steps':>6s} {'loop':>9s} {'bare':>9s} {'ratio':>7s} {'Δweights':>9s}"
-    )
+    print(f"{'model':14s} {'steps':>6s} {'loop':>9s} {'bare':>9s} {'ratio':>7s} {'Δweights':>9s}")
     rows = [fusion_row(f.strip(), data, args) for f in args.fusions.split(",") if f.strip()]
     rows += [align_row(args), projector_row(args)]
     for row in rows:

@@ -71,6 +71,17 @@ def compare(
     return Row(name, steps, trainer, bare, diff)
 
 
+def epoch_batches(
+    data: Any, batch_size: int, collate: Callable[[list[Any]], Any], seed: int, epoch: int
+) -> DataLoader[Any]:
+    """One epoch's shuffled batches in the order the training loop draws them (its generator
+    seeded from the run's seed and the epoch), so a bare loop sees the very same batches."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return DataLoader(
+        data, batch_size=batch_size, shuffle=True, collate_fn=collate, generator=generator
+    )
+
+
 # --- the aligner: one CLIP stage over synthetic paired features -------------------------------
 
 ALIGN_DIMS = {"t": 384, "i": 1280}
@@ -192,16 +203,10 @@ def projector_row(args: argparse.Namespace) -> Row:
         )
         device = torch.device("cpu")
         for epoch in range(config.epochs):
-            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-            batches = DataLoader(
-                items,  # type: ignore[arg-type]
-                batch_size=config.batch_size,
-                shuffle=True,
-                collate_fn=collate_projector,
-                generator=generator,
-            )
             model.train()
-            for batch in batches:
+            for batch in epoch_batches(
+                items, config.batch_size, collate_projector, config.seed, epoch
+            ):
                 loss = batch_loss(model, batch, device)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from benchkit import markdown_table
 from omnifuse.data.manifest import load_manifest
 from omnifuse.data.world.language import ANSWERS, QTYPES
 from omnifuse.eval.text_metrics import normalize_answer
@@ -192,7 +193,7 @@ def table(routes: Sequence[Route], rows: Sequence[dict[str, Any]], subset: int) 
     reference = next((r for r in routes if r.name.startswith("answer classifier")), None)
     head = ["route", "questions", "accuracy", f"first {subset}"]
     head += [*QTYPES, "Δ vs classifier (pts)", "s/question", "train s"]
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    body = []
     for route in routes:
         answered = [r for r in rows if r["id"] in route.answers]
         first = [r for r in rows[:subset] if r["id"] in route.answers]
@@ -210,8 +211,8 @@ def table(routes: Sequence[Route], rows: Sequence[dict[str, Any]], subset: int) 
             f"{route.seconds_per_question:.3f}",
             f"{route.train_seconds:.0f}",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return markdown_table(head, body, "l" + "r" * (len(head) - 1))
 
 
 def main() -> None:
