@@ -34,10 +34,8 @@ def _silent_clip(path: Path) -> str:
         for k in range(8):
             frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 30 * k, np.uint8), "rgb24")
             frame.pts, frame.time_base = k, fractions.Fraction(1, 8)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
     return str(path)
 
 

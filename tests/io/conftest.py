@@ -117,10 +117,8 @@ def _encode_wave(
         frame.sample_rate = rate
         frame.pts = i
         frame.time_base = fractions.Fraction(1, rate)
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode(None):
-        out.mux(packet)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
 
 
 def encode_song_with_cover(path: Path) -> Path:
@@ -169,10 +167,8 @@ def encode_video(
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = k
             frame.time_base = fractions.Fraction(1, VIDEO_FPS)
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
         if audio is not None:
             assert isinstance(audio, av.AudioStream)
             _encode_wave(out, audio, tone(frames / VIDEO_FPS, audio_rate), audio_rate)
