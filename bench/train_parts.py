@@ -215,11 +215,7 @@ def projector_row(args: argparse.Namespace) -> Row:
                 schedule.step()
         return steps
 
-    class Prompt(nn.Module):
-        """The trained side only, so the weight comparison leaves the frozen LM out."""
-
     def make() -> ProjectorLM:
         return projector_model(args.seed)
 
-    row = compare("projector", make, {"trainer": loop, "bare": bare}, args.rounds)
-    return row
+    return compare("projector", make, {"trainer": loop, "bare": bare}, args.rounds)

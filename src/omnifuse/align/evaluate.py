@@ -86,9 +86,3 @@ def embed_samples(
         ]
         out[modality] = np.concatenate(parts) if parts else np.zeros((0, model.dim), np.float32)
     return out
-
-
-def mean_metric(report: Mapping[str, Mapping[str, Any]], metric: str) -> float:
-    """The mean of one metric over directions (the model-selection score)."""
-    values = [float(r[metric]) for r in report.values() if r.get(metric) is not None]
-    return float(np.nanmean(values)) if values else float("nan")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 MAX_LOGIT_SCALE = 100.0
@@ -104,8 +103,3 @@ class LogitScale(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-
-
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    """L2-normalise the rows of ``x``."""
-    return F.normalize(x, dim=-1)

@@ -7,15 +7,10 @@ and returns the :class:`DatasetInfo`. The same seed and size give byte-identical
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from omnifuse.data.schema import DatasetInfo
 from omnifuse.registry import Registry
-
-
-class DatasetBuilder(Protocol):
-    def __call__(self, out: Path, *, seed: int = 0, size: int = 100) -> DatasetInfo: ...
-
 
 datasets: Registry[DatasetInfo] = Registry(
     "dataset",

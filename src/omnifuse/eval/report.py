@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -197,9 +196,3 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
-
-
-def load_results_json(path: Path) -> list[dict[str, Any]]:
-    """The raw result dictionaries of a ``results.json``."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return list(data["results"])

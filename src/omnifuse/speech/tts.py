@@ -60,13 +60,6 @@ def default_voices() -> list[Voice]:
     return voices
 
 
-def available_engines() -> dict[str, bool]:
-    return {
-        "espeak-ng": shutil.which("espeak-ng") is not None,
-        "flite": shutil.which("flite") is not None,
-    }
-
-
 def synthesize(text: str, voice: Voice | None = None, *, timeout_s: float = 30.0) -> np.ndarray:
     """Speak ``text`` with ``voice``; returns mono float32 samples at :data:`SAMPLE_RATE`."""
     voice = voice or Voice()
