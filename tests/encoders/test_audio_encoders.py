@@ -235,26 +235,13 @@ def tiny_whisper_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
 
 
 def tiny_wav2vec2_dir(root: Path, norm: str) -> Path:
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
+    from transformers import Wav2Vec2Model
+
+    from tiny_hf import tiny_wav2vec2_config
 
     torch.manual_seed(0)
-    config = Wav2Vec2Config(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=37,
-        conv_dim=(16, 16),
-        conv_kernel=(10, 8),
-        conv_stride=(5, 8),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm=norm,
-        do_stable_layer_norm=norm == "layer",
-        mask_time_prob=0.0,
-        layerdrop=0.0,
-    )
     path = root / f"tiny-wav2vec2-{norm}"
-    Wav2Vec2Model(config).save_pretrained(path)
+    Wav2Vec2Model(tiny_wav2vec2_config(norm)).save_pretrained(path)
     return path
 
 

@@ -56,9 +56,10 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         BertModel,
         ViTConfig,
         ViTModel,
-        Wav2Vec2Config,
         Wav2Vec2Model,
     )
+
+    from tiny_hf import tiny_wav2vec2_config
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny-hf")
@@ -70,20 +71,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     vision = root / "vision"
     ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, **tiny)).save_pretrained(vision)
     audio = root / "audio"
-    wav2vec2 = Wav2Vec2Config(
-        hidden_size=32,
-        conv_dim=(16, 16),
-        conv_kernel=(10, 8),
-        conv_stride=(5, 8),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        mask_time_prob=0.0,
-        layerdrop=0.0,
-        **tiny,
-    )
-    Wav2Vec2Model(wav2vec2).save_pretrained(audio)
+    Wav2Vec2Model(tiny_wav2vec2_config("layer")).save_pretrained(audio)
     return {"text": text, "vision": vision, "audio": audio}
 
 

@@ -122,23 +122,11 @@ def tiny_hf_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def build_tiny_hf_lm(folder: Path, sentences: Sequence[str], *, steps: int = 150) -> None:
     """Train a byte-level BPE tokenizer and a tiny Llama on ``sentences``; save both."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tiny_hf import tiny_llama
 
     tokenizer = tiny_tokenizer(sentences)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(tokenizer, hidden=64, context=128)
     rows = [tokenizer(s)["input_ids"] + [tokenizer.eos_token_id] for s in sentences]
     width = max(map(len, rows))
     ids = torch.tensor([row + [tokenizer.pad_token_id] * (width - len(row)) for row in rows])

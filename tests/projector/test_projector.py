@@ -262,7 +262,9 @@ def tiny_hf_folder(folder: Path) -> Path:
     """A randomly initialised 2-layer Llama (never trained) and a word-level tokenizer built
     offline."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
+
+    from tiny_hf import tiny_llama
 
     words = sorted({w for t in TARGETS for w in t.split()})
     vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>", "<pad>", *words])}
@@ -275,21 +277,8 @@ def tiny_hf_folder(folder: Path) -> Path:
         pad_token="<pad>",
         unk_token="<unk>",
     )
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
-        initializer_range=INIT_RANGE,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
+    model = tiny_llama(tokenizer, hidden=32, context=64, initializer_range=INIT_RANGE)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
