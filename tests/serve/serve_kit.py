@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omnifuse.serve import ServeLimits
 
@@ -58,29 +59,49 @@ class ServeData:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-def train_digits_model(digits: Path, out: Path) -> None:
-    """A gated-fusion digit classifier on cached features of seeded random CNN encoders."""
+def train_gated_model(
+    manifest: Path,
+    target: str,
+    encoders: dict[str, Any],
+    out: Path,
+    name: str,
+    *,
+    task: str,
+    dim: int,
+    epochs: int,
+) -> None:
+    """A gated-fusion classifier of ``target`` trained on cached pooled features of
+    ``encoders`` (the cache in ``out/cache``), saved as the model ``out/models/name``."""
     from omnifuse.train.recipe import RunConfig, run
 
     config = RunConfig.from_dict(
         {
-            "data": {"manifest": str(digits / "manifest.jsonl"), "target": "label"},
-            "encoders": {
-                "image": {"name": "cnn-image", "image_size": 16, "channels": [32]},
-                "audio": {"name": "logmel-cnn"},
-            },
+            "data": {"manifest": str(manifest), "target": target},
+            "encoders": encoders,
             "cache": {"dir": str(out / "cache"), "batch_size": 32, "tokens": False},
             "model": {
-                "task": "classification",
+                "task": task,
                 "fusion": "gated",
-                "fusion_cfg": {"dim": 32},
+                "fusion_cfg": {"dim": dim},
                 "head": "classifier",
             },
-            "train": {"epochs": 8, "batch_size": 16, "seed": 0, "progress": False},
-            "output": str(out / "models" / DIGITS_MODEL),
+            "train": {"epochs": epochs, "batch_size": 16, "seed": 0, "progress": False},
+            "output": str(out / "models" / name),
         }
     )
     run(config)
+
+
+def train_digits_model(digits: Path, out: Path) -> None:
+    """A digit classifier on cached features of seeded random CNN encoders."""
+    encoders = {
+        "image": {"name": "cnn-image", "image_size": 16, "channels": [32]},
+        "audio": {"name": "logmel-cnn"},
+    }
+    manifest = digits / "manifest.jsonl"
+    train_gated_model(
+        manifest, "label", encoders, out, DIGITS_MODEL, task="classification", dim=32, epochs=8
+    )
 
 
 def build_sentence_index(out: Path) -> None:

@@ -54,8 +54,18 @@ def wav(samples: np.ndarray, rate: int, subtype: str = "PCM_16") -> bytes:
     return buffer.getvalue()
 
 
-def image_input(data: str) -> dict[str, Any]:
-    return {"model": "effnet-lite0", "input": [{"type": "image", "data": data}]}
+def media_input(model: str, kind: str, **source: str) -> dict[str, Any]:
+    """An embeddings request of one ``kind`` part, read from ``source``: its ``data`` (base64
+    or a data URI), a ``path`` under the allowed root or a ``url``."""
+    return {"model": model, "input": [{"type": kind, **source}]}
+
+
+def image_input(**source: str) -> dict[str, Any]:
+    return media_input("effnet-lite0", "image", **source)
+
+
+def audio_input(**source: str) -> dict[str, Any]:
+    return media_input("whisper-tiny-en", "audio", **source)
 
 
 def chat(content: Any, **extra: Any) -> dict[str, Any]:
@@ -102,29 +112,42 @@ NAN_WAV = wav(np.full(16000, np.nan, dtype=np.float32), 16000, "FLOAT")
 LONG_WAV = wav(np.zeros(int(LIMITS.max_audio_seconds + 1) * 8000, dtype=np.int16), 8000)
 TRUNCATED_PNG = png(64, 64)[:60]
 
+IMAGE_SOURCES: list[tuple[str, int, dict[str, str], str]] = [
+    ("path traversal", 403, {"path": "../../../../etc/passwd"}, "outside the allowed root"),
+    ("absolute path outside the root", 403, {"path": "/etc/hostname"}, ""),
+    ("file URL outside the root", 403, {"url": "file:///etc/passwd"}, ""),
+    ("missing file under the root", 400, {"path": "no-such.png"}, "no such file"),
+    ("folder instead of a file", 400, {"path": "digits"}, ""),
+    ("disallowed URL", 403, {"url": "http://example.com/cat.png"}, "not allowed"),
+    ("unsupported URL scheme", 400, {"url": "ftp://example.com/cat.png"}, ""),
+    ("two sources in one part", 422, {"data": "x", "path": "y"}, ""),
+]
+"""Where an image part may point, and how each refusal is answered: (name, status, the part's
+source, words the message must hold)."""
+
 CORPUS: list[Bad] = [
-    Bad("truncated PNG", 400, json=image_input("data:image/png;base64," + b64(TRUNCATED_PNG))),
+    Bad("truncated PNG", 400, json=image_input(data="data:image/png;base64," + b64(TRUNCATED_PNG))),
     Bad(
         "text as image",
         415,
-        json=image_input(b64(b"hello, I am not a picture at all\n" * 4)),
+        json=image_input(data=b64(b"hello, I am not a picture at all\n" * 4)),
         message="image",
     ),
     Bad(
         "huge dimensions header",
         413,
-        json=image_input(b64(png_header_only(100_000, 100_000))),
+        json=image_input(data=b64(png_header_only(100_000, 100_000))),
         message="pixels",
     ),
-    Bad("zero-size image header", 400, json=image_input(b64(png_header_only(0, 0)))),
+    Bad("zero-size image header", 400, json=image_input(data=b64(png_header_only(0, 0)))),
     Bad(
         "bad base64",
         422,
-        json=image_input("data:image/png;base64,@@@not*base64@@@"),
+        json=image_input(data="data:image/png;base64,@@@not*base64@@@"),
         message="base64",
     ),
-    Bad("bad data URI", 422, json=image_input("data:image/png;base64"), message="data URI"),
-    Bad("empty base64 image", 400, json=image_input(""), message="empty"),
+    Bad("bad data URI", 422, json=image_input(data="data:image/png;base64"), message="data URI"),
+    Bad("empty base64 image", 400, json=image_input(data=""), message="empty"),
     Bad("empty text", 400, json={"model": "minilm", "input": ""}, message="no text"),
     Bad("whitespace text", 400, json={"model": "minilm", "input": ["   \n\t "]}),
     Bad("empty input list", 400, json={"model": "minilm", "input": []}),
@@ -134,7 +157,7 @@ CORPUS: list[Bad] = [
     Bad(
         "image to a text model",
         400,
-        json={"model": "minilm", "input": [{"type": "image", "data": b64(png())}]},
+        json=media_input("minilm", "image", data=b64(png())),
         message="minilm",
     ),
     Bad("unknown embedding model", 404, json={"model": "text-embedding-3-large", "input": "x"}),
@@ -164,71 +187,13 @@ CORPUS: list[Bad] = [
         content=b'{"input": "' + b"a" * LIMITS.max_body_bytes + b'"}',
         headers={"content-type": "application/json"},
     ),
-    Bad(
-        "path traversal",
-        403,
-        json=image_input("") | {"input": [{"type": "image", "path": "../../../../etc/passwd"}]},
-        message="outside the allowed root",
+    *(
+        Bad(name, status, json=image_input(**source), message=message)
+        for name, status, source, message in IMAGE_SOURCES
     ),
-    Bad(
-        "absolute path outside the root",
-        403,
-        json={"model": "effnet-lite0", "input": [{"type": "image", "path": "/etc/hostname"}]},
-    ),
-    Bad(
-        "file URL outside the root",
-        403,
-        json={"model": "effnet-lite0", "input": [{"type": "image", "url": "file:///etc/passwd"}]},
-    ),
-    Bad(
-        "missing file under the root",
-        400,
-        json={"model": "effnet-lite0", "input": [{"type": "image", "path": "no-such.png"}]},
-        message="no such file",
-    ),
-    Bad(
-        "folder instead of a file",
-        400,
-        json={"model": "effnet-lite0", "input": [{"type": "image", "path": "digits"}]},
-    ),
-    Bad(
-        "disallowed URL",
-        403,
-        json={
-            "model": "effnet-lite0",
-            "input": [{"type": "image", "url": "http://example.com/cat.png"}],
-        },
-        message="not allowed",
-    ),
-    Bad(
-        "unsupported URL scheme",
-        400,
-        json={
-            "model": "effnet-lite0",
-            "input": [{"type": "image", "url": "ftp://example.com/cat.png"}],
-        },
-    ),
-    Bad(
-        "two sources in one part",
-        422,
-        json={"model": "effnet-lite0", "input": [{"type": "image", "data": "x", "path": "y"}]},
-    ),
-    Bad(
-        "NaN audio samples",
-        422,
-        json={"model": "whisper-tiny-en", "input": [{"type": "audio", "data": b64(NAN_WAV)}]},
-        message="NaN",
-    ),
-    Bad(
-        "audio over the duration limit",
-        413,
-        json={"model": "whisper-tiny-en", "input": [{"type": "audio", "data": b64(LONG_WAV)}]},
-    ),
-    Bad(
-        "PNG as audio",
-        415,
-        json={"model": "whisper-tiny-en", "input": [{"type": "audio", "data": b64(png())}]},
-    ),
+    Bad("NaN audio samples", 422, json=audio_input(data=b64(NAN_WAV)), message="NaN"),
+    Bad("audio over the duration limit", 413, json=audio_input(data=b64(LONG_WAV))),
+    Bad("PNG as audio", 415, json=audio_input(data=b64(png()))),
     Bad(
         "NaN temperature",
         422,
@@ -405,26 +370,15 @@ def test_media_from_the_allowed_root_and_allow_listed_host(
     row = serve_data.digit_rows()[0]
     by_path = api.post(
         "/v1/embeddings",
-        json={
-            "model": "effnet-lite0",
-            "input": [{"type": "image", "path": f"digits/{row['image']}"}],
-        },
+        json=image_input(path=f"digits/{row['image']}"),
     )
     by_url = api.post(
         "/v1/embeddings",
-        json={
-            "model": "effnet-lite0",
-            "input": [{"type": "image", "url": file_host.url("/digit.png")}],
-        },
+        json=image_input(url=file_host.url("/digit.png")),
     )
     by_data = api.post(
         "/v1/embeddings",
-        json={
-            "model": "effnet-lite0",
-            "input": [
-                {"type": "image", "data": b64((serve_data.digits / row["image"]).read_bytes())}
-            ],
-        },
+        json=image_input(data=b64((serve_data.digits / row["image"]).read_bytes())),
     )
     vectors = [np.array(r.json()["data"][0]["embedding"]) for r in (by_path, by_url, by_data)]
     assert vectors[0].shape == (1280,)
@@ -445,7 +399,7 @@ def test_remote_fetches_are_bounded(
 ) -> None:
     response = api.post(
         "/v1/embeddings",
-        json={"model": "effnet-lite0", "input": [{"type": "image", "url": file_host.url(path)}]},
+        json=image_input(url=file_host.url(path)),
     )
     assert response.status_code == status, response.text
     assert message in response.json()["error"]["message"]
@@ -457,7 +411,7 @@ def test_a_symlink_out_of_the_root_is_refused(api: httpx.Client, serve_data: Ser
         link.symlink_to("/etc/hostname")
     response = api.post(
         "/v1/embeddings",
-        json={"model": "effnet-lite0", "input": [{"type": "image", "path": "escape.png"}]},
+        json=image_input(path="escape.png"),
     )
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "path_not_allowed"

@@ -7,9 +7,6 @@ stands in for a component of the server (the slow chat model is the real one, pa
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import shutil
 import socket
 import threading
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serve_kit import train_gated_model
 
 from omnifuse.llm import LLM, ChatMessage, GenerationConfig, create_llm, llms
 
@@ -30,7 +28,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 WORLD_SIZE = 20
 FUSION_MODEL = "world-vqa"
-THUMBNAIL_PX = 48
 SLOW_LLM = "llama-cpp-slow"
 PIECE_DELAY_S = 2.0
 """How long the slow chat model holds each piece: longer than the page and Playwright's polling
@@ -48,50 +45,21 @@ def build_world(out: Path) -> Path:
 def train_fusion_model(world: Path, out: Path) -> Path:
     """A small VQA fusion model (image + question text) trained briefly on cached features; its
     accuracy does not matter here, only that it answers and explains like any trained model."""
-    from omnifuse.train.recipe import RunConfig, run
-
-    config = RunConfig.from_dict(
-        {
-            "data": {"manifest": str(world / "vqa.jsonl"), "target": "answer"},
-            "encoders": {
-                "image": {"name": "effnet-lite0", "image_size": 64},
-                "question": {"name": "minilm"},
-            },
-            "cache": {"dir": str(out / "cache"), "batch_size": 32, "tokens": False},
-            "model": {
-                "task": "vqa",
-                "fusion": "gated",
-                "fusion_cfg": {"dim": 64},
-                "head": "classifier",
-            },
-            "train": {"epochs": 2, "batch_size": 16, "seed": 0},
-            "output": str(out / "models" / FUSION_MODEL),
-        }
-    )
-    run(config)
+    encoders = {"image": {"name": "effnet-lite0", "image_size": 64}, "question": {"name": "minilm"}}
+    manifest = world / "vqa.jsonl"
+    train_gated_model(manifest, "answer", encoders, out, FUSION_MODEL, task="vqa", dim=64, epochs=2)
     shutil.rmtree(out / "cache")
     return out / "models"
-
-
-def thumbnail(path: Path) -> str:
-    """A small PNG data URI of an image, kept in the index metadata for the page to show."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        small = image.convert("RGB")
-        small.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-        buffer = io.BytesIO()
-        small.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def build_caption_index(world: Path, out: Path) -> Path:
     """A FAISS index of the world's captions embedded with MiniLM (the server's text encoder),
     each item carrying its caption, split and a thumbnail of its scene."""
     from omnifuse import encoders
+    from omnifuse.cli.demo.search import read_rows, thumbnail
     from omnifuse.index import create_index
 
-    rows = [json.loads(line) for line in (world / "scenes.jsonl").read_text().splitlines()]
+    rows = read_rows(world / "scenes.jsonl")
     encoder = encoders.create("minilm")
     vectors = encoder.encode([row["caption"] for row in rows]).pooled.float().numpy()
     vectors /= (vectors**2).sum(axis=1, keepdims=True) ** 0.5
