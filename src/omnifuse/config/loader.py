@@ -1,4 +1,4 @@
-"""Recipe files: YAML (or JSON) run descriptions that ship inside the package.
+"""The one loader of recipe files: YAML (or JSON) run descriptions that ship inside the package.
 
 A recipe is named by its file name without the suffix (``av-digits-concat``), so
 ``omnifuse train --config av-digits-concat`` works after a plain ``pip install``; a path to a
