@@ -17,6 +17,15 @@ SMALL_ENCODERS = {
     "image": {"name": "cnn-image", "dim": 16, "image_size": 16, "channels": [8]},
     "audio": {"name": "logmel-cnn", "dim": 16, "n_mels": 16},
 }
+TINY_STRATEGIES = [
+    "concat",
+    "late-mean",
+    "transformer",
+    "audio only",
+    "image only",
+    "concat + modality dropout 0.5",
+]
+"""What :func:`tiny_config` sweeps, in order: its fusions, each modality alone, the dropout twin."""
 
 
 def tiny_config(out: Path, **changes: object) -> SweepConfig:
@@ -45,14 +54,7 @@ def sweep_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 def test_strategies_expand_fusions_singles_and_the_dropout_twin(tmp_path: Path) -> None:
     names = [s.name for s in strategies_for(tiny_config(tmp_path))]
-    assert names == [
-        "concat",
-        "late-mean",
-        "transformer",
-        "audio only",
-        "image only",
-        "concat + modality dropout 0.5",
-    ]
+    assert names == TINY_STRATEGIES
     everything = strategies_for(tiny_config(tmp_path, fusions=["all"], singles=[]))
     assert len(everything) >= 13 and everything[-1].modality_dropout == 0.5
     lrtf = next(s for s in everything if s.fusion == "low-rank-tensor")
@@ -67,14 +69,7 @@ def test_sweep_writes_leaderboard_plots_and_summary(sweep_out: tuple[Path, objec
     out, _ = sweep_out
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
     assert len(rows) == 6
-    assert {r["strategy"] for r in rows} == {
-        "concat",
-        "late-mean",
-        "transformer",
-        "audio only",
-        "image only",
-        "concat + modality dropout 0.5",
-    }
+    assert {r["strategy"] for r in rows} == set(TINY_STRATEGIES)
     accuracies = [float(r["accuracy"]) for r in rows]
     assert accuracies == sorted(accuracies, reverse=True)
     assert [int(r["rank"]) for r in rows] == list(range(1, 7))

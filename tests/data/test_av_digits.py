@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,8 @@ def _png(out: Path, rel: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("avd-seed0")
-    build_av_digits(out, seed=0, size=SIZE)
-    return out
+def built(built_dataset: Callable[..., Path]) -> Path:
+    return built_dataset("av-digits", seed=0, size=SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,8 @@ def _idx_by_hand(name: str, header: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("fmnist")
-    build_fashion_mnist(out, seed=0, size=SIZE)
-    return out
+def built(built_dataset: Callable[..., Path]) -> Path:
+    return built_dataset("fashion-mnist", seed=0, size=SIZE)
 
 
 @pytest.fixture(scope="module")
