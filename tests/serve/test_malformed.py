@@ -108,6 +108,13 @@ class Bad:
         )
 
 
+def transcription(name: str, status: int, audio: bytes | None, **form: str) -> Bad:
+    """A transcription upload of ``audio`` as ``a.wav`` (no file when ``None``) with ``form``."""
+    files = None if audio is None else {"file": ("a.wav", audio, "audio/wav")}
+    return Bad(name, status, path="/v1/audio/transcriptions", files=files, data=form)
+
+
+SILENT_WAV = wav(np.zeros(1600, np.int16), 16000)
 NAN_WAV = wav(np.full(16000, np.nan, dtype=np.float32), 16000, "FLOAT")
 LONG_WAV = wav(np.zeros(int(LIMITS.max_audio_seconds + 1) * 8000, dtype=np.int16), 8000)
 TRUNCATED_PNG = png(64, 64)[:60]
@@ -261,40 +268,11 @@ CORPUS: list[Bad] = [
         path="/v1/chat/completions",
         json=chat([{"type": "input_audio", "input_audio": {"data": "%%%", "format": "wav"}}]),
     ),
-    Bad(
-        "no file in transcription",
-        422,
-        path="/v1/audio/transcriptions",
-        data={"model": "whisper-1"},
-    ),
-    Bad(
-        "garbage audio file",
-        415,
-        path="/v1/audio/transcriptions",
-        files={"file": ("a.wav", b"\x00\x01garbage" * 100, "audio/wav")},
-        data={"model": "whisper-1"},
-    ),
-    Bad(
-        "empty audio file",
-        400,
-        path="/v1/audio/transcriptions",
-        files={"file": ("a.wav", b"", "audio/wav")},
-        data={"model": "whisper-1"},
-    ),
-    Bad(
-        "unknown transcription model",
-        404,
-        path="/v1/audio/transcriptions",
-        files={"file": ("a.wav", wav(np.zeros(1600, np.int16), 16000), "audio/wav")},
-        data={"model": "nope"},
-    ),
-    Bad(
-        "bad response format",
-        422,
-        path="/v1/audio/transcriptions",
-        files={"file": ("a.wav", wav(np.zeros(1600, np.int16), 16000), "audio/wav")},
-        data={"model": "whisper-1", "response_format": "xml"},
-    ),
+    transcription("no file in transcription", 422, None, model="whisper-1"),
+    transcription("garbage audio file", 415, b"\x00\x01garbage" * 100, model="whisper-1"),
+    transcription("empty audio file", 400, b"", model="whisper-1"),
+    transcription("unknown transcription model", 404, SILENT_WAV, model="nope"),
+    transcription("bad response format", 422, SILENT_WAV, model="whisper-1", response_format="xml"),
     Bad(
         "unknown fusion model",
         404,
