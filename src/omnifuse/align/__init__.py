@@ -12,8 +12,9 @@ models never imports the training code.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from omnifuse.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from omnifuse.align.config import (
@@ -77,10 +78,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'omnifuse.align' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"omnifuse.align.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES, globals())

@@ -9,8 +9,9 @@ an LLM runtime nor the speech engines.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from omnifuse.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from omnifuse.assistant.assistant import (
@@ -43,10 +44,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'omnifuse.assistant' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"omnifuse.assistant.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES, globals())
