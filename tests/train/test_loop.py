@@ -115,3 +115,10 @@ def test_nothing_but_the_loop_owns_an_optimizer_step() -> None:
         if "optimizer.step()" in p.read_text(encoding="utf-8")
     ]
     assert owners == ["train/loop.py"]
+
+
+def test_an_unmeasured_metric_is_a_config_error_naming_the_choices() -> None:
+    from omnifuse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train\.metric 'accuracy' is not measured.*'loss'"):
+        fit(LinearObjective(8), settings(), metric="accuracy")

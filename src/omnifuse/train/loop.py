@@ -216,6 +216,11 @@ def _fit(
             validation = objective.validate()
             score, direction = train_loss, "loss"
             if validation is not None:
+                if metric not in validation:
+                    known = sorted(k for k, v in validation.items() if _is_number(v))
+                    raise ConfigError(
+                        f"train.metric {metric!r} is not measured; choose from {known}"
+                    )
                 record.update({f"val_{k}": v for k, v in validation.items() if _is_number(v)})
                 score, direction = float(validation[metric]), metric
             record["seconds"] = round(time.perf_counter() - epoch_started, 3)
