@@ -5,7 +5,10 @@ clusters of uneven sizes (like sentence embeddings; uniform random vectors would
 meaningless), and ``--queries`` queries drawn near data points but not equal to them. The exact
 top-10 of every query comes from a raw ``faiss.IndexFlatIP``.
 
-Sections (each ratio measured side by side in this process, the two sides alternating):
+Sections (in one process; exact against raw FAISS, each approximate index against raw FAISS on
+the same structure, and Milvus against ``faiss-flat`` alternate side by side; "vs exact" divides
+by the exact search timed earlier, filtered searches are timed alone, and each ingest is timed
+before its reference):
 
 * **exact**: omnifuse ``faiss-flat`` against raw ``IndexFlatIP``, batched and one query at a
   time (goal ≥ 0.9×);

@@ -30,15 +30,6 @@ INIT_RANGE = 0.3
 TARGETS = ("a red circle", "two blue stars", "a small green square above a star", "yes")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """Models this small only lose time to thread hand-offs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield None
-    torch.set_num_threads(threads)
-
-
 # ----------------------------------------------------------------------------- pooling
 
 
