@@ -3,8 +3,7 @@ stopping, logs and every pipeline going through it."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,9 @@ class LinearObjective(Objective):
     def parameter_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.model.parameters())}]
 
-    def batch_count(self) -> int:
-        return math.ceil(48 / self.batch_size)
-
-    def batches(self, epoch: int) -> Iterator[torch.Tensor]:
+    def batch_indices(self, epoch: int) -> list[Sequence[int]]:
         order = torch.randperm(48, generator=torch.Generator().manual_seed(epoch))
-        yield from order.split(self.batch_size)
+        return [chunk.tolist() for chunk in order.split(self.batch_size)]
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
         return nn.functional.mse_loss(self.model(self.x[batch]), self.y[batch])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,10 @@ from omnifuse.align.model import AlignedModel, ModalitySpec, save_aligned, scale
 from omnifuse.encoders.base import resolve_device
 from omnifuse.errors import ConfigError
 from omnifuse.models.encoders import encoder_kind
-from omnifuse.train.loop import Objective, fit, seed_everything
+from omnifuse.train import distributed
+from omnifuse.train.distributed import Shard
+from omnifuse.train.loop import fit, seed_everything
+from omnifuse.train.objective import Objective
 
 SELECTION_METRIC = "mrr"
 
@@ -192,16 +195,22 @@ def _stage_loss(
     model: AlignedModel,
     stage: Stage,
     data: SplitData,
-    index: np.ndarray,
+    index: Sequence[int] | np.ndarray,
     hard_beta: float,
 ) -> torch.Tensor:
+    shard = distributed.current()
+    everyone = list(np.asarray(index).tolist())
+    rows = shard.slice(everyone)
+    counts = [len(Shard(r, shard.world).slice(everyone)) for r in range(shard.world)]
     embedded: dict[str, torch.Tensor] = {}
     for column in {c for pair in stage.pairs for c in pair}:
         modality = model.modality_of(column)
-        pooled, tokens, mask = data.features[column].batch(index.tolist())
+        pooled, tokens, mask = data.features[column].batch(list(rows))
         with torch.set_grad_enabled(column in stage.trainable):
             embedded[column] = model.project(modality, pooled, tokens, mask)
-    groups = data.groups[torch.as_tensor(index)].to(model.device)
+            if shard.distributed:  # this process embeds its slice; the loss sees the batch
+                embedded[column] = distributed.gather_rows(embedded[column], counts)
+    groups = data.groups[torch.as_tensor(everyone)].to(model.device)
     losses = [
         info_nce(
             embedded[a],
@@ -273,18 +282,22 @@ class StageObjective(Objective):
     def parameter_groups(self) -> list[dict[str, Any]]:
         return _parameters(self.model, self.stage)
 
-    def batch_count(self) -> int:
-        rng = np.random.default_rng(0)
-        return len(_batches(self.stage, self.train_data, self.train, rng, self.cache))
-
-    def batches(self, epoch: int) -> Iterable[np.ndarray]:
+    def batch_indices(self, epoch: int) -> list[Sequence[int]]:
         """One generator per stage draws every epoch's batches in turn; earlier epochs' draws
         are replayed (cheap index shuffles), so an epoch's batches depend on the seed and the
         epoch alone and a resumed stage sees the same ones."""
         rng = np.random.default_rng([self.train.seed, self.offset])
         for _ in range(epoch):
             _batches(self.stage, self.train_data, self.train, rng, self.cache)
-        return _batches(self.stage, self.train_data, self.train, rng, self.cache)
+        return [
+            b.tolist() for b in _batches(self.stage, self.train_data, self.train, rng, self.cache)
+        ]
+
+    def load(self, batches: Sequence[Sequence[int]], shard: Shard) -> Iterator[tuple[Any, float]]:
+        """Every process gets each whole batch: the loss embeds this process's slice and
+        gathers the others' (InfoNCE needs the whole batch's negatives), and every process
+        computes the same loss, so each carries 1/N of it."""
+        return ((batch, 1.0 / shard.world) for batch in batches)
 
     def loss(self, batch: np.ndarray) -> torch.Tensor:
         return _stage_loss(self.model, self.stage, self.train_data, batch, self.hard_beta)

@@ -3,7 +3,6 @@ the next-token cross-entropy over the texts, batched in a fresh order every epoc
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -14,7 +13,8 @@ from torch.nn import functional as F
 from omnifuse.errors import ConfigError
 from omnifuse.projector.decoder import DecoderConfig, DecoderLM, WordTokenizer
 from omnifuse.train.config import TrainConfig
-from omnifuse.train.loop import Objective, decay_groups, fit, seed_everything
+from omnifuse.train.loop import fit, seed_everything
+from omnifuse.train.objective import Objective, decay_groups, shuffled_batches
 
 
 @dataclass
@@ -63,16 +63,20 @@ class DecoderObjective(Objective):
     def parameter_groups(self) -> list[dict[str, Any]]:
         return decay_groups(self.model.parameters(), self.config.weight_decay)
 
-    def batch_count(self) -> int:
-        return math.ceil(len(self.rows) / self.config.batch_size)
+    def batch_indices(self, epoch: int) -> list[Sequence[int]]:
+        seed = self.config.seed * 1_000_003 + epoch
+        return shuffled_batches(len(self.rows), self.config.batch_size, seed)
 
-    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(self.rows), generator=generator).tolist()
-        size = self.config.batch_size
-        for start in range(0, len(order), size):
-            ids, mask = pad_rows([self.rows[i] for i in order[start : start + size]], self.pad_id)
+    def materialize(
+        self, batches: Sequence[Sequence[int]]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for indices in batches:
+            ids, mask = pad_rows([self.rows[i] for i in indices], self.pad_id)
             yield ids.to(self.device), mask.to(self.device)
+
+    def loss_weight(self, indices: Sequence[int]) -> float:
+        """The loss averages over predicted tokens: every token of a row after its first."""
+        return float(sum(len(self.rows[i]) - 1 for i in indices))
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return lm_loss(self.model, *batch)

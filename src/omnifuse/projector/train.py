@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,9 @@ from omnifuse.projector.evaluate import generate_texts, score_texts
 from omnifuse.projector.lm import BuiltinLM, FrozenLM, load_frozen_lm
 from omnifuse.projector.model import ProjectorLM, SoftPrompt
 from omnifuse.projector.pretrain import pretrain_decoder
-from omnifuse.train.loop import DataObjective, decay_groups, torch_threads
 from omnifuse.train.loop import fit as fit_loop
+from omnifuse.train.loop import torch_threads
+from omnifuse.train.objective import DataObjective, decay_groups
 
 PROJECTOR_FOLDER = FolderFormat("omnifuse-projector", "projector")
 LM_DIR = "lm"
@@ -117,14 +118,14 @@ class ProjectorObjective(DataObjective):
             raise ConfigError("the projector has no trainable parameters")
         return decay_groups(self.model.parameters(), self.config.weight_decay)
 
-    def batches(self, epoch: int) -> Iterable[ProjectorBatch]:
+    def materialize(self, batches: Sequence[Sequence[int]]) -> Iterable[ProjectorBatch]:
         return DataLoader(
-            self.train_data,
-            batch_size=self.config.batch_size,
-            shuffle=True,
-            collate_fn=collate_projector,
-            generator=torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch),
+            self.train_data, batch_sampler=[list(b) for b in batches], collate_fn=collate_projector
         )
+
+    def loss_weight(self, indices: Sequence[int]) -> float:
+        """The loss averages over target tokens: each target and its end token."""
+        return float(sum(len(self.train_data.texts[i].target_ids) + 1 for i in indices))
 
     def loss(self, batch: ProjectorBatch) -> torch.Tensor:
         return batch_loss(self.model, batch, self.device)

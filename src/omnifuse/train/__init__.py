@@ -3,8 +3,9 @@ features or raw inputs (:func:`train`, :func:`evaluate`)."""
 
 from omnifuse.train.augment import AugmentConfig, Augmenter
 from omnifuse.train.config import TrainConfig, TrainingError, TrainResult
-from omnifuse.train.loop import Objective, fit, seed_everything
+from omnifuse.train.loop import fit, seed_everything
 from omnifuse.train.modality_dropout import drop_modalities
+from omnifuse.train.objective import Objective
 from omnifuse.train.trainer import evaluate, train
 
 __all__ = [

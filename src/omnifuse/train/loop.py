@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from omnifuse.encoders.base import resolve_device
 from omnifuse.errors import ConfigError
 from omnifuse.progress import track
 from omnifuse.tasks.base import higher_is_better
+from omnifuse.train import distributed
 from omnifuse.train.checkpoint import (
     TrainingState,
     has_checkpoint,
@@ -35,84 +35,10 @@ from omnifuse.train.checkpoint import (
 )
 from omnifuse.train.config import RESUMABLE_CHANGES, TrainConfig, TrainingError, TrainResult
 from omnifuse.train.log import MetricsLog
+from omnifuse.train.objective import Objective
 from omnifuse.train.schedule import warmup_cosine
 
-__all__ = [
-    "DataObjective",
-    "Objective",
-    "decay_groups",
-    "fit",
-    "seed_everything",
-    "torch_threads",
-]
-
-
-class Objective:
-    """What one kind of training supplies to :func:`fit`. Subclasses implement the methods that
-    raise here; the others have defaults that fit most objectives."""
-
-    device: torch.device = torch.device("cpu")
-
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        """Optimizer groups (``params``, optionally ``lr`` and ``weight_decay``; the training
-        config's values fill in what a group leaves out)."""
-        raise NotImplementedError
-
-    def batches(self, epoch: int) -> Iterable[Any]:
-        """The training batches of ``epoch`` (0-based), a function of the seed and the epoch
-        only, so that a resumed run sees the same batches."""
-        raise NotImplementedError
-
-    def batch_count(self) -> int:
-        """How many batches :meth:`batches` yields per epoch."""
-        raise NotImplementedError
-
-    def loss(self, batch: Any) -> torch.Tensor:
-        """The scalar loss of one batch (runs under autocast when the config asks for bf16)."""
-        raise NotImplementedError
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        """Detached CPU copies of the trained tensors: the best-epoch snapshot and the
-        checkpoint hold these."""
-        raise NotImplementedError
-
-    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        raise NotImplementedError
-
-    def validate(self) -> dict[str, Any] | None:
-        """Validation metrics after an epoch, or None without validation data (the training
-        loss then decides early stopping and the best weights)."""
-        return None
-
-    def train_mode(self) -> None:
-        """Put the modules in training mode at the start of an epoch."""
-
-    def describe(self, record: dict[str, Any]) -> None:
-        """Add objective-specific fields to an epoch's log record."""
-
-    def settings(self) -> dict[str, Any]:
-        """What, besides the training config, must not change between a run and its resumption."""
-        return {}
-
-
-class DataObjective(Objective):
-    """An objective over a training set (batched by ``config.batch_size``) and an optional
-    validation set, on the device the config names."""
-
-    def __init__(
-        self, model: nn.Module, train_data: Any, val_data: Any | None, config: TrainConfig
-    ) -> None:
-        self.model = model
-        self.train_data = train_data
-        self.val_data = val_data
-        self.config = config
-        self.device = resolve_device(config.device)
-
-    def batch_count(self) -> int:
-        return math.ceil(len(self.train_data) / self.config.batch_size)
-
-    def train_mode(self) -> None:
-        self.model.train()
+__all__ = ["fit", "seed_everything", "torch_threads"]
 
 
 def seed_everything(seed: int) -> None:
@@ -132,15 +58,6 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def decay_groups(parameters: Iterable[nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on matrices only, not on biases, norms and single vectors."""
-    learned = [p for p in parameters if p.requires_grad]
-    return [
-        {"params": [p for p in learned if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in learned if p.ndim < 2], "weight_decay": 0.0},
-    ]
 
 
 def fit(
@@ -168,11 +85,13 @@ def _fit(
     description: str,
 ) -> TrainResult:
     started = time.perf_counter()
+    shard = distributed.init_from_env(objective.device)
+    main = shard.rank == 0
     seed_everything(config.seed)
     device = objective.device
     optimizer = _adamw(objective.parameter_groups(), config, device)
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    batch_count = objective.batch_count()
+    batch_count = len(objective.batch_indices(0))
     if batch_count == 0:
         raise ConfigError("the training set is empty")
     steps_per_epoch = math.ceil(batch_count / config.accumulate)
@@ -187,7 +106,7 @@ def _fit(
         restored = load_checkpoint(config.checkpoint_dir, optimizer=optimizer, settings=settings)
         objective.load_weights(restored.weights)
         state, best_weights = restored.state, restored.best_weights
-    log = MetricsLog(config.log_dir, earlier + state.history)
+    log = MetricsLog(config.log_dir if main else None, earlier + state.history)
     stopped_early, epochs_run = False, 0
     try:
         for epoch in range(state.epoch, config.epochs):
@@ -195,16 +114,18 @@ def _fit(
                 break
             epoch_started = time.perf_counter()
             objective.train_mode()
-            batches = objective.batches(epoch)
-            if config.progress:
+            global_batches = objective.batch_indices(epoch)
+            count = len(global_batches)
+            batches = objective.load(global_batches, shard)
+            if config.progress and main:
                 label = f"{description} {epoch + 1}/{config.epochs}"
-                batches = track(batches, label, total=batch_count)
+                batches = track(batches, label, total=count)
             total = torch.zeros((), device=device)
             state.step = _run_epoch(
                 objective, batches, optimizer, parameters, config, state.step, total_steps,
-                warmup, batch_count, total,
+                warmup, count, total,
             )  # fmt: skip
-            train_loss = float(total) / batch_count
+            train_loss = float(distributed.sum_across(total)) / max(1, count)
             if not math.isfinite(train_loss):
                 raise TrainingError(f"training diverged in epoch {epoch + 1} (loss {train_loss})")
             record: dict[str, Any] = {
@@ -234,7 +155,7 @@ def _fit(
             state.history.append(record)
             log.write(record)
             epochs_run += 1
-            if config.checkpoint_dir:
+            if config.checkpoint_dir and main:
                 save_checkpoint(
                     config.checkpoint_dir,
                     weights=objective.weights(),
@@ -266,7 +187,7 @@ def _fit(
 
 def _run_epoch(
     objective: Objective,
-    batches: Iterable[Any],
+    batches: Iterable[tuple[Any, float]],
     optimizer: torch.optim.Optimizer,
     parameters: list[torch.Tensor],
     config: TrainConfig,
@@ -277,22 +198,29 @@ def _run_epoch(
     total: torch.Tensor,
 ) -> int:
     """One pass over the batches: ``config.accumulate`` batches per optimizer step (fewer in
-    the epoch's last group), the loss of each added to ``total``. Returns the step count."""
+    the epoch's last group), the loss of each added to ``total``. Each batch's loss counts by
+    its share of the global batch (1 in a single process); across processes the gradients are
+    summed before the step. Returns the step count."""
     device = objective.device
+    summed = distributed.current().distributed
     pending = group_size = 0
-    for index, batch in enumerate(batches):
+    for index, (batch, share) in enumerate(batches):
         if pending == 0:
             pending = group_size = min(config.accumulate, batch_count - index)
             scale = warmup_cosine(step, total_steps, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * scale
             optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-            loss = objective.loss(batch)
-        (loss if group_size == 1 else loss / group_size).backward()
-        total += loss.detach()
+        if batch is not None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                loss = objective.loss(batch)
+            weight = share / group_size
+            (loss if weight == 1.0 else loss * weight).backward()
+            total += loss.detach() if share == 1.0 else loss.detach() * share
         pending -= 1
         if pending == 0:
+            if summed:
+                distributed.sum_gradients(parameters)
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()

@@ -7,12 +7,12 @@ random (modality dropout), and the task's loss comes back; validation is the tas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from omnifuse.data.cache import CachedFeatureDataset
 from omnifuse.errors import ConfigError
@@ -21,15 +21,16 @@ from omnifuse.models.fusion_model import FusionModel, to_device
 from omnifuse.models.inference import (
     Targets,
     base_dataset,
+    collate_fn,
     dataset_records,
     evaluate,
-    loader,
 )
 from omnifuse.models.raw import RawDataset
 from omnifuse.train.checkpoint import has_checkpoint
 from omnifuse.train.config import TrainConfig, TrainingError, TrainResult
-from omnifuse.train.loop import DataObjective, fit, seed_everything
+from omnifuse.train.loop import fit, seed_everything
 from omnifuse.train.modality_dropout import drop_modalities
+from omnifuse.train.objective import DataObjective
 
 __all__ = ["FusionObjective", "TrainConfig", "TrainResult", "evaluate", "seed_everything", "train"]
 
@@ -58,13 +59,15 @@ class FusionObjective(DataObjective):
     def parameter_groups(self) -> list[dict[str, Any]]:
         return parameter_groups(self.model, self.config)
 
-    def batches(self, epoch: int) -> Iterable[Any]:
-        _set_epoch(self.train_data, epoch)
-        return loader(
+    def batch_indices(self, epoch: int) -> list[Sequence[int]]:
+        _set_epoch(self.train_data, epoch)  # raw inputs: this epoch's augmentation draws
+        return super().batch_indices(epoch)
+
+    def materialize(self, batches: Sequence[Sequence[int]]) -> Iterable[Any]:
+        return DataLoader(
             self.train_data,
-            self.config.batch_size,
-            shuffle=True,
-            seed=self.config.seed * 1_000_003 + epoch,
+            batch_sampler=[list(b) for b in batches],
+            collate_fn=collate_fn(self.train_data),
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
         )
