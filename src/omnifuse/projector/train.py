@@ -120,7 +120,10 @@ class ProjectorObjective(DataObjective):
 
     def materialize(self, batches: Sequence[Sequence[int]]) -> Iterable[ProjectorBatch]:
         return DataLoader(
-            self.train_data, batch_sampler=[list(b) for b in batches], collate_fn=collate_projector
+            self.train_data,
+            batch_sampler=[list(b) for b in batches],
+            collate_fn=collate_projector,
+            generator=torch.Generator(),  # its worker-seed draw leaves the global RNG be
         )
 
     def loss_weight(self, indices: Sequence[int]) -> float:

@@ -111,8 +111,12 @@ class DataObjective(Objective):
 
 def shuffled_batches(count: int, batch_size: int, seed: int) -> list[Sequence[int]]:
     """A seeded permutation of ``range(count)`` cut into batches, the last one shorter: the
-    order a ``DataLoader(shuffle=True)`` with a generator of ``seed`` takes."""
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
+    very order a ``DataLoader(shuffle=True)`` with a generator of ``seed`` takes (it draws one
+    number for its workers' seeds from the generator, then the permutation), so a hand-written
+    loop over such a loader sees the same batches."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(count, generator=generator).tolist()
     return [order[i : i + batch_size] for i in range(0, count, batch_size)]
 
 

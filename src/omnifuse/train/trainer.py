@@ -67,6 +67,7 @@ class FusionObjective(DataObjective):
         return DataLoader(
             self.train_data,
             batch_sampler=[list(b) for b in batches],
+            generator=torch.Generator(),  # its worker-seed draw leaves the global RNG be
             collate_fn=collate_fn(self.train_data),
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
