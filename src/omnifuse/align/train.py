@@ -142,7 +142,9 @@ def train_alignment(config: AlignConfig, out: str | Path | None = None) -> Align
     if not str(folder) or folder == Path():
         raise ConfigError("give an output folder (out=..., or 'output' in the config)")
     seed_everything(config.train.seed)
-    manifest_path, splits = load_training_data(config, folder)
+    distributed.init_from_env()
+    with distributed.main_first():  # rank 0 builds the data and fills the cache
+        manifest_path, splits = load_training_data(config, folder)
     model, results, history = fit_model(config, splits, folder)
     metrics: dict[str, Any] = {
         "data": {"manifest": str(manifest_path), **{k: len(v) for k, v in splits.items()}},
@@ -155,7 +157,8 @@ def train_alignment(config: AlignConfig, out: str | Path | None = None) -> Align
     for role in ("val", "test"):
         if role in splits:
             metrics[role] = evaluate_split(model, splits[role])
-    save_aligned(model, folder, metrics=metrics, extra={"config": config.to_dict()})
+    if distributed.is_main():
+        save_aligned(model, folder, metrics=metrics, extra={"config": config.to_dict()})
     return AlignResult(model, folder, metrics, history, time.perf_counter() - started)
 
 
@@ -203,7 +206,7 @@ def _stage_loss(
     rows = shard.slice(everyone)
     counts = [len(Shard(r, shard.world).slice(everyone)) for r in range(shard.world)]
     embedded: dict[str, torch.Tensor] = {}
-    for column in {c for pair in stage.pairs for c in pair}:
+    for column in dict.fromkeys(c for pair in stage.pairs for c in pair):  # same order everywhere
         modality = model.modality_of(column)
         pooled, tokens, mask = data.features[column].batch(list(rows))
         with torch.set_grad_enabled(column in stage.trainable):

@@ -18,6 +18,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from omnifuse.cli.launch import Nnodes, Nproc, RdzvEndpoint, relaunch
 from omnifuse.cli.options import Overrides, parse_encoder_options, recipe_option
 from omnifuse.cli.render import console
 
@@ -62,9 +63,15 @@ def align(
         Path | None, typer.Option("--out", "-o", help="Model folder (overrides 'output').")
     ] = None,
     overrides: Overrides = None,
+    nproc: Nproc = 1,
+    nnodes: Nnodes = 1,
+    rdzv_endpoint: RdzvEndpoint = None,
 ) -> None:
-    """Train projection heads into one space; writes the model folder, prints retrieval."""
+    """Train projection heads into one space; writes the model folder, prints retrieval.
+    With --nproc N, N data-parallel processes share each batch (torchrun)."""
     if ctx.invoked_subcommand is not None:
+        return
+    if relaunch(nproc, nnodes, rdzv_endpoint):
         return
     manifest = {"encoders": parse_encoder_options(encoder or []), "group_by": group_by}
     parsed = _config(config, data, size, seed, overrides or [], manifest)
@@ -72,8 +79,11 @@ def align(
     if folder is None:
         raise typer.BadParameter("give --out (the config has no 'output')", param_hint="--out")
     from omnifuse.align import train_alignment
+    from omnifuse.train import distributed
 
     result = train_alignment(parsed, folder)
+    if not distributed.is_main():
+        return
     for split in ("val", "test"):
         if split in result.metrics:
             console.print(retrieval_table(result.metrics[split], title=f"{split} retrieval"))

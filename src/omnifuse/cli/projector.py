@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from omnifuse.cli.launch import Nnodes, Nproc, RdzvEndpoint, relaunch
 from omnifuse.cli.options import (
     OutputFolder,
     Overrides,
@@ -45,12 +46,16 @@ def train(
     target: Annotated[
         str | None, typer.Option(help="With --data: the text column to generate.")
     ] = None,
+    nproc: Nproc = 1,
+    nnodes: Nnodes = 1,
+    rdzv_endpoint: RdzvEndpoint = None,
 ) -> None:
     """Train a projector as the run file says (on your own manifest with --data); prints the
     validation and test scores."""
     import json
 
     from omnifuse.projector import read_projector_config, train_projector
+    from omnifuse.train import distributed
 
     settings = recipe_overrides(overrides, output)
     if data is not None:
@@ -59,7 +64,11 @@ def train(
         settings.append(f"encoders={json.dumps(parse_encoder_options(encoder))}")
     if target is not None:
         settings.append(f"target={json.dumps(target)}")
+    if relaunch(nproc, nnodes, rdzv_endpoint):
+        return
     folder = train_projector(read_projector_config(config, settings))
+    if not distributed.is_main():
+        return
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     for split in ("val", "test"):
         if split in metrics:

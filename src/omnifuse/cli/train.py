@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from rich.table import Table
 
+from omnifuse.cli.launch import Nnodes, Nproc, RdzvEndpoint, relaunch
 from omnifuse.cli.options import OutputFolder, Overrides, recipe_option, recipe_overrides
 from omnifuse.cli.render import console
 
@@ -32,11 +33,20 @@ def train(
     config: Annotated[str, recipe_option("av-digits-concat")],
     overrides: Overrides = None,
     output: OutputFolder = None,
+    nproc: Nproc = 1,
+    nnodes: Nnodes = 1,
+    rdzv_endpoint: RdzvEndpoint = None,
 ) -> None:
-    """Train a fusion model as the run file says; writes the model folder and prints its metrics."""
+    """Train a fusion model as the run file says; writes the model folder and prints its metrics.
+    With --nproc N, N data-parallel processes share each batch (torchrun)."""
+    from omnifuse.train import distributed
     from omnifuse.train.recipe import read_run_config, run
 
+    if relaunch(nproc, nnodes, rdzv_endpoint):
+        return
     outcome = run(read_run_config(config, recipe_overrides(overrides, output)))
+    if not distributed.is_main():
+        return
     for split in ("val", "test"):
         if split in outcome.metrics:
             console.print(metrics_table(outcome.metrics[split], title=f"{split} metrics"))

@@ -45,6 +45,7 @@ from omnifuse.projector.evaluate import generate_texts, score_texts
 from omnifuse.projector.lm import BuiltinLM, FrozenLM, load_frozen_lm
 from omnifuse.projector.model import ProjectorLM, SoftPrompt
 from omnifuse.projector.pretrain import pretrain_decoder
+from omnifuse.train import distributed
 from omnifuse.train.loop import fit as fit_loop
 from omnifuse.train.loop import torch_threads
 from omnifuse.train.objective import DataObjective, decay_groups
@@ -69,7 +70,9 @@ def prepare_lm(config: ProjectorConfig, manifest: Manifest, out: Path) -> Frozen
         progress=config.train.progress,
     )
     metrics = {"texts": len(texts), "history": result.history, "seconds": result.seconds}
-    folder = save_decoder(out / LM_DIR, result.model, result.tokenizer, metrics)
+    folder = out / LM_DIR
+    if distributed.is_main():
+        save_decoder(folder, result.model, result.tokenizer, metrics)
     return BuiltinLM(result.model.cpu(), result.tokenizer, folder)
 
 
@@ -128,7 +131,7 @@ class ProjectorObjective(DataObjective):
 
     def loss_weight(self, indices: Sequence[int]) -> float:
         """The loss averages over target tokens: each target and its end token."""
-        return float(sum(len(self.train_data.texts[i].target_ids) + 1 for i in indices))
+        return float(sum(len(self.train_data[i][1].target_ids) + 1 for i in indices))
 
     def loss(self, batch: ProjectorBatch) -> torch.Tensor:
         return batch_loss(self.model, batch, self.device)
@@ -183,12 +186,14 @@ def train_projector(config: ProjectorConfig, out: str | Path | None = None) -> P
     started = time.perf_counter()
     out = Path(out if out is not None else config.output)
     out.mkdir(parents=True, exist_ok=True)
-    manifest_path = prepare_manifest(config)
-    manifest = load_manifest(manifest_path)
-    unknown = [c for c in config.columns if c not in manifest.schema.modalities]
-    if unknown:
-        raise ConfigError(f"encoders: {unknown} not modality column(s) of {manifest_path}")
-    cache = encode_features(config, manifest_path)
+    distributed.init_from_env()
+    with distributed.main_first():  # rank 0 builds the data and fills the cache
+        manifest_path = prepare_manifest(config)
+        manifest = load_manifest(manifest_path)
+        unknown = [c for c in config.columns if c not in manifest.schema.modalities]
+        if unknown:
+            raise ConfigError(f"encoders: {unknown} not modality column(s) of {manifest_path}")
+        cache = encode_features(config, manifest_path)
     encoded_s = time.perf_counter() - started
     with torch_threads(config.train.threads):
         return _train_and_save(config, out, manifest_path, manifest, cache, started, encoded_s)
@@ -225,7 +230,8 @@ def _train_and_save(
         if split in sets and len(sets[split]):
             hyps = generate_texts(model, sets[split], max_tokens=config.max_tokens)
             metrics[split] = score_texts(config.task, hyps, sets[split].texts)
-    save_projector(out, model, config, dims, metrics)
+    if distributed.is_main():
+        save_projector(out, model, config, dims, metrics)
     return out
 
 

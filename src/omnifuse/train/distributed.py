@@ -15,6 +15,7 @@ import datetime
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -129,19 +130,52 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+class _GatherRows(torch.autograd.Function):
+    """All processes' (equally padded) rows stacked (W, rows, ...). The backward pass sums the
+    gradient every process computed for all rows and hands each process its own part."""
+
+    @staticmethod
+    def forward(ctx: Any, padded: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        shard = current()
+        parts = [torch.empty_like(padded) for _ in range(shard.world)]
+        dist.all_gather(parts, padded.contiguous())
+        ctx.rank = shard.rank
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank]
+
+
 def gather_rows(local: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
     """Every process's rows in rank order (``counts[r]`` rows from rank r), the gradient of each
-    process's own rows flowing back to it (the gather contrastive losses need: every process
-    then computes the loss over the whole global batch)."""
-    import torch.distributed as dist
-    from torch.distributed.nn.functional import all_gather
-
+    process's own rows flowing back to it, summed over what every process's loss asks of them
+    (the gather contrastive losses need: every process then computes the loss over the whole
+    global batch, and carries 1/N of it)."""
     longest = max(counts)
     padding = local.new_zeros((longest - local.shape[0], *local.shape[1:]))
-    padded = torch.cat([local, padding])
-    if local.requires_grad:
-        parts = list(all_gather(padded))
-    else:
-        parts = [torch.empty_like(padded) for _ in counts]
-        dist.all_gather(parts, padded)
-    return torch.cat([part[:count] for part, count in zip(parts, counts, strict=True)])
+    stacked = _GatherRows.apply(torch.cat([local, padding]))
+    return torch.cat([stacked[r, :count] for r, count in enumerate(counts)])
+
+
+def broadcast_state(
+    state: dict[str, torch.Tensor], device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Rank 0's tensors on every process (each process may have built its model from another
+    random state; data-parallel training starts from one)."""
+    import torch.distributed as dist
+
+    if not current().distributed:
+        return state
+    out = {}
+    for name, tensor in state.items():
+        moved = tensor.to(device).contiguous()
+        dist.broadcast(moved, src=0)
+        out[name] = moved.to(tensor.device)
+    return out

@@ -101,6 +101,8 @@ def _fit(
         "train": {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES},
         **objective.settings(),
     }
+    if shard.distributed:  # one starting point for every process
+        objective.load_weights(distributed.broadcast_state(objective.weights(), device))
     state, best_weights = TrainingState(), None
     if config.resume and config.checkpoint_dir and has_checkpoint(config.checkpoint_dir):
         restored = load_checkpoint(config.checkpoint_dir, optimizer=optimizer, settings=settings)

@@ -21,6 +21,7 @@ from omnifuse.models.fusion_model import FusionModel, build_model
 from omnifuse.models.inference import evaluate
 from omnifuse.models.raw import RawDataset
 from omnifuse.tasks import tasks
+from omnifuse.train import distributed
 from omnifuse.train.augment import Augmenter
 from omnifuse.train.config import TrainConfig, TrainResult
 from omnifuse.train.run_config import RunConfig, read_run_config
@@ -42,14 +43,16 @@ class RunOutcome:
 def run(config: RunConfig) -> RunOutcome:
     """Prepare data (and features), build, train, evaluate and save the model."""
     started = time.perf_counter()
-    manifest_path = prepare_data(config)
-    manifest = load_manifest(manifest_path)
-    _check_columns(config, manifest)
-    classes = config.model.classes or infer_classes(config.model.task, manifest, config.target)
-    if config.cache is None:
-        model, sets = _end_to_end(config, manifest, classes)
-    else:
-        model, sets = _cached(config, manifest_path, manifest, classes)
+    distributed.init_from_env()
+    with distributed.main_first():  # rank 0 builds the data and fills the cache
+        manifest_path = prepare_data(config)
+        manifest = load_manifest(manifest_path)
+        _check_columns(config, manifest)
+        classes = config.model.classes or infer_classes(config.model.task, manifest, config.target)
+        if config.cache is None:
+            model, sets = _end_to_end(config, manifest, classes)
+        else:
+            model, sets = _cached(config, manifest_path, manifest, classes)
     train_config = config.train
     if train_config.log_dir is None:
         train_config = TrainConfig(**{**train_config.to_dict(), "log_dir": str(config.output)})
@@ -69,7 +72,8 @@ def run(config: RunConfig) -> RunOutcome:
         if split in sets:
             metrics[split] = evaluate(model, sets[split], batch_size=train_config.eval_batch_size)
     metrics["train"]["total_seconds"] = round(time.perf_counter() - started, 2)
-    save_model(model, config.output, metrics)
+    if distributed.is_main():
+        save_model(model, config.output, metrics)
     return RunOutcome(model, config.output, result, metrics)
 
 
