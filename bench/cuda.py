@@ -1,0 +1,107 @@
+"""The CUDA path of the training loop, for a machine with GPUs: bf16 autocast against fp32 on one
+GPU, and NCCL data parallelism across every GPU there is, in one run.
+
+Rows (median ms per optimizer step over ``--rounds`` alternating rounds, training only, the
+transformer fusion of bench/train.py on its av-digits-shaped synthetic features):
+
+- fp32 and bf16 autocast on one GPU, side by side;
+- with more than one GPU: ``torch.distributed.run`` with one process per GPU (NCCL) against one
+  process on one GPU, the same global batch.
+
+    python bench/cuda.py                 # prints "no CUDA device" and exits 0 without a GPU
+    python bench/cuda.py --rounds 2 --epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve()
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One training run on CUDA (one of several processes under torchrun, one per GPU)."""
+    from omnifuse.train import TrainConfig, distributed, train
+    from train import SyntheticFeatures, new_model
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.cuda.set_device(local)
+    data = SyntheticFeatures(args.samples, seed=0)
+    torch.manual_seed(0)
+    model = new_model(args.fusion)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=None,
+        progress=False,
+        device=f"cuda:{local}",
+        bf16=args.bf16,
+    )
+    result = train(model, data, None, config)
+    torch.cuda.synchronize()
+    if distributed.is_main():
+        Path(args.worker).write_text(json.dumps({"seconds": result.seconds, "steps": result.steps}))
+    distributed.shutdown()
+
+
+def timed(args: argparse.Namespace, out: Path, *, gpus: int, bf16: bool) -> float:
+    launcher = [sys.executable]
+    if gpus > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
+    command = [*launcher, str(HERE), "--worker", str(out), "--fusion", args.fusion]
+    command += ["--epochs", str(args.epochs), "--samples", str(args.samples)]
+    command += ["--batch-size", str(args.batch_size), *(["--bf16"] if bf16 else [])]
+    env = {**os.environ, "OMNIFUSE_PROGRESS": "0"}
+    subprocess.run(command, check=True, env=env, cwd=HERE.parent, capture_output=True)
+    report = json.loads(out.read_text())
+    return float(report["seconds"]) / int(report["steps"]) * 1000.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--fusion", default="transformer")
+    parser.add_argument("--samples", type=int, default=4096)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to measure here (run on a machine with a GPU)")
+        return
+    gpus = torch.cuda.device_count()
+    folder = Path(tempfile.mkdtemp(prefix="bench-cuda-"))
+    sides = {"fp32, 1 GPU": (1, False), "bf16, 1 GPU": (1, True)}
+    if gpus > 1:
+        sides[f"bf16, {gpus} GPUs (NCCL)"] = (gpus, True)
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for round_ in range(args.rounds + 1):
+        for name, (count, bf16) in sides.items():
+            ms = timed(args, folder / "run.json", gpus=count, bf16=bf16)
+            if round_ > 0:
+                times[name].append(ms)
+    print(f"{torch.cuda.get_device_name(0)} × {gpus}, torch {torch.__version__}")
+    print(f"{args.fusion}: {args.samples} samples, global batch {args.batch_size}")
+    base = statistics.median(times["fp32, 1 GPU"])
+    print("| run | ms/step | speed-up |")
+    print("|---|---:|---:|")
+    for name, values in times.items():
+        ms = statistics.median(values)
+        print(f"| {name} | {ms:.2f} | {base / ms:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Data-parallel training: 2 processes × 1 thread against 1 process × 1 thread, in one run.
+
+Both sides train the same transformer fusion (bench/train.py's av-digits-shaped synthetic
+features, global batch 64) through ``omnifuse.train.train``: one side as a plain process, the
+other as two gloo processes under ``torch.distributed.run``, each on half of every global batch.
+Each run reports its training time (after start-up and data loading), the two sides alternate for
+``--rounds`` rounds after a warm-up pair, and the ratio of the medians is the speed-up (goal
+≥ 1.7×). Both sides end with the same weights (the script prints the largest difference).
+
+    python bench/scale_ddp.py                    # about 4 minutes on 2 cores
+    python bench/scale_ddp.py --rounds 2 --epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve()
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Train once (under torchrun, as one of several processes) and let rank 0 report."""
+    from safetensors.torch import save_file
+
+    from omnifuse.models.folder import model_state
+    from omnifuse.train import TrainConfig, distributed, train
+    from train import SyntheticFeatures, new_model
+
+    torch.set_num_threads(1)
+    data = SyntheticFeatures(args.samples, seed=0)
+    torch.manual_seed(0)
+    model = new_model(args.fusion)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=None,
+        progress=False,
+        device="cpu",
+    )
+    result = train(model, data, None, config)
+    if distributed.is_main():
+        out = Path(args.worker)
+        save_file(model_state(model), str(out.with_suffix(".safetensors")))
+        out.write_text(json.dumps({"seconds": result.seconds, "steps": result.steps}))
+    distributed.shutdown()
+
+
+def timed_run(processes: int, args: argparse.Namespace, out: Path) -> float:
+    launcher = [sys.executable]
+    if processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    command = [*launcher, str(HERE), "--worker", str(out), "--fusion", args.fusion]
+    command += ["--epochs", str(args.epochs), "--samples", str(args.samples)]
+    command += ["--batch-size", str(args.batch_size)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNIFUSE_PROGRESS": "0"}
+    subprocess.run(command, check=True, env=env, cwd=HERE.parent, capture_output=True)
+    report = json.loads(out.read_text())
+    return float(report["seconds"]) / int(report["steps"]) * 1000.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--fusion", default="transformer")
+    parser.add_argument("--samples", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    from safetensors.torch import load_file
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-ddp-"))
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for round_ in range(args.rounds + 1):
+        for processes in (1, 2):
+            ms = timed_run(processes, args, folder / f"p{processes}.json")
+            if round_ > 0:  # round 0 warms the file cache and the allocator
+                times[processes].append(ms)
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    a, b = load_file(str(folder / "p1.safetensors")), load_file(str(folder / "p2.safetensors"))
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(
+        f"{args.fusion}: {args.samples} samples, global batch {args.batch_size}, "
+        f"{args.epochs} epochs, {args.rounds} alternating rounds (median ms/step, training only)"
+    )
+    print("| processes × threads | ms/step | speed-up | Δweights |")
+    print("|---|---:|---:|---:|")
+    print(f"| 1 × 1 | {one:.1f} | 1.00× | |")
+    print(f"| 2 × 1 (gloo) | {two:.1f} | {one / two:.2f}× | {diff:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
