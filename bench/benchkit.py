@@ -7,11 +7,15 @@ import this module by its bare name.
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -76,3 +80,19 @@ def markdown_table(head: Sequence[str], rows: Iterable[Sequence[str]], align: st
     lines = ["| " + " | ".join(head) + " |", rule]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def ms_per_step(
+    script: Path, out: Path, arguments: Sequence[str], *, processes: int, threads: str = "1"
+) -> float:
+    """Run ``script --worker OUT ARGUMENTS`` (under ``torch.distributed.run`` with
+    ``processes`` processes when more than one) and read the training time per step that its
+    rank 0 wrote to ``out`` as ``{"seconds", "steps"}``."""
+    launcher = [sys.executable]
+    if processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "OMNIFUSE_PROGRESS": "0"}
+    command = [*launcher, str(script), "--worker", str(out), *arguments]
+    subprocess.run(command, check=True, env=env, cwd=script.parent, capture_output=True)
+    report = json.loads(out.read_text())
+    return float(report["seconds"]) / int(report["steps"]) * 1000.0

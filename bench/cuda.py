@@ -18,12 +18,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
+
+from benchkit import ms_per_step
 
 HERE = Path(__file__).resolve()
 
@@ -54,16 +54,10 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def timed(args: argparse.Namespace, out: Path, *, gpus: int, bf16: bool) -> float:
-    launcher = [sys.executable]
-    if gpus > 1:
-        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
-    command = [*launcher, str(HERE), "--worker", str(out), "--fusion", args.fusion]
-    command += ["--epochs", str(args.epochs), "--samples", str(args.samples)]
-    command += ["--batch-size", str(args.batch_size), *(["--bf16"] if bf16 else [])]
-    env = {**os.environ, "OMNIFUSE_PROGRESS": "0"}
-    subprocess.run(command, check=True, env=env, cwd=HERE.parent, capture_output=True)
-    report = json.loads(out.read_text())
-    return float(report["seconds"]) / int(report["steps"]) * 1000.0
+    arguments = ["--fusion", args.fusion, "--epochs", str(args.epochs)]
+    arguments += ["--samples", str(args.samples), "--batch-size", str(args.batch_size)]
+    arguments += ["--bf16"] if bf16 else []
+    return ms_per_step(HERE, out, arguments, processes=gpus)
 
 
 def main() -> None:

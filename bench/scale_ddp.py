@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
+
+from benchkit import ms_per_step
 
 HERE = Path(__file__).resolve()
 
@@ -55,16 +54,9 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def timed_run(processes: int, args: argparse.Namespace, out: Path) -> float:
-    launcher = [sys.executable]
-    if processes > 1:
-        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
-    command = [*launcher, str(HERE), "--worker", str(out), "--fusion", args.fusion]
-    command += ["--epochs", str(args.epochs), "--samples", str(args.samples)]
-    command += ["--batch-size", str(args.batch_size)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMNIFUSE_PROGRESS": "0"}
-    subprocess.run(command, check=True, env=env, cwd=HERE.parent, capture_output=True)
-    report = json.loads(out.read_text())
-    return float(report["seconds"]) / int(report["steps"]) * 1000.0
+    arguments = ["--fusion", args.fusion, "--epochs", str(args.epochs)]
+    arguments += ["--samples", str(args.samples), "--batch-size", str(args.batch_size)]
+    return ms_per_step(HERE, out, arguments, processes=processes)
 
 
 def main() -> None:
