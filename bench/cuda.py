@@ -49,7 +49,11 @@ def worker(args: argparse.Namespace) -> None:
     result = train(model, data, None, config)
     torch.cuda.synchronize()
     if distributed.is_main():
-        Path(args.worker).write_text(json.dumps({"seconds": result.seconds, "steps": result.steps}))
+        Path(args.worker).write_text(
+            json.dumps(
+                {"seconds": sum(r["seconds"] for r in result.history), "steps": result.steps}
+            )
+        )
     distributed.shutdown()
 
 

