@@ -98,3 +98,8 @@ class UnknownComponentError(OmnifuseError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown component"
+
+
+class ServiceUnavailableError(OmnifuseError):
+    """A server omnifuse depends on (a Milvus server, say) does not answer; the same call may
+    succeed once it is back, so a caller answers "try later" rather than "you asked wrongly"."""

@@ -26,6 +26,7 @@ from omnifuse.errors import (
     InvalidValueError,
     ManifestError,
     OmnifuseError,
+    ServiceUnavailableError,
 )
 from omnifuse.fileio import write_bytes_atomic
 from omnifuse.index.files import LOCK_FILE
@@ -49,6 +50,10 @@ class IndexClosedError(OmnifuseError):
 
 class ReadOnlyIndexError(OmnifuseError):
     """A write to an index opened with ``read_only=True``."""
+
+
+class IndexUnavailableError(ServiceUnavailableError):
+    """The server that holds the index (a Milvus server) does not answer."""
 
 
 @dataclass(slots=True)
@@ -82,7 +87,7 @@ class IndexSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: Path) -> IndexSpec:
+    def from_dict(cls, data: dict[str, Any], source: object) -> IndexSpec:
         try:
             spec = cls(
                 backend=str(data["backend"]),
@@ -135,7 +140,13 @@ class VectorIndex(ABC):
     """
 
     spec: IndexSpec
-    path: Path
+    path: Path | None
+    """The index folder; None for an index that lives on a server alone."""
+
+    @property
+    def location(self) -> str:
+        """Where the index lives, for messages: its folder, or a server and collection."""
+        return str(self.path)
 
     @property
     def dim(self) -> int:
@@ -208,9 +219,8 @@ class VectorIndex(ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({str(self.path)!r}, backend={self.backend!r}, dim={self.dim})"
-        )
+        name = type(self).__name__
+        return f"{name}({self.location!r}, backend={self.backend!r}, dim={self.dim})"
 
 
 def check_runtime_options(overrides: Mapping[str, Any], runtime: Collection[str]) -> None:

@@ -54,6 +54,8 @@ from omnifuse.index.wal import WriteAheadLog, read_records, replay_operations
 class FaissIndex(VectorIndex):
     """A FAISS index over a durable row table (see the module docstring)."""
 
+    path: Path
+
     def __init__(
         self,
         path: Path,

@@ -3,14 +3,23 @@
 By default the data lives in ``<folder>/milvus.db`` through Milvus Lite (in process, for tests
 and single machines); ``uri="http://host:19530"`` (plus ``token``, never written to disk; also
 read from ``OMNIFUSE_MILVUS_TOKEN``) puts it on a Milvus server, with the folder keeping only
-``index.json``. A collection has a string primary key ``id``, a float vector ``vector`` and a JSON
-``metadata`` field; filters become Milvus boolean expressions over that field. The default index
-type ``FLAT`` is exact; ``index_type`` / ``index_params`` / ``search_params`` choose another
-(HNSW, IVF_FLAT, ...). An ``add`` returns after Milvus has accepted it into its write-ahead log.
+``index.json``. An index on a server needs no folder at all: the collection carries its own
+description (the ``omnifuse.index`` collection property), so ``open_index("http://host:19530")``
+reopens it from any machine, which is how several serving processes share one index.
+
+A collection has a string primary key ``id``, a float vector ``vector`` and a JSON ``metadata``
+field; filters become Milvus boolean expressions over that field. The default index type ``FLAT``
+is exact; ``index_type`` / ``index_params`` / ``search_params`` choose another (HNSW, IVF_FLAT,
+...). An ``add`` returns after Milvus has accepted it into its write-ahead log.
+
+A server that does not answer raises :class:`~omnifuse.index.base.IndexUnavailableError`; the
+same index object works again once the server is back (a restarted server that released the
+collection, as Milvus Lite's does, has it loaded again on the next call).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,7 @@ from omnifuse.index.base import (
     Hit,
     IndexClosedError,
     IndexSpec,
+    IndexUnavailableError,
     ReadOnlyIndexError,
     VectorIndex,
     check_batch,
@@ -37,6 +47,14 @@ from omnifuse.index.filters import parse_filter, to_milvus_expr, unsatisfiable
 
 LITE_FILE = "milvus.db"
 TOKEN_ENV = "OMNIFUSE_MILVUS_TOKEN"
+SPEC_PROPERTY = "omnifuse.index"
+CONNECT_FAILED = 2  # pymilvus's code for a server that does not answer
+COLLECTION_NOT_LOADED = 101  # Milvus's code for a search on a released collection
+RECONNECT_OPTIONS = {
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.min_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1_000,
+}
 MAX_TOPK = 16_384
 QUERY_CHUNK = 1_024
 DEFAULTS: dict[str, Any] = {
@@ -54,12 +72,28 @@ class MilvusBackendError(OmnifuseError):
     """Milvus refused an operation; the message carries Milvus's reason."""
 
 
-def _pymilvus() -> Any:
+def pymilvus_module() -> Any:
     try:
         import pymilvus
     except ImportError as err:
         raise MissingDependencyError("the Milvus backend (pymilvus)", extra="milvus") from err
     return pymilvus
+
+
+def connect_client(uri: str, token: str) -> Any:
+    """A client of the server at ``uri`` (or of Milvus Lite for a ``.db`` path). gRPC waits
+    ever longer between reconnection attempts (up to two minutes); a short ceiling lets a
+    long-lived client (a serving process) find a restarted server within a second or two."""
+    pymilvus = pymilvus_module()
+    options = {} if uri.endswith(".db") else {"grpc_options": RECONNECT_OPTIONS}
+    try:
+        return pymilvus.MilvusClient(uri=uri, token=token, **options)
+    except pymilvus.MilvusException as err:
+        if err.code == CONNECT_FAILED:
+            raise IndexUnavailableError(
+                f"no Milvus server answers at {uri}: {err.message}"
+            ) from err
+        raise MilvusBackendError(f"cannot connect to Milvus at {uri}: {err.message}") from err
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +118,7 @@ class MilvusIndex(VectorIndex):
 
     def __init__(
         self,
-        path: Path,
+        path: Path | None,
         spec: IndexSpec,
         *,
         settings: dict[str, Any],
@@ -96,26 +130,40 @@ class MilvusIndex(VectorIndex):
         self._settings = settings
         self._read_only = read_only
         self._collection: str = settings["collection"]
-        self._lite_db = None if settings["uri"] else str(path / LITE_FILE)
-        self._folder_lock = FolderLock(path, shared=read_only) if self._lite_db else None
+        self._uri: str = settings["uri"]
+        self._lite_db = None
+        if not self._uri:
+            if path is None:
+                raise ConfigError("milvus: an index without a folder needs a server uri")
+            self._lite_db = str(path / LITE_FILE)
+        self._folder_lock = FolderLock(path, shared=read_only) if path and self._lite_db else None
         self._client: Any = None
         try:
-            uri = settings["uri"] or self._lite_db
-            self._client = _pymilvus().MilvusClient(uri=uri, token=token)
+            self._client = connect_client(self._uri or str(self._lite_db), token)
         except BaseException:
             self._release()
             raise
 
+    @property
+    def location(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        return f"{self._uri} (collection {self._collection})"
+
     @classmethod
-    def create_new(cls, path: Path, spec: IndexSpec) -> MilvusIndex:
+    def create_new(cls, path: Path | None, spec: IndexSpec) -> MilvusIndex:
+        """A new collection, described in ``path``'s ``index.json`` when there is a folder and
+        in the collection's own properties always."""
         config = dict(spec.config)
         token = str(config.pop("token", "") or os.environ.get(TOKEN_ENV, ""))
         spec.config = resolve_config(config)
-        path.mkdir(parents=True, exist_ok=True)
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
         index = cls(path, spec, settings=spec.config, token=token, read_only=False)
         try:
             index._create_collection()
-            write_spec(path, spec)
+            if path is not None:
+                write_spec(path, spec)
         except BaseException:
             index._release()
             raise
@@ -123,23 +171,25 @@ class MilvusIndex(VectorIndex):
 
     @classmethod
     def open_existing(
-        cls, path: Path, spec: IndexSpec, *, read_only: bool = False, **overrides: Any
+        cls, path: Path | None, spec: IndexSpec, *, read_only: bool = False, **overrides: Any
     ) -> MilvusIndex:
         check_runtime_options(overrides, RUNTIME_KEYS)
         token = str(overrides.pop("token", "") or os.environ.get(TOKEN_ENV, ""))
         settings = resolve_config({**spec.config, **overrides})
         index = cls(path, spec, settings=settings, token=token, read_only=read_only)
         try:
-            if not index._client.has_collection(index._collection):
-                raise ConfigError(f"milvus collection {index._collection!r} does not exist")
-            index._client.load_collection(index._collection)
+            if not index._call("has_collection", index._collection):
+                raise ConfigError(
+                    f"milvus collection {index._collection!r} does not exist at {index.location}"
+                )
+            index._call("load_collection", index._collection)
         except BaseException:
             index._release()
             raise
         return index
 
     def _create_collection(self) -> None:
-        pymilvus = _pymilvus()
+        pymilvus = pymilvus_module()
         client, name = self._client, self._collection
         if client.has_collection(name):
             raise ConfigError(f"milvus collection {name!r} exists already; choose `collection=`")
@@ -154,11 +204,19 @@ class MilvusIndex(VectorIndex):
             metric_type=self._milvus_metric,
             params=self._settings["index_params"],
         )
+        stored = self.spec.to_dict()
+        stored["config"] = {k: v for k, v in stored["config"].items() if k != "uri"}
         try:
             client.create_collection(
-                name, schema=schema, index_params=params, consistency_level="Strong"
+                name,
+                schema=schema,
+                index_params=params,
+                consistency_level="Strong",
+                properties={SPEC_PROPERTY: json.dumps(stored, ensure_ascii=False)},
             )
         except pymilvus.MilvusException as err:
+            if err.code == CONNECT_FAILED:
+                raise IndexUnavailableError(f"milvus at {self.location}: {err.message}") from err
             raise ConfigError(f"milvus refused the collection: {err.message}") from err
 
     @property
@@ -166,19 +224,36 @@ class MilvusIndex(VectorIndex):
         return "IP" if self.metric == "ip" else "L2"
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A client call with Milvus's own errors turned into omnifuse's."""
+        """A client call with Milvus's own errors turned into omnifuse's. A collection that a
+        restarted server released is loaded again and the call retried once."""
         if self._client is None:
-            raise IndexClosedError(f"index {str(self.path)!r} is closed")
+            raise IndexClosedError(f"index {self.location!r} is closed")
+        error = pymilvus_module().MilvusException
+        call = getattr(self._client, method)
         try:
-            return getattr(self._client, method)(*args, **kwargs)
-        except _pymilvus().MilvusException as err:
-            raise MilvusBackendError(f"milvus {method} failed: {err.message}") from err
+            return call(*args, **kwargs)
+        except error as err:
+            if err.code != COLLECTION_NOT_LOADED or method == "load_collection":
+                raise self._failure(method, err) from err
+        self._call("load_collection", self._collection)
+        try:
+            return call(*args, **kwargs)
+        except error as err:
+            raise self._failure(method, err) from err
+
+    def _failure(self, method: str, err: Any) -> OmnifuseError:
+        if err.code == CONNECT_FAILED:
+            return IndexUnavailableError(
+                f"the Milvus server of index {self.location!r} does not answer ({method}); "
+                "is it running?"
+            )
+        return MilvusBackendError(f"milvus {method} failed: {err.message}")
 
     def _writable(self) -> None:
         if self._client is None:
-            raise IndexClosedError(f"index {str(self.path)!r} is closed")
+            raise IndexClosedError(f"index {self.location!r} is closed")
         if self._read_only:
-            raise ReadOnlyIndexError(f"index {str(self.path)!r} was opened read-only")
+            raise ReadOnlyIndexError(f"index {self.location!r} was opened read-only")
 
     def add(self, ids: Any, vectors: np.ndarray, metadata: Any = None) -> None:
         id_list, array, meta = check_batch(ids, vectors, metadata, self.dim)
