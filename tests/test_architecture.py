@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).parents[1] / "src" / "omnifuse"
 
 LAYERS: list[set[str]] = [
     {"omnifuse", "errors"},  # the root package holds only the version
-    {"types", "registry", "fileio", "progress", "config", "io", "nn", "info", "lazy"},
+    {"types", "registry", "fileio", "progress", "config", "io", "nn", "info", "lazy", "engines"},
     {"speech", "llm"},
     {"encoders"},
     {"data"},

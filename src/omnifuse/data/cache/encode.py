@@ -9,22 +9,32 @@ groups and batches that an uninterrupted run would have formed after that point,
 are bit-identical. Items whose preprocessing raises an :class:`InputError` are dropped from their
 batch and recorded in their group's shard, so a rerun reports them again without retrying them
 (a changed file has a new key and is tried afresh).
+
+With an engine that runs elsewhere (a process pool, Ray), the batches go to its workers, each of
+which rebuilds the encoder once and checks its fingerprint; the results come back in batch order
+and this process alone writes the shards, so the cache is the same file for file and keeps its
+one-writer, shard-is-the-commit guarantees.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from omnifuse import encoders as encoder_registry
-from omnifuse.data.cache.keys import content_key, fingerprint, fingerprint_fields
+from omnifuse.data.cache.batches import (
+    Batch,
+    BatchResult,
+    EncoderWorker,
+    build_encoder,
+    encode_batch,
+    inference,
+)
+from omnifuse.data.cache.keys import content_key, fingerprint
 from omnifuse.data.cache.report import (
     ColumnReport,
     EncodeReport,
@@ -43,9 +53,9 @@ from omnifuse.data.cache.store import (
 )
 from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.encoders.base import Encoder
+from omnifuse.engines import Engine
 from omnifuse.errors import ConfigError, InputError
 from omnifuse.progress import track
-from omnifuse.types import Encoded
 
 LOCK_FILE = ".lock"
 
@@ -88,13 +98,15 @@ def encode_manifest(
     dtype: str = "fp32",
     seed: int = 0,
     stop_after_batches: int | None = None,
+    engine: Engine | None = None,
 ) -> EncodeReport:
     """Encode columns of a manifest into the cache at ``out``; rerunning resumes.
 
     ``encoders`` maps a manifest column to an encoder registry name (built with
     ``encoder_config[column]``, ``device`` and ``dtype``, under ``torch.manual_seed(seed)``) or to
     an encoder object. ``stop_after_batches`` stops as a crash would, dropping the shard in
-    progress; it exists to test resumption.
+    progress; it exists to test resumption. ``engine`` runs the encoding (default: this
+    process); see the module doc.
     """
     if batch_size < 1 or shard_size < 1:
         raise ConfigError("batch_size and shard_size must be at least 1")
@@ -111,7 +123,7 @@ def encode_manifest(
         meta = CacheMeta.read(root) if (root / "cache.json").is_file() else CacheMeta()
         for column, spec in encoders.items():
             config = dict((encoder_config or {}).get(column, {}))
-            encoder, fields = _build_encoder(spec, config, device=device, dtype=dtype, seed=seed)
+            encoder, fields = build_encoder(spec, config, device=device, dtype=dtype, seed=seed)
             store = _open_column(
                 root, meta, column, manifest, encoder, fields, store_tokens, tokens_dtype
             )
@@ -120,9 +132,9 @@ def encode_manifest(
             plan = _plan_column(manifest, column, store, column_report, report.skipped)
             SourceIndex(store.dir).append(plan.sources)
             encode_started = time.perf_counter()
-            finished = _encode_column(
-                encoder, store, plan, column_report, report.skipped, batch_size, shard_size, budget
-            )
+            worker = EncoderWorker(spec, store.info.fingerprint, config, device, dtype, seed)
+            work = _Work(plan, batch_size, shard_size, budget)
+            finished = _encode_column(encoder, worker, engine, store, work, column_report, report)
             report.encode_seconds += time.perf_counter() - encode_started
             if not finished:
                 report.interrupted = True
@@ -154,19 +166,6 @@ def _check_kind(column: str, kind: str, spec: str | Encoder, modality: str | Non
     if modality is not None and modality != kind:
         name = spec if isinstance(spec, str) else type(spec).__name__
         raise ConfigError(f"column {column!r} holds {kind} but encoder {name!r} encodes {modality}")
-
-
-def _build_encoder(
-    spec: str | Encoder, config: dict[str, Any], *, device: str, dtype: str, seed: int
-) -> tuple[Encoder, dict[str, Any]]:
-    """The encoder and its fingerprint fields; random initialisation is seeded."""
-    if isinstance(spec, Encoder):
-        return spec, fingerprint_fields(spec)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        encoder = encoder_registry.create(spec, **{"device": device, "dtype": dtype, **config})
-    config = json.loads(json.dumps(config, default=str))
-    return encoder, fingerprint_fields(encoder, spec, config)
 
 
 def _open_column(
@@ -261,39 +260,71 @@ def _plan_column(
     return plan
 
 
+@dataclass
+class _Work:
+    """A column's plan cut into shards and batches, with the run's batch budget."""
+
+    plan: _Plan
+    batch_size: int
+    shard_size: int
+    budget: _Budget
+
+    def batches(self) -> list[tuple[Batch, bool]]:
+        pending, size = self.plan.pending, self.shard_size
+        groups = [pending[i : i + size] for i in range(0, len(pending), size)]
+        return list(_batched_groups(groups, self.batch_size))
+
+
 def _encode_column(
     encoder: Encoder,
+    worker: EncoderWorker,
+    engine: Engine | None,
     store: ColumnStore,
-    plan: _Plan,
-    report: ColumnReport,
-    skipped: list[SkippedItem],
-    batch_size: int,
-    shard_size: int,
-    budget: _Budget,
+    work: _Work,
+    column: ColumnReport,
+    report: EncodeReport,
 ) -> bool:
-    """Encode the pending contents shard by shard; False when the batch budget ran out."""
-    groups = [plan.pending[i : i + shard_size] for i in range(0, len(plan.pending), shard_size)]
-    total = sum((len(g) + batch_size - 1) // batch_size for g in groups)
-    batches = track(
-        _batched_groups(groups, batch_size),
-        f"encoding {store.info.column} ({report.encoder})",
-        total=total,
-    )
+    """Encode the pending contents shard by shard, in this process or on ``engine``; False
+    when the batch budget ran out."""
+    batches = work.batches()
+    if engine is None or engine.in_process:
+        with inference(encoder):
+            return _write_shards(
+                batches, lambda b: encode_batch(encoder, b), store, work, column, report
+            )
+    results = engine.map(worker, [batch for batch, _ in batches])
+    try:
+        return _write_shards(batches, lambda _: next(results), store, work, column, report)
+    finally:
+        results.close()
+
+
+def _write_shards(
+    batches: list[tuple[Batch, bool]],
+    result_of: Callable[[Batch], BatchResult],
+    store: ColumnStore,
+    work: _Work,
+    column: ColumnReport,
+    report: EncodeReport,
+) -> bool:
+    """Gather each group's batch results and append them as one shard."""
     rows: list[Row] = []
     rejected: dict[str, dict[str, str]] = {}
-    with _inference(encoder):
-        for batch, last_of_group in batches:
-            if not budget.take():
-                return False
-            rows += _encode_batch(encoder, batch, rejected)
-            if last_of_group:
-                store.append(rows, rejected)
-                report.encoded += len(rows)
-                for key, failure in rejected.items():
-                    for name in plan.samples_of[key]:
-                        skipped.append(SkippedItem(name, store.info.column, **failure))
-                        report.skipped += 1
-                rows, rejected = [], {}
+    label = f"encoding {store.info.column} ({column.encoder})"
+    for batch, last_of_group in track(batches, label, total=len(batches)):
+        if not work.budget.take():
+            return False
+        batch_rows, batch_rejected = result_of(batch)
+        rows += batch_rows
+        rejected.update(batch_rejected)
+        if last_of_group:
+            store.append(rows, rejected)
+            column.encoded += len(rows)
+            for key, failure in rejected.items():
+                for name in work.plan.samples_of[key]:
+                    report.skipped.append(SkippedItem(name, store.info.column, **failure))
+                    column.skipped += 1
+            rows, rejected = [], {}
     return True
 
 
@@ -305,37 +336,6 @@ def _batched_groups(
         starts = range(0, len(group), batch_size)
         for start in starts:
             yield group[start : start + batch_size], start == starts[-1]
-
-
-@contextlib.contextmanager
-def _inference(encoder: Encoder) -> Iterator[None]:
-    """Eval mode (no dropout) and no autograd while extracting features; mode restored after."""
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        encoder.train(was_training)
-
-
-def _encode_batch(
-    encoder: Encoder, batch: list[tuple[str, Any]], rejected: dict[str, dict[str, str]]
-) -> list[Row]:
-    """Preprocess items one by one, encode the good ones together, return their rows."""
-    keys, items = [], []
-    for key, raw in batch:
-        try:
-            items.append(encoder.preprocess(raw))
-        except InputError as err:
-            rejected[key] = {"error": type(err).__name__, "reason": str(err)}
-            continue
-        keys.append(key)
-    if not items:
-        return []
-    out: Encoded = encoder.run_batch(encoder.collate(items))
-    tokens, mask, pooled = out.tokens.cpu(), out.mask.cpu(), out.pooled.cpu()
-    return [Row(key, tokens[i][mask[i]], pooled[i]) for i, key in enumerate(keys)]
 
 
 @contextlib.contextmanager
