@@ -334,7 +334,7 @@ class FaissIndex(VectorIndex):
                 return [[] for _ in range(len(q))]
             if not conditions and self._table.dead == 0:
                 scores, rows = self._index.search(q, min(k, self._table.count))
-                return self._hits(scores, rows)
+                return self._table.hits(scores, rows)
             return self._search_selected(q, k, conditions)
 
     def _search_selected(
@@ -352,7 +352,7 @@ class FaissIndex(VectorIndex):
             return [[] for _ in range(len(q))]
         k = min(k, matching)
         if matching <= self._settings["exact_subset_max"]:
-            return self._hits(*self._exact_on(q, k, np.flatnonzero(mask)))
+            return self._table.hits(*self._exact_on(q, k, np.flatnonzero(mask)))
         if bitmap is None:
             bitmap = np.packbits(mask, bitorder="little")
         selector = self._faiss.IDSelectorBitmap(len(mask), self._faiss.swig_ptr(bitmap))
@@ -360,7 +360,7 @@ class FaissIndex(VectorIndex):
         short = np.flatnonzero((labels < 0).any(axis=1))
         if len(short):
             scores[short], labels[short] = self._exact_on(q[short], k, np.flatnonzero(mask))
-        return self._hits(scores, labels)
+        return self._table.hits(scores, labels)
 
     def _exact_on(self, q: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Brute-force top-k of ``q`` among ``rows``, as (scores, row numbers)."""
@@ -375,18 +375,6 @@ class FaissIndex(VectorIndex):
         if self._trained:
             return faiss.SearchParametersIVF(sel=selector, nprobe=self._settings["nprobe"])
         return faiss.SearchParameters(sel=selector)
-
-    def _hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:
-        """FAISS output (row numbers, -1 for none) → hits; live rows always have metadata."""
-        ids, metadata = self._table.ids, self._table.metadata
-        return [
-            [
-                Hit(ids[row], score, dict(metadata[row]))
-                for score, row in zip(row_scores, row_labels, strict=True)
-                if row >= 0
-            ]
-            for row_scores, row_labels in zip(scores.tolist(), rows.tolist(), strict=True)
-        ]
 
 
 for _name, _doc in (
