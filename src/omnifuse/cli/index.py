@@ -3,6 +3,8 @@
 Items come from a manifest embedded by an aligned model (``--manifest`` + ``--model``), or from
 precomputed vectors (``--vectors`` .npy + ``--ids`` one per line + optional ``--metadata`` JSONL).
 An index built from a manifest remembers its model, so ``add`` and ``search`` find it alone.
+An index lives in a folder, or on a Milvus server alone (``--uri http://HOST:PORT`` and
+``--collection`` in place of the folder), where every process that reaches the server shares it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,30 @@ MetadataOpt = Annotated[
     typer.Option("--metadata", help="With --vectors: one JSON object per line (optional)."),
 ]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Items per embedding batch and per add.")]
+FolderArg = Annotated[Path | None, typer.Argument(help="Index folder (or give --uri).")]
+UriOpt = Annotated[
+    str | None,
+    typer.Option("--uri", help="A Milvus server (http://HOST:PORT) holding the index."),
+]
+CollectionOpt = Annotated[str, typer.Option(help="With --uri: the collection on the server.")]
+DEFAULT_COLLECTION = "omnifuse_items"
+
+
+def open_target(
+    path: Path | None, uri: str | None, collection: str, *, read_only: bool = False
+) -> VectorIndex:
+    """The index in the folder ``path``, or in ``collection`` on the Milvus server ``uri``."""
+    from omnifuse.index import open_index
+    from omnifuse.index.milvus_server import is_server_uri
+
+    if (path is None) == (uri is None):
+        raise typer.BadParameter("give an index folder or --uri (a Milvus server), not both")
+    if uri is None:
+        assert path is not None
+        return open_index(path, read_only=read_only)
+    if not is_server_uri(uri):
+        raise typer.BadParameter(f"--uri {uri!r} is not a server URI such as http://HOST:19530")
+    return open_index(uri, collection=collection, read_only=read_only)
 
 
 def load_model(path: Path | None, index: VectorIndex | None = None) -> Embedder:
@@ -77,7 +103,7 @@ def skipped_table(report: IngestReport) -> Table:
 
 
 def info_table(index: VectorIndex) -> Table:
-    table = Table(title=f"Index {index.path}", title_justify="left", show_header=False)
+    table = Table(title=f"Index {index.location}", title_justify="left", show_header=False)
     table.add_column("key")
     table.add_column("value")
     for key, value in (
@@ -157,7 +183,9 @@ def fill(index: VectorIndex, source: Source, embedder: Embedder | None, batch_si
 
 @app.command("build")
 def build(
-    out: Annotated[Path, typer.Option("--out", "-o", help="New index folder.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="New index folder.")] = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
     manifest: ManifestOpt = None,
     model: ModelOpt = None,
     columns: ColumnsOpt = None,
@@ -165,8 +193,9 @@ def build(
     ids: IdsOpt = None,
     metadata: MetadataOpt = None,
     backend: Annotated[
-        str, typer.Option(help="faiss-flat, faiss-hnsw, faiss-ivf or milvus.")
-    ] = "faiss-hnsw",
+        str | None,
+        typer.Option(help="faiss-flat, faiss-hnsw (default), faiss-ivf or milvus (with --uri)."),
+    ] = None,
     metric: Annotated[str, typer.Option(help="ip (inner product) or l2.")] = "ip",
     option: Annotated[
         list[str] | None,
@@ -176,11 +205,20 @@ def build(
     ] = None,
     batch_size: BatchOpt = 64,
 ) -> None:
-    """Create an index and fill it; bad manifest items are skipped and listed."""
+    """Create an index and fill it; bad manifest items are skipped and listed. With --uri the
+    index is a collection on that Milvus server (and --out, if given, a folder naming it)."""
     from omnifuse.index import create_index
     from omnifuse.index.ingest import read_vector_files
 
     source = Source(manifest, columns, vectors, ids, metadata)
+    options = parse_options(option or [], "--option")
+    if uri is not None:
+        if backend not in (None, "milvus"):
+            raise typer.BadParameter(f"--uri holds a milvus index, not --backend {backend}")
+        backend = "milvus"
+        options.update(uri=uri, collection=collection)
+    elif out is None:
+        raise typer.BadParameter("give --out (a new index folder) or --uri (a Milvus server)")
     embedder = load_model(model) if manifest is not None else None
     attributes: dict[str, Any] = {}
     if embedder is not None and model is not None:
@@ -190,12 +228,12 @@ def build(
         assert vectors is not None and ids is not None
         dim = int(read_vector_files(vectors, ids, metadata)[1].shape[1])
     index = create_index(
-        backend,
-        out,
+        backend or "faiss-hnsw",
+        out if out is not None else options.pop("uri"),
         dim=dim,
         metric=metric,
         attributes=attributes,
-        **parse_options(option or [], "--option"),
+        **options,
     )
     try:
         fill(index, source, embedder, batch_size)
@@ -210,7 +248,9 @@ def build(
 
 @app.command("add")
 def add(
-    path: Annotated[Path, typer.Argument(help="Index folder.")],
+    path: FolderArg = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
     manifest: ManifestOpt = None,
     model: ModelOpt = None,
     columns: ColumnsOpt = None,
@@ -220,28 +260,26 @@ def add(
     batch_size: BatchOpt = 64,
 ) -> None:
     """Add (or replace, by id) items in an existing index."""
-    from omnifuse.index import open_index
-
     source = Source(manifest, columns, vectors, ids, metadata)
-    index = open_index(path)
+    index = open_target(path, uri, collection)
     try:
         embedder = load_model(model, index) if manifest is not None else None
         fill(index, source, embedder, batch_size)
         index.flush()
-        console.print(f"{len(index):,} item(s) in {path}", soft_wrap=True)
+        console.print(f"{len(index):,} item(s) in {index.location}", soft_wrap=True)
     finally:
         index.close()
 
 
 @app.command("delete")
 def delete(
-    path: Annotated[Path, typer.Argument(help="Index folder.")],
+    path: FolderArg = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
     ids: Annotated[str | None, typer.Option("--ids", help="Comma-separated ids.")] = None,
     ids_file: Annotated[Path | None, typer.Option("--ids-file", help="Ids, one per line.")] = None,
 ) -> None:
     """Remove items by id; unknown ids are ignored and counted."""
-    from omnifuse.index import open_index
-
     wanted = [i.strip() for i in (ids or "").split(",") if i.strip()]
     if ids_file is not None:
         wanted += [
@@ -249,7 +287,7 @@ def delete(
         ]
     if not wanted:
         raise typer.BadParameter("give --ids or --ids-file")
-    index = open_index(path)
+    index = open_target(path, uri, collection)
     try:
         removed = index.delete(wanted)
         console.print(
@@ -285,7 +323,9 @@ def query_vector(
 
 @app.command("search")
 def search(
-    path: Annotated[Path, typer.Argument(help="Index folder.")],
+    path: FolderArg = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = DEFAULT_COLLECTION,
     text: Annotated[str | None, typer.Option("--text", help="Query text.")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Query image file.")] = None,
     audio: Annotated[Path | None, typer.Option("--audio", help="Query audio file.")] = None,
@@ -299,10 +339,10 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON lines.")] = False,
 ) -> None:
     """The nearest items to a query, optionally restricted by metadata."""
-    from omnifuse.index import open_index, parse_cli_filters
+    from omnifuse.index import parse_cli_filters
 
     where = parse_cli_filters(filter or [])
-    index = open_index(path, read_only=True)
+    index = open_target(path, uri, collection, read_only=True)
     try:
         q = query_vector(index, model, text, image, audio, vector)
         hits = index.search(q, k=k, filter=where or None)[0]
@@ -316,11 +356,11 @@ def search(
 
 
 @app.command("info")
-def info(path: Annotated[Path, typer.Argument(help="Index folder.")]) -> None:
+def info(
+    path: FolderArg = None, uri: UriOpt = None, collection: CollectionOpt = DEFAULT_COLLECTION
+) -> None:
     """Backend, size, dimension, metric, options and attributes of an index."""
-    from omnifuse.index import open_index
-
-    index = open_index(path, read_only=True)
+    index = open_target(path, uri, collection, read_only=True)
     try:
         console.print(info_table(index))
     finally:

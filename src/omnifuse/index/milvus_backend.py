@@ -20,6 +20,7 @@ collection, as Milvus Lite's does, has it loaded again on the next call).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ TOKEN_ENV = "OMNIFUSE_MILVUS_TOKEN"
 SPEC_PROPERTY = "omnifuse.index"
 CONNECT_FAILED = 2  # pymilvus's code for a server that does not answer
 COLLECTION_NOT_LOADED = 101  # Milvus's code for a search on a released collection
+QUIET_LOGGERS = ("pymilvus.decorators", "pymilvus.client.connection_manager")
 RECONNECT_OPTIONS = {
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.min_reconnect_backoff_ms": 100,
@@ -77,6 +79,10 @@ def pymilvus_module() -> Any:
         import pymilvus
     except ImportError as err:
         raise MissingDependencyError("the Milvus backend (pymilvus)", extra="milvus") from err
+    # Every failed call reaches the caller as an omnifuse error carrying Milvus's message;
+    # pymilvus would also log each one with two tracebacks (a CLI's output, a server's log).
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     return pymilvus
 
 
