@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from omnifuse.cli.options import parse_encoder_config, parse_encoders
+from omnifuse.cli.options import AddressOpt, EngineOpt, parse_encoder_config, parse_encoders
 from omnifuse.cli.render import console, console_err
 
 if TYPE_CHECKING:
@@ -70,15 +70,26 @@ def encode(
     seed: Annotated[
         int, typer.Option(help="Seed for encoders that start from random weights.")
     ] = 0,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Encoding workers (processes, or Ray actors), each building the encoder."
+        ),
+    ] = 1,
 ) -> None:
     """Encode manifest columns into safetensors shards keyed by content; rerun to resume.
 
-    Bad items are skipped, listed, and written to OUT/errors.jsonl.
+    Bad items are skipped, listed, and written to OUT/errors.jsonl. With --engine ray the
+    batches run on a Ray cluster's actors and this process writes the same shards.
     """
     from omnifuse.data.cache import encode_manifest  # torch loads only when encoding
+    from omnifuse.engines import create_engine
 
     mapping = parse_encoders(encoders)
     config = parse_encoder_config(encoder_config or [], mapping)
+    runner = create_engine(engine, address=address, workers=workers)
     try:
         report = encode_manifest(
             manifest,
@@ -92,10 +103,13 @@ def encode(
             device=device,
             dtype=dtype,
             seed=seed,
+            engine=runner,
         )
     except KeyboardInterrupt:
         console_err.print("[yellow]interrupted[/]: finished shards are kept; rerun to resume")
         raise typer.Exit(code=130) from None
+    finally:
+        runner.close()
     if report.skipped:
         console.print(skipped_table(report.skipped))
     console.print(summary_table(report))

@@ -111,3 +111,22 @@ OutputFolder = Annotated[
 def recipe_overrides(overrides: Sequence[str] | None, output: Path | None) -> list[str]:
     """The ``--set`` entries, with ``--output`` as the last one when given."""
     return [*(overrides or []), *([f"output={output}"] if output is not None else [])]
+
+
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Where the batch work runs: local (this machine) or ray (a Ray cluster through Ray "
+        "Data; needs the ray extra).",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="With --engine ray: the cluster to join (host:port, or auto); default RAY_ADDRESS, "
+        "else a Ray started on this machine for this run.",
+    ),
+]
+"""The ``--engine`` and ``--address`` options of the commands that run batch work."""

@@ -12,7 +12,7 @@ from click.core import ParameterSource
 from rich import box
 from rich.table import Table
 
-from omnifuse.cli.options import parse_encoder_options, parse_options
+from omnifuse.cli.options import AddressOpt, EngineOpt, parse_encoder_options, parse_options
 from omnifuse.cli.render import console
 
 if TYPE_CHECKING:
@@ -129,8 +129,11 @@ def sweep(
     noise_samples: Annotated[int, typer.Option(min=1, help="Test samples for noise.")] = 200,
     plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
     workers: Annotated[
-        int, typer.Option(min=1, help="Training processes (one torch thread each).")
+        int,
+        typer.Option(min=1, help="Training processes, or Ray actors (one torch thread each)."),
     ] = min(2, os.cpu_count() or 1),
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Feature cache folder (default: in --out).")
     ] = None,
@@ -158,6 +161,7 @@ def sweep(
 
     Without --config the options set everything; with it, the recipe does, and only the options
     given on the command line (then --set) change it."""
+    from omnifuse.engines import create_engine
     from omnifuse.sweep import read_sweep_config, run_sweep
 
     settings = {
@@ -192,7 +196,14 @@ def sweep(
         }
         settings = {OPTION_FIELDS[p]: settings[OPTION_FIELDS[p]] for p in given}
     parsed = read_sweep_config(config, overrides or [], settings)
-    result = run_sweep(parsed)
+    runner = None
+    if engine != "local" or address is not None:
+        runner = create_engine(engine, address=address, workers=parsed.workers)
+    try:
+        result = run_sweep(parsed, engine=runner)
+    finally:
+        if runner is not None:
+            runner.close()
     console.print(leaderboard_table(result.results, f"{parsed.data} sweep (test split)"))
     print_summary(result)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import warnings
 from collections.abc import Generator, Sequence
 from types import ModuleType
 from typing import Any
@@ -126,17 +127,21 @@ class RayEngine(Engine):
         try:
             items = [{PAYLOAD: pickle.dumps(p, protocol=5)} for p in payloads]
             dataset = ray.data.from_items(items, override_num_blocks=len(items))
-            return dataset.map_batches(
-                RayWorker,
-                fn_constructor_args=(factory,),
-                batch_size=1,
-                batch_format="numpy",
-                compute=ActorPoolStrategy(size=self.workers),
-                num_cpus=self.cpus_per_worker,
-                num_gpus=self.gpus_per_worker,
-                max_restarts=self.retries,
-                max_task_retries=self.retries,
-            )
+            # Restart limits are still "extra remote args" to map_batches (Ray Data's own
+            # default is to restart forever), which Ray now flags as deprecated.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+                return dataset.map_batches(
+                    RayWorker,
+                    fn_constructor_args=(factory,),
+                    batch_size=1,
+                    batch_format="numpy",
+                    compute=ActorPoolStrategy(size=self.workers),
+                    num_cpus=self.cpus_per_worker,
+                    num_gpus=self.gpus_per_worker,
+                    max_restarts=self.retries,
+                    max_task_retries=self.retries,
+                )
         finally:
             DataContext._set_current(previous)
 

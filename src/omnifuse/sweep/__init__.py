@@ -26,6 +26,7 @@ import torch
 from omnifuse.data.cache import CachedBatch
 from omnifuse.data.cache.encode import sample_name
 from omnifuse.encoders import create as create_encoder
+from omnifuse.engines import Engine
 from omnifuse.eval.inference import prepare_batches
 from omnifuse.eval.noise import noises_for
 from omnifuse.eval.plots import write_plots
@@ -96,15 +97,19 @@ def add_noise_curves(
 
 
 def run_sweep(
-    config: SweepConfig, *, on_result: Callable[[StrategyResult], None] | None = None
+    config: SweepConfig,
+    *,
+    on_result: Callable[[StrategyResult], None] | None = None,
+    engine: Engine | None = None,
 ) -> SweepResult:
-    """Prepare the data, train and evaluate every strategy, write the reports."""
+    """Prepare the data, train and evaluate every strategy, write the reports. ``engine`` runs
+    the strategies (default: this process, or ``config.workers`` local processes)."""
     started = time.perf_counter()
     data = prepare_data(config)
     timings = dict(data.timings)
     strategies = strategies_for(config)
     results, models, loop_timings = train_and_evaluate(
-        strategies, data, config, on_result=on_result
+        strategies, data, config, on_result=on_result, engine=engine
     )
     timings.update(loop_timings)
     if config.noise:

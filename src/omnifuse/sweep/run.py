@@ -1,7 +1,9 @@
-"""Training and evaluating every strategy of a sweep, in this process or in worker processes.
+"""Training and evaluating every strategy of a sweep, in this process or on an engine's workers.
 
 Small fusion models train fastest on one CPU thread each, so ``workers`` processes (spawned, each
-loading the cached features itself) train strategies side by side. Each worker also runs the
+loading the cached features itself) train strategies side by side, or the actors of a Ray
+cluster do (``engine``; each actor loads the cache from the same path, so the sweep's folder must
+be on storage every node sees). Each worker also runs the
 test-set evaluations that do not depend on timing (metrics, missing subsets, Shapley values,
 ablation, weights) and sends back the result with the trained weights (safetensors bytes). Cost
 (latency, peak memory) is measured afterwards in this process, one model at a time, so that no
@@ -10,10 +12,8 @@ measurement shares the CPU with a training run.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from safetensors.torch import save as save_tensors
 from torch import nn
 
 from omnifuse.data.cache import CachedBatch
+from omnifuse.engines import Engine, LocalEngine
 from omnifuse.eval.cost import measure_cost
 from omnifuse.eval.explain import ablation, modality_shapley, modality_weights
 from omnifuse.eval.inference import predict, prepare_batches, restrict
@@ -125,17 +126,23 @@ def run_strategy(
     return Trained(index, result, save_tensors(model_state(model)), seconds)
 
 
-_WORKER: dict[str, Any] = {}
+@dataclass(frozen=True)
+class StrategyWorker:
+    """A worker's recipe: load the sweep's cached features once, then train and evaluate the
+    strategies it is handed, with ``threads`` torch threads."""
 
+    config: SweepConfig
+    threads: int
 
-def _start_worker(config: SweepConfig, threads: int) -> None:
-    torch.set_num_threads(threads)
-    data = load_prepared(config)
-    _WORKER.update(config=config, data=data, test=prepare_batches(data.splits["test"]))
+    def __call__(self) -> Callable[[tuple[int, Strategy]], Trained]:
+        torch.set_num_threads(self.threads)
+        data = load_prepared(self.config)
+        test = prepare_batches(data.splits["test"])
 
+        def run(job: tuple[int, Strategy]) -> Trained:
+            return run_strategy(job[0], job[1], data, self.config, test)
 
-def _run_in_worker(index: int, strategy: Strategy) -> Trained:
-    return run_strategy(index, strategy, _WORKER["data"], _WORKER["config"], _WORKER["test"])
+        return run
 
 
 def trained_strategies(
@@ -143,21 +150,22 @@ def trained_strategies(
     data: PreparedData,
     config: SweepConfig,
     test: Sequence[CachedBatch],
+    engine: Engine | None = None,
 ) -> Iterator[Trained]:
-    """Train and evaluate each strategy, here or in ``config.workers`` processes, as they
-    finish."""
-    if config.workers <= 1:
+    """Train and evaluate each strategy here, in ``config.workers`` local processes, or on
+    ``engine``; results come in strategy order."""
+    in_process = engine.in_process if engine is not None else config.workers <= 1
+    if in_process:
         for index, strategy in enumerate(strategies):
             yield run_strategy(index, strategy, data, config, test)
         return
-    context = multiprocessing.get_context("spawn")
-    threads = config.threads or 1
-    with ProcessPoolExecutor(
-        config.workers, mp_context=context, initializer=_start_worker, initargs=(config, threads)
-    ) as pool:
-        futures = [pool.submit(_run_in_worker, i, s) for i, s in enumerate(strategies)]
-        for future in as_completed(futures):
-            yield future.result()
+    runner = engine or LocalEngine(config.workers)
+    try:
+        worker = StrategyWorker(config, config.threads or 1)
+        yield from runner.map(worker, list(enumerate(strategies)))
+    finally:
+        if engine is None:
+            runner.close()
 
 
 def rebuild(strategy: Strategy, data: PreparedData, config: SweepConfig, weights: bytes) -> Any:
@@ -173,12 +181,13 @@ def train_and_evaluate(
     config: SweepConfig,
     *,
     on_result: Callable[[StrategyResult], None] | None = None,
+    engine: Engine | None = None,
 ) -> tuple[list[StrategyResult], dict[str, FusionModel], dict[str, float]]:
     """Results (in strategy order, cost included), the trained models, and timings."""
     test = prepare_batches(data.splits["test"])
     started = time.perf_counter()
     done: dict[int, Trained] = {}
-    runs = trained_strategies(strategies, data, config, test)
+    runs = trained_strategies(strategies, data, config, test, engine)
     for trained in track(runs, "sweep", total=len(strategies)) if config.progress else runs:
         done[trained.index] = trained
     timings = {"train_eval_s": time.perf_counter() - started}
