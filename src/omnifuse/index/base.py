@@ -56,14 +56,45 @@ class IndexUnavailableError(ServiceUnavailableError):
     """The server that holds the index (a Milvus server) does not answer."""
 
 
-@dataclass(slots=True)
 class Hit:
-    """One search result: the item's id, its score (see the module docstring) and a copy of its
-    metadata. Slotted and not frozen because searches build thousands of these per call."""
+    """One search result: the item's id, its score (see the module docstring) and its metadata,
+    a dict of the hit's own that the caller may change.
 
-    id: str
-    score: float
-    metadata: dict[str, Any] = field(default_factory=dict)
+    A batch of 1,000 queries makes 10,000 hits, and copying each item's metadata then cost more
+    than a fast index's search; so an index passes its stored dict with ``shared=True`` (it never
+    changes a stored dict in place) and the hit copies it when ``metadata`` is first read.
+    Slotted and not frozen for the same reason; compares and prints as a dataclass would."""
+
+    __slots__ = ("_metadata", "_shared", "id", "score")
+    __match_args__ = ("id", "score", "metadata")
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __init__(
+        self, id: str, score: float, metadata: dict[str, Any] | None = None, shared: bool = False
+    ) -> None:
+        self.id = id
+        self.score = score
+        self._metadata = {} if metadata is None else metadata
+        self._shared = shared
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        if self._shared:
+            self._metadata, self._shared = dict(self._metadata), False
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self._metadata, self._shared = value, False
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.id, self.score, self._metadata) == (other.id, other.score, other._metadata)
+
+    def __repr__(self) -> str:
+        fields = f"id={self.id!r}, score={self.score!r}, metadata={self._metadata!r}"
+        return f"{type(self).__qualname__}({fields})"
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """The rows behind a FAISS index: ids, vectors and metadata, with tombstones and filter columns.
 
 Row numbers are the labels FAISS knows, so a deleted or replaced row stays as a tombstone (its id
-and metadata set to None) until :meth:`RowTable.compacted` renumbers the live rows. Filters are
-evaluated on columns built per metadata field on first use (type code, numeric value, string
-value), so a filtered search scans numpy arrays rather than dicts.
+and metadata set to None) until :meth:`RowTable.compacted` renumbers the live rows. A stored
+metadata dict is never changed in place, so hits may share it. Filters are evaluated on columns
+built per metadata field on first use (type code, numeric value, string value), so a filtered
+search scans numpy arrays rather than dicts.
 
 Search results turn into :class:`~omnifuse.index.base.Hit` objects here, in bulk (see
 :meth:`RowTable.hits`): a batch of 1,000 queries makes 10,000 hits, and their construction is the
@@ -13,9 +14,9 @@ one part of a search that FAISS does not do.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any, cast
 
 import numpy as np
@@ -189,7 +190,8 @@ class RowTable:
 
     def hits(self, scores: np.ndarray, rows: np.ndarray) -> list[list[Hit]]:
         """FAISS output (one row of scores and row numbers per query, -1 for none) → hits, in
-        FAISS's order; live rows always have metadata, and each hit gets a copy of it.
+        FAISS's order; live rows always have metadata, which each hit shares until it is read
+        (see :class:`~omnifuse.index.base.Hit`).
 
         Each column is gathered for all queries at once by C-level ``map`` calls rather than a
         Python loop per hit. The cyclic garbage collector is paused meanwhile: otherwise the
@@ -210,8 +212,8 @@ class RowTable:
             # Live rows only, so never a tombstone's None.
             ids = cast("list[str]", self.ids)
             metadata = cast("list[dict[str, Any]]", self.metadata)
-            copies: Iterator[dict[str, Any]] = map(dict, map(metadata.__getitem__, flat))
-            made = list(map(Hit, map(ids.__getitem__, flat), values, copies))
+            stored = map(metadata.__getitem__, flat)
+            made = list(map(Hit, map(ids.__getitem__, flat), values, stored, repeat(True)))
             if counts is None:  # k ≥ 1: a search asks for at least one hit
                 return [made[start : start + k] for start in range(0, n * k, k)]
             ends = accumulate(counts)
