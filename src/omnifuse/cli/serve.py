@@ -23,6 +23,16 @@ def serve(
     index: Annotated[
         Path | None, typer.Option("--index", help="Vector index folder (/v1/search).")
     ] = None,
+    index_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--index-uri",
+            help="Instead of --index: a Milvus server (http://HOST:PORT) that replicas share.",
+        ),
+    ] = None,
+    index_collection: Annotated[
+        str, typer.Option(help="With --index-uri: the collection on the server.")
+    ] = "omnifuse_items",
     align: Annotated[
         Path | None,
         typer.Option("--align", help="Aligned model folder: one embedding space for all."),
@@ -75,6 +85,8 @@ def serve(
         port=port,
         models_dir=models,
         index_dir=index,
+        index_uri=index_uri,
+        index_collection=index_collection,
         align_dir=align,
         api_keys=tuple(api_keys or ()),
         allowed_root=allowed_root,
@@ -100,6 +112,7 @@ def print_banner(config: ServeConfig) -> None:
     for label, value in (
         ("models", config.models_dir),
         ("index", config.index_dir),
+        ("index", config.index_uri and f"{config.index_uri} ({config.index_collection})"),
         ("aligned model", config.align_dir),
         ("allowed root", config.allowed_root),
     ):

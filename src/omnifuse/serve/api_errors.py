@@ -2,7 +2,8 @@
 
 omnifuse's typed errors map to statuses by what went wrong: an input too large is 413, an
 unsupported format 415, a value that cannot be used 422, any other bad input 400, an unknown
-model 404, a missing optional component 503. Request validation errors are 422 in the same
+model 404, a missing optional component or a server that does not answer (a Milvus server
+holding the index) 503. Request validation errors are 422 in the same
 shape, naming the field. Anything unexpected is logged with its traceback and answered 500
 without internals.
 """
@@ -25,6 +26,7 @@ from omnifuse.errors import (
     InvalidValueError,
     MissingDependencyError,
     MissingModalityError,
+    ServiceUnavailableError,
     UnknownComponentError,
     UnsupportedFormatError,
 )
@@ -126,6 +128,8 @@ def as_api_error(err: BaseException) -> APIError | None:
         return APIError(404, str(err), code="model_not_found")
     if isinstance(err, MissingDependencyError):
         return APIError(503, str(err), code="component_unavailable")
+    if isinstance(err, ServiceUnavailableError):
+        return APIError(503, str(err), code="service_unavailable", headers={"Retry-After": "5"})
     if isinstance(err, ConfigError):
         return APIError(400, str(err), code="invalid_setting")
     if isinstance(err, Overloaded):
@@ -204,6 +208,7 @@ def install_error_handlers(app: FastAPI) -> None:
         InputError,
         UnknownComponentError,
         MissingDependencyError,
+        ServiceUnavailableError,
         ConfigError,
         Overloaded,
         BatchTimeout,

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import omnifuse
+from omnifuse.errors import ServiceUnavailableError
 from omnifuse.serve.api_errors import install_error_handlers
 from omnifuse.serve.config import ServeConfig
 from omnifuse.serve.guard import Guard
@@ -32,8 +33,11 @@ def preload(state: ServerState) -> None:
         components.embedder(name)
     for name in components.model_folders():
         components.predictor(name)
-    if state.config.index_dir is not None:
-        components.index()
+    if state.config.has_index:
+        try:
+            components.index()
+        except ServiceUnavailableError as err:  # the server may come up later; serve meanwhile
+            log.warning("the index is not loaded yet: %s", err)
 
 
 def create_app(config: ServeConfig | None = None) -> FastAPI:

@@ -204,15 +204,20 @@ class Components:
                 model.encoders[column] = shared
 
     def index(self) -> Any:
-        if self.config.index_dir is None:
+        """The index, opened read-only. One on a Milvus server that does not answer raises
+        :class:`IndexUnavailableError` (503) and is tried again on the next request."""
+        if not self.config.has_index:
             raise APIError(404, "this server has no index (start it with --index)", code="no_index")
         return self.load("index", self._load_index)
 
     def _load_index(self) -> Any:
         from omnifuse.index import open_index
 
-        assert self.config.index_dir is not None
-        return open_index(Path(self.config.index_dir), read_only=True)
+        config = self.config
+        if config.index_uri is not None:
+            return open_index(config.index_uri, collection=config.index_collection, read_only=True)
+        assert config.index_dir is not None
+        return open_index(Path(config.index_dir), read_only=True)
 
     def asr(self, model: str | None = None) -> Any:
         """The speech recogniser for a transcription ``model`` name (default: the configured)."""

@@ -95,6 +95,8 @@ class ServeConfig:
 
     - ``models_dir``: a folder whose subfolders are fusion model folders (``/v1/predict``);
     - ``index_dir``: a vector index folder (``/v1/search``);
+    - ``index_uri``/``index_collection``: instead, an index on a Milvus server, which several
+      serving processes (replicas behind a load balancer) share;
     - ``align_dir``: an aligned model; when given, ``/v1/embeddings`` can embed every modality
       it was trained on into one space, and search queries use it;
     - ``api_keys``: bearer tokens accepted on ``/v1/*`` and ``/metrics`` (none: open, which is
@@ -110,6 +112,8 @@ class ServeConfig:
     port: int = 8000
     models_dir: Path | None = None
     index_dir: Path | None = None
+    index_uri: str | None = None
+    index_collection: str = "omnifuse_items"
     align_dir: Path | None = None
     api_keys: tuple[str, ...] = ()
     allowed_root: Path | None = None
@@ -141,6 +145,13 @@ class ServeConfig:
             path = getattr(self, name)
             if path is not None and not Path(path).is_dir():
                 raise ConfigError(f"{name} {str(path)!r} is not a folder")
+        if self.index_uri is not None:
+            from omnifuse.index.milvus_server import is_server_uri
+
+            if self.index_dir is not None:
+                raise ConfigError("give index_dir (a folder) or index_uri (a server), not both")
+            if not is_server_uri(self.index_uri):
+                raise ConfigError(f"index_uri {self.index_uri!r} is not like http://HOST:19530")
         unknown = sorted(set(self.encoders) - {"text", "image", "audio"})
         if unknown:
             raise ConfigError(f"encoders: unknown modality {unknown}; use text, image, audio")
@@ -150,6 +161,10 @@ class ServeConfig:
         """This config with the keys of ``OMNIFUSE_API_KEYS`` added."""
         extra = api_keys_from_env()
         return replace(self, api_keys=tuple(dict.fromkeys((*self.api_keys, *extra))))
+
+    @property
+    def has_index(self) -> bool:
+        return self.index_dir is not None or self.index_uri is not None
 
     @property
     def url(self) -> str:

@@ -90,7 +90,7 @@ async def healthz(request: Request) -> Health:
         version=omnifuse.__version__,
         loaded=components.loaded_names(),
         models=len(components.model_folders()),
-        index=state.config.index_dir is not None,
+        index=state.config.has_index,
         auth=bool(state.config.api_keys),
         queues=components.queue_depths(),
     )
