@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,11 +19,12 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from omnifuse.cli.options import parse_options
+from omnifuse.cli.options import AddressOpt, EngineOpt, WorkersOpt, parse_options
 from omnifuse.cli.render import console, console_err
 from omnifuse.errors import ConfigError
 
 if TYPE_CHECKING:
+    from omnifuse.engines import Engine
     from omnifuse.index import Hit, VectorIndex
     from omnifuse.index.ingest import Embedder, IngestReport
 
@@ -154,17 +156,29 @@ class Source:
             raise typer.BadParameter("--vectors needs --ids (a text file, one id per line)")
 
 
-def fill(index: VectorIndex, source: Source, embedder: Embedder | None, batch_size: int) -> None:
-    """Add the items of a manifest or of vector files, then print what happened."""
+def fill(
+    index: VectorIndex,
+    source: Source,
+    embedder: Embedder | None,
+    batch_size: int,
+    engine: Engine | None = None,
+    model: Path | None = None,
+) -> None:
+    """Add the items of a manifest (embedded here, or on ``engine`` by workers that each load
+    the model folder ``model``) or of vector files, then print what happened."""
     from omnifuse.index.ingest import ingest_manifest, ingest_vectors
 
     if source.manifest is not None:
+        from omnifuse.align import load_aligned
+
         assert embedder is not None
         columns = source.columns
         chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+        loader = partial(load_aligned, model.resolve()) if model is not None else None
         report = ingest_manifest(
-            index, source.manifest, embedder, columns=chosen, batch_size=batch_size
-        )
+            index, source.manifest, embedder, columns=chosen, batch_size=batch_size,
+            engine=engine, load_embedder=loader,
+        )  # fmt: skip
         if report.skipped:
             console.print(skipped_table(report))
         bad = f", {report.bad_lines} bad manifest line(s)" if report.bad_lines else ""
@@ -204,9 +218,14 @@ def build(
         ),
     ] = None,
     batch_size: BatchOpt = 64,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Create an index and fill it; bad manifest items are skipped and listed. With --uri the
-    index is a collection on that Milvus server (and --out, if given, a folder naming it)."""
+    index is a collection on that Milvus server (and --out, if given, a folder naming it).
+    With --engine ray the items are embedded by a Ray cluster's actors and added in order."""
+    from omnifuse.engines import create_engine
     from omnifuse.index import create_index
     from omnifuse.index.ingest import read_vector_files
 
@@ -235,14 +254,16 @@ def build(
         attributes=attributes,
         **options,
     )
+    runner = create_engine(engine, address=address, workers=workers)
     try:
-        fill(index, source, embedder, batch_size)
+        fill(index, source, embedder, batch_size, runner, model)
         index.flush()
         console.print(info_table(index))
     except KeyboardInterrupt:
         console_err.print("[yellow]interrupted[/]: every added batch is kept; `index add` resumes")
         raise typer.Exit(code=130) from None
     finally:
+        runner.close()
         index.close()
 
 

@@ -129,4 +129,8 @@ AddressOpt = Annotated[
         "else a Ray started on this machine for this run.",
     ),
 ]
-"""The ``--engine`` and ``--address`` options of the commands that run batch work."""
+WorkersOpt = Annotated[
+    int, typer.Option(min=1, help="Workers side by side: local processes, or Ray actors.")
+]
+"""The ``--engine``, ``--address`` and ``--workers`` options of the commands that run batch
+work."""

@@ -6,6 +6,8 @@ From a manifest, every modality cell of every sample becomes one item. An item's
 ``modality``, ``column``, ``source`` (the text itself or the media path), ``sample``, ``split``
 and ``label`` (the first label column; every label column also under its own name). Items the
 embedder rejects are skipped and reported, never fatal; each batch is durable once added.
+With an engine that runs elsewhere (Ray), the batches are embedded by its workers, each loading
+the model once, and this process adds the vectors in batch order, as it would have itself.
 
 From vector files, a float ``.npy`` of ``[N, D]`` gives the vectors, a text file one id per line,
 and an optional JSON-lines file one metadata object per id.
@@ -13,9 +15,10 @@ and an optional JSON-lines file one metadata object per id.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from omnifuse.data.manifest import Manifest, load_manifest
+from omnifuse.engines import Engine
 from omnifuse.errors import ConfigError, InputError, InputNotFoundError, InvalidValueError
 from omnifuse.index.base import VectorIndex
 from omnifuse.progress import track
@@ -145,6 +149,25 @@ def embed_batch(
     return kept, vectors, skipped
 
 
+EmbeddedBatch = tuple[list[Item], np.ndarray, list[SkippedItem]]
+
+
+@dataclass(frozen=True)
+class EmbedWorker:
+    """A worker's recipe: load the embedder once (``load`` must pickle), embed batches."""
+
+    load: Callable[[], Embedder]
+    batch_size: int
+
+    def __call__(self) -> Callable[[list[Item]], EmbeddedBatch]:
+        embedder = self.load()
+
+        def run(batch: list[Item]) -> EmbeddedBatch:
+            return embed_batch(embedder, batch, self.batch_size)
+
+        return run
+
+
 def ingest_manifest(
     index: VectorIndex,
     manifest_path: Path | str,
@@ -152,8 +175,12 @@ def ingest_manifest(
     *,
     columns: Sequence[str] | None = None,
     batch_size: int = 32,
+    engine: Engine | None = None,
+    load_embedder: Callable[[], Embedder] | None = None,
 ) -> IngestReport:
-    """Embed the manifest's items and add them to ``index`` batch by batch (see module doc)."""
+    """Embed the manifest's items and add them to ``index`` batch by batch (see module doc).
+    ``engine`` embeds the batches (default: this process); one that runs elsewhere needs
+    ``load_embedder``, a picklable loader of the same model, to build it on each worker."""
     if embedder.dim != index.dim:
         raise ConfigError(
             f"the model embeds in {embedder.dim} dimensions, the index holds {index.dim}"
@@ -163,12 +190,21 @@ def ingest_manifest(
     items = manifest_items(manifest, embedder.modalities, columns)
     report = IngestReport(bad_lines=manifest.skipped_lines)
     batches = list(_batches(items, batch_size))
-    for batch in track(batches, f"indexing {len(items)} items"):
-        kept, vectors, skipped = embed_batch(embedder, batch, batch_size)
-        report.skipped.extend(skipped)
-        if kept:
-            index.add([i.id for i in kept], vectors, [i.metadata for i in kept])
-            report.added += len(kept)
+    if engine is None or engine.in_process:
+        results: Generator[EmbeddedBatch, None, None] = (
+            embed_batch(embedder, b, batch_size) for b in batches
+        )
+    elif load_embedder is None:
+        raise ConfigError(f"the {engine.name} engine needs a loader of the model for its workers")
+    else:
+        results = engine.map(EmbedWorker(load_embedder, batch_size), batches)
+    label = f"indexing {len(items)} items"
+    with contextlib.closing(results):
+        for kept, vectors, skipped in track(results, label, total=len(batches)):
+            report.skipped.extend(skipped)
+            if kept:
+                index.add([i.id for i in kept], vectors, [i.metadata for i in kept])
+                report.added += len(kept)
     report.seconds = time.perf_counter() - start
     return report
 
