@@ -119,8 +119,10 @@ class RayEngine(Engine):
         ray = self.connect()
         from ray.data import ActorPoolStrategy, DataContext
 
-        previous = DataContext.get_current()
-        context = previous.copy()
+        with warnings.catch_warnings():  # Ray's own defaults set settings it deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            previous = DataContext.get_current()
+            context = previous.copy()
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
         DataContext._set_current(context)
@@ -136,7 +138,7 @@ class RayEngine(Engine):
                     fn_constructor_args=(factory,),
                     batch_size=1,
                     batch_format="numpy",
-                    compute=ActorPoolStrategy(size=self.workers),
+                    compute=ActorPoolStrategy(size=min(self.workers, len(items))),
                     num_cpus=self.cpus_per_worker,
                     num_gpus=self.gpus_per_worker,
                     max_restarts=self.retries,
