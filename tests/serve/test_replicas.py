@@ -79,7 +79,9 @@ def index_cli(*args: object) -> str:
     return result.output
 
 
-def write_items(folder: Path, name: str, vectors: np.ndarray, rows: list[tuple[str, str]]) -> list:
+def write_items(
+    folder: Path, name: str, vectors: np.ndarray, rows: list[tuple[str, str]]
+) -> list[object]:
     """``--vectors/--ids/--metadata`` files of ``rows`` (id, sentence), as CLI arguments."""
     np.save(folder / f"{name}.npy", vectors)
     (folder / f"{name}.txt").write_text("".join(f"{i}\n" for i, _ in rows))
