@@ -17,7 +17,7 @@ import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, repeat
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -199,19 +199,18 @@ class RowTable:
         (hundreds of thousands once torch is imported), which cost more than the search itself
         on fast indexes. It is resumed before returning; the new hits are collected as usual."""
         n, k = rows.shape
-        found = rows >= 0
-        if found.all():
+        if rows.min(initial=0) >= 0:
             flat, values, counts = rows.ravel().tolist(), scores.ravel().tolist(), None
         else:
+            found = rows >= 0
             flat, values = rows[found].tolist(), scores[found].tolist()
             counts = found.sum(axis=1).tolist()
+        ids: list[Any] = self.ids  # live rows only, so never a tombstone's None
+        metadata: list[Any] = self.metadata
         paused = gc.isenabled()
         if paused:
             gc.disable()
         try:
-            # Live rows only, so never a tombstone's None.
-            ids = cast("list[str]", self.ids)
-            metadata = cast("list[dict[str, Any]]", self.metadata)
             stored = map(metadata.__getitem__, flat)
             made = list(map(Hit, map(ids.__getitem__, flat), values, stored, repeat(True)))
             if counts is None:  # k ≥ 1: a search asks for at least one hit
