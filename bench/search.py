@@ -8,7 +8,9 @@ top-10 of every query comes from a raw ``faiss.IndexFlatIP``.
 Sections (in one process; exact against raw FAISS, each approximate index against raw FAISS on
 the same structure, and Milvus against ``faiss-flat`` alternate side by side; "vs exact" divides
 by the exact search timed earlier, filtered searches are timed alone, and each ingest is timed
-before its reference):
+before its reference). Against raw FAISS the two sides take turns in ABBA order for ``--rounds``
+rounds; the ratio is the median of the rounds' ratios, with the lowest and highest in brackets,
+so a burst of load on a shared machine shows as a wide bracket rather than a wrong figure:
 
 * **exact**: omnifuse ``faiss-flat`` against raw ``IndexFlatIP``, batched and one query at a
   time (goal ≥ 0.9×);
@@ -20,8 +22,8 @@ before its reference):
   the HNSW reference is a raw FAISS build of the same prefix;
 * **milvus**: Milvus Lite on a ``--milvus-size`` subset against ``faiss-flat`` on the same one.
 
-    python bench/search.py                  # about 4 minutes on 2 cores
-    python bench/search.py --size 20000 --milvus-size 5000 --rounds 2   # a quick look
+    python bench/search.py                  # about 5 minutes on 2 cores
+    python bench/search.py --size 20000 --milvus-size 5000 --rounds 3   # a quick look
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +91,28 @@ def median_time(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
     return statistics.median(times), out
 
 
+def side_by_side(
+    raw: Callable[[], Any], omni: Callable[[], Any], rounds: int
+) -> tuple[float, float, str, Any]:
+    """Raw FAISS and omnifuse in turns after one warm-up call each, ABBA order (raw first in even
+    rounds, omnifuse first in odd ones, so neither always runs on the other's warm caches):
+    (median raw seconds, median omnifuse seconds, "ratio (lowest–highest)" of raw/omnifuse over
+    the rounds, omnifuse's warm-up output)."""
+    raw()
+    out = omni()
+    raw_times: list[float] = []
+    omni_times: list[float] = []
+    for turn in range(rounds):
+        pair = ((raw, raw_times), (omni, omni_times))
+        for fn, times in pair if turn % 2 == 0 else pair[::-1]:
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    ratios = [r / o for r, o in zip(raw_times, omni_times, strict=True)]
+    spread = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
+    return statistics.median(raw_times), statistics.median(omni_times), spread, out
+
+
 def recall(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
     return float(
         np.mean([len(set(f) & set(t.tolist())) / len(t) for f, t in zip(found, truth, strict=True)])
@@ -114,8 +139,10 @@ def ingest(
 
 def structure_file(index: VectorIndex) -> Any:
     """The FAISS structure the index flushed to its folder, read back with raw FAISS."""
-    generation = int(read_pointer(index.path)["generation"])
-    return faiss.read_index(str(index.path / f"faiss-{generation}.index"))
+    folder = index.path
+    assert folder is not None, "a FAISS index lives in a folder"
+    generation = int(read_pointer(folder)["generation"])
+    return faiss.read_index(str(folder / f"faiss-{generation}.index"))
 
 
 def note(message: str, since: float) -> None:
@@ -140,7 +167,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--single", type=int, default=100, help="queries timed one at a time")
     parser.add_argument("--batch", type=int, default=1000, help="items per durable add")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7, help="side-by-side rounds")
     parser.add_argument("--milvus-size", type=int, default=20_000)
     parser.add_argument("--ref-size", type=int, default=20_000, help="HNSW build reference")
     parser.add_argument("--seed", type=int, default=0)
@@ -179,11 +206,11 @@ def main() -> None:
         ["faiss-flat", f"{args.size:,}", f"{rate:,.0f}", f"{flush_s:.1f}", "raw IndexFlatIP.add",
          per_s(args.size, raw_add_s)]
     )  # fmt: skip
-    raw_b, omni_b, _, omni_hits = alternate(
+    raw_b, omni_b, ratio_b, omni_hits = side_by_side(
         lambda: raw_flat.search(queries, K), lambda: flat.search(queries, K), args.rounds
     )
     assert hit_rows(omni_hits) == truth.tolist(), "exact search differs from IndexFlatIP"
-    raw_1, omni_1, _, _ = alternate(
+    raw_1, omni_1, ratio_1, _ = side_by_side(
         lambda: [raw_flat.search(q[None], K) for q in singles],
         lambda: [flat.search(q[None], K) for q in singles],
         args.rounds,
@@ -191,9 +218,9 @@ def main() -> None:
     exact_qps = args.queries / omni_b
     exact_rows = [
         ["batched", f"{args.queries}", per_s(args.queries, raw_b), per_s(args.queries, omni_b),
-         f"{raw_b / omni_b:.2f}"],
+         ratio_b],
         ["one at a time", f"{args.single}", per_s(args.single, raw_1), per_s(args.single, omni_1),
-         f"{raw_1 / omni_1:.2f}"],
+         ratio_1],
     ]  # fmt: skip
 
     note("approximate: building HNSW", t0)
@@ -227,13 +254,13 @@ def main() -> None:
     for ef in (16, 32, 64, 128):
         hnsw.set_search_params(ef_search=ef)  # type: ignore[attr-defined]
         raw_hnsw.hnsw.efSearch = ef
-        raw_s, omni_s, _, hits = alternate(
+        raw_s, omni_s, ratio, hits = side_by_side(
             lambda: raw_hnsw.search(queries, K), lambda: hnsw.search(queries, K), args.rounds
         )
         approx_rows.append(
             [f"faiss-hnsw ef_search={ef}", f"{recall(hit_rows(hits), truth):.3f}",
              per_s(args.queries, omni_s), f"{args.queries / omni_s / exact_qps:.1f}×",
-             f"{raw_s / omni_s:.2f}"]
+             per_s(args.queries, raw_s), ratio]
         )  # fmt: skip
 
     note("approximate: IVF", t0)
@@ -250,13 +277,13 @@ def main() -> None:
     for nprobe in (4, 8, 16, 32):
         ivf.set_search_params(nprobe=nprobe)  # type: ignore[attr-defined]
         raw_ivf.nprobe = nprobe
-        raw_s, omni_s, _, hits = alternate(
+        raw_s, omni_s, ratio, hits = side_by_side(
             lambda: raw_ivf.search(queries, K), lambda: ivf.search(queries, K), args.rounds
         )
         approx_rows.append(
             [f"faiss-ivf nlist={raw_ivf.nlist} nprobe={nprobe}",
              f"{recall(hit_rows(hits), truth):.3f}", per_s(args.queries, omni_s),
-             f"{args.queries / omni_s / exact_qps:.1f}×", f"{raw_s / omni_s:.2f}"]
+             f"{args.queries / omni_s / exact_qps:.1f}×", per_s(args.queries, raw_s), ratio]
         )  # fmt: skip
     ivf.close()
 
@@ -265,14 +292,15 @@ def main() -> None:
     filter_rows: list[list[str]] = []
     hnsw.set_search_params(ef_search=64)  # type: ignore[attr-defined]
     buckets = np.arange(args.size) % 100
-    for name, filter, keep in (
+    filters: list[tuple[str, dict[str, Any], np.ndarray]] = [
         ("1 %", {"bucket": 7}, buckets == 7),
         ("10 %", {"bucket": {"$lt": 10}}, buckets < 10),
         ("50 %", {"bucket": {"$lt": 50}}, buckets < 50),
-    ):
+    ]
+    for name, filter, keep in filters:
         rows = np.flatnonzero(keep)
         _, local = faiss.knn(queries, vectors[rows], K, metric=faiss.METRIC_INNER_PRODUCT)
-        seconds, hits = median_time(lambda f=filter: hnsw.search(queries, K, filter=f), args.rounds)
+        seconds, hits = median_time(partial(hnsw.search, queries, K, filter), args.rounds)
         filter_rows.append(
             [name, f"{len(rows):,}", f"{recall(hit_rows(hits), rows[local]):.3f}",
              per_s(args.queries, seconds), f"{args.queries / seconds / exact_qps:.1f}×"]
@@ -307,14 +335,21 @@ def main() -> None:
     print(
         table(
             "Exact search (omnifuse faiss-flat vs raw faiss.IndexFlatIP, k=10)",
-            ["mode", "queries", "raw FAISS q/s", "omnifuse q/s", "ratio"],
+            ["mode", "queries", "raw FAISS q/s", "omnifuse q/s", "ratio (lowest–highest)"],
             exact_rows,
         )
     )
     print(
         table(
             "Approximate search (recall@10 against the exact top-10)",
-            ["index", "recall@10", "q/s", "vs exact", "vs raw FAISS, same structure"],
+            [
+                "index",
+                "recall@10",
+                "q/s",
+                "vs exact",
+                "raw FAISS q/s, same structure",
+                "ratio (lowest–highest)",
+            ],
             approx_rows,
         )
     )
