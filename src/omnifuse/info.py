@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "llm": ("llama_cpp", "transformers"),
     "serve": ("fastapi", "uvicorn"),
     "milvus": ("pymilvus", "milvus_lite"),
+    "ray": ("ray", "pyarrow"),
 }
 
 # offline model -> the package that carries its weights
