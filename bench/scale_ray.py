@@ -85,6 +85,7 @@ def main() -> None:
     from omnifuse.engines.ray_engine import RayEngine
 
     torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="omnifuse-scale-ray-"))
     started = time.perf_counter()
     try:
@@ -134,8 +135,9 @@ def main() -> None:
         f"{args.items} {args.image_size}x{args.image_size} JPEGs, {args.encoder}, batch "
         f"{args.batch_size}, shards of {args.shard_size}, {args.rounds} round(s); max |Δ| of the "
         f"pooled features, Ray against local: {delta:.2e}; Ray {ray.__version__}, torch "
-        f"{torch.__version__}, {os.cpu_count()} CPUs ({platform.machine()}); "
-        f"{time.perf_counter() - started:.0f} s in all"
+        f"{torch.__version__}, {os.cpu_count()} CPUs ({platform.machine()}), 1-minute load "
+        f"average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after (above 0: other "
+        f"jobs shared the machine); {time.perf_counter() - started:.0f} s in all"
     )
 
 
