@@ -15,7 +15,6 @@ transformer fusion of bench/train.py on its av-digits-shaped synthetic features)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -30,30 +29,15 @@ HERE = Path(__file__).resolve()
 
 def worker(args: argparse.Namespace) -> None:
     """One training run on CUDA (one of several processes under torchrun, one per GPU)."""
-    from omnifuse.train import TrainConfig, distributed, train
-    from train import SyntheticFeatures, new_model
+    from omnifuse.train import distributed
+    from train import train_synthetic, write_epoch_report
 
     local = int(os.environ.get("LOCAL_RANK", "0"))
     torch.cuda.set_device(local)
-    data = SyntheticFeatures(args.samples, seed=0)
-    torch.manual_seed(0)
-    model = new_model(args.fusion)
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        patience=None,
-        progress=False,
-        device=f"cuda:{local}",
-        bf16=args.bf16,
-    )
-    result = train(model, data, None, config)
+    _, result = train_synthetic(args, device=f"cuda:{local}", bf16=args.bf16)
     torch.cuda.synchronize()
     if distributed.is_main():
-        Path(args.worker).write_text(
-            json.dumps(
-                {"seconds": sum(r["seconds"] for r in result.history), "steps": result.steps}
-            )
-        )
+        write_epoch_report(Path(args.worker), result)
     distributed.shutdown()
 
 

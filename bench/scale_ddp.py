@@ -16,7 +16,6 @@ Adam turns float noise there into steps of the learning rate's size.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
@@ -33,29 +32,15 @@ def worker(args: argparse.Namespace) -> None:
     from safetensors.torch import save_file
 
     from omnifuse.models.folder import model_state
-    from omnifuse.train import TrainConfig, distributed, train
-    from train import SyntheticFeatures, new_model
+    from omnifuse.train import distributed
+    from train import train_synthetic, write_epoch_report
 
     torch.set_num_threads(1)
-    data = SyntheticFeatures(args.samples, seed=0)
-    torch.manual_seed(0)
-    model = new_model(args.fusion)
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        patience=None,
-        progress=False,
-        device="cpu",
-    )
-    result = train(model, data, None, config)
+    model, result = train_synthetic(args)
     if distributed.is_main():
         out = Path(args.worker)
         save_file(model_state(model), str(out.with_suffix(".safetensors")))
-        out.write_text(
-            json.dumps(
-                {"seconds": sum(r["seconds"] for r in result.history), "steps": result.steps}
-            )
-        )
+        write_epoch_report(out, result)
     distributed.shutdown()
 
 

@@ -22,10 +22,13 @@ their final weights must agree: ``Δweights`` is the largest difference.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -166,3 +169,28 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def train_synthetic(
+    args: argparse.Namespace, *, device: str = "cpu", bf16: bool = False
+) -> tuple[FusionModel, Any]:
+    """``args.fusion`` trained on ``args.samples`` synthetic samples (seed 0) through
+    ``omnifuse.train.train``: the worker run of the scale-out benches."""
+    data = SyntheticFeatures(args.samples, seed=0)
+    torch.manual_seed(0)
+    model = new_model(args.fusion)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=None,
+        progress=False,
+        device=device,
+        bf16=bf16,
+    )
+    return model, train(model, data, None, config)
+
+
+def write_epoch_report(path: Path, result: Any) -> None:
+    """The epochs' time (not start-up, data or optimizer set-up) and the steps, as JSON."""
+    seconds = sum(record["seconds"] for record in result.history)
+    path.write_text(json.dumps({"seconds": seconds, "steps": result.steps}))
