@@ -296,6 +296,13 @@ class FaissIndex(VectorIndex):
 
     # -- reading -------------------------------------------------------------------------------
 
+    @property
+    def faiss_index(self) -> Any:
+        """The FAISS structure that searches run on, labelled by row number: for diagnostics and
+        for timing raw FAISS on the very same memory. Read it only; training and compaction
+        replace it."""
+        return self._index
+
     def set_search_params(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Change HNSW ``ef_search`` or IVF ``nprobe`` for this session (not persisted)."""
         changes = {k: v for k, v in (("ef_search", ef_search), ("nprobe", nprobe)) if v}
