@@ -4,6 +4,7 @@ type, whether the work ran in this process, in local processes or on Ray actors.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from engine_workers import FailingStart, Square
@@ -67,3 +68,27 @@ def test_ray_engine_keeps_order_spreads_over_actors_and_raises_worker_errors(
         with pytest.raises(ConfigError, match="no state"):
             list(engine.map(FailingStart(), [1]))
         assert list(engine.map(Square(), [])) == []
+
+
+def test_encoding_on_a_local_process_pool_writes_the_in_process_cache(tmp_path: Path) -> None:
+    from omnifuse.data.cache import FeatureCache, encode_manifest
+    from omnifuse.data.schema import ManifestSchema, write_manifest
+
+    rows = [{"id": f"s{i}", "text": f"scene {i} " + "blue " * (i % 5)} for i in range(20)]
+    rows.append({"id": "empty", "text": ""})
+    schema = ManifestSchema(modalities={"text": "text"}, id="id", split=None)
+    write_manifest(tmp_path / "m.jsonl", rows, schema)
+    reports = {}
+    for name, engine in (("here", None), ("pool", LocalEngine(2))):
+        reports[name] = encode_manifest(
+            tmp_path / "m.jsonl", {"text": "gru-text"}, tmp_path / name,
+            batch_size=3, shard_size=7, engine=engine,
+        )  # fmt: skip
+    skipped = [[(s.sample, s.error) for s in r.skipped] for r in reports.values()]
+    assert skipped[0] == skipped[1] == [("line 21", "ManifestIssue")]
+    assert reports["pool"].encoded == reports["here"].encoded == 20
+    here, pool = FeatureCache(tmp_path / "here"), FeatureCache(tmp_path / "pool")
+    assert sorted(here.keys("text")) == sorted(pool.keys("text"))
+    for key in here.keys("text"):
+        difference = here.get("text", key).pooled - pool.get("text", key).pooled
+        assert float(difference.abs().max()) <= 1e-6

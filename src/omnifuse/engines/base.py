@@ -124,7 +124,10 @@ class Engine(ABC):
 _WORKER: dict[str, SafeCall[Any, Any]] = {}
 
 
-def _start_process(factory: WorkerFactory[Any, Any]) -> None:
+def _start_process(factory: WorkerFactory[Any, Any], threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
     _WORKER["call"] = SafeCall(factory)
 
 
@@ -134,12 +137,14 @@ def _call_in_process(payload: Any) -> Any:
 
 class LocalEngine(Engine):
     """This machine: in this process (one worker), or a pool of spawned processes that each
-    build the worker state once."""
+    build the worker state once, with ``threads`` torch threads each (as a Ray actor holding
+    one CPU gets one), so that the workers do not fight over the cores."""
 
     name = "local"
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, *, threads: int = 1) -> None:
         self.workers = max(1, int(workers))
+        self.threads = threads
 
     @property
     def in_process(self) -> bool:
@@ -153,7 +158,10 @@ class LocalEngine(Engine):
             return
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_start_process, initargs=(factory,)
+            self.workers,
+            mp_context=context,
+            initializer=_start_process,
+            initargs=(factory, self.threads),
         ) as pool:
             futures = [pool.submit(_call_in_process, p) for p in payloads]
             try:
