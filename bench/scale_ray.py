@@ -136,8 +136,9 @@ def main() -> None:
         f"{args.batch_size}, shards of {args.shard_size}, {args.rounds} round(s); max |Δ| of the "
         f"pooled features, Ray against local: {delta:.2e}; Ray {ray.__version__}, torch "
         f"{torch.__version__}, {os.cpu_count()} CPUs ({platform.machine()}), 1-minute load "
-        f"average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after (above 0: other "
-        f"jobs shared the machine); {time.perf_counter() - started:.0f} s in all"
+        f"average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after (the run's own "
+        f"processes count: about 2 while two actors work); "
+        f"{time.perf_counter() - started:.0f} s in all"
     )
 
 
