@@ -115,6 +115,19 @@ def side_by_side(
     return statistics.median(raw_times), statistics.median(omni_times), spread, out
 
 
+def ids_ratio(
+    raw: Any, index: Any, queries: np.ndarray, rounds: int, truth: np.ndarray | None = None
+) -> str:
+    """``search_ids`` (ids and scores as arrays, no hit objects) against raw FAISS on the same
+    structure, side by side; with ``truth``, its ids must equal those row numbers."""
+    _, _, ratio, found = side_by_side(
+        lambda: raw.search(queries, K), lambda: index.search_ids(queries, K), rounds
+    )
+    if truth is not None:
+        assert found.ids.astype(int).tolist() == truth.tolist(), "search_ids differs"
+    return ratio
+
+
 def recall(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
     return float(
         np.mean([len(set(f) & set(t.tolist())) / len(t) for f, t in zip(found, truth, strict=True)])
@@ -205,6 +218,7 @@ def main() -> None:
         lambda: raw_same.search(queries, K), lambda: flat.search(queries, K), args.rounds
     )
     assert hit_rows(omni_hits) == truth.tolist(), "exact search differs from IndexFlatIP"
+    ids_b = ids_ratio(raw_same, flat, queries, args.rounds, truth)
     raw_1, omni_1, ratio_1, _ = side_by_side(
         lambda: [raw_same.search(q[None], K) for q in singles],
         lambda: [flat.search(q[None], K) for q in singles],
@@ -213,9 +227,9 @@ def main() -> None:
     exact_qps = args.queries / omni_b
     exact_rows = [
         ["batched", f"{args.queries}", per_s(args.queries, raw_b), per_s(args.queries, omni_b),
-         ratio_b],
+         ratio_b, ids_b],
         ["one at a time", f"{args.single}", per_s(args.single, raw_1), per_s(args.single, omni_1),
-         ratio_1],
+         ratio_1, ""],
     ]  # fmt: skip
 
     note("approximate: building HNSW", t0)
@@ -255,7 +269,7 @@ def main() -> None:
         approx_rows.append(
             [f"faiss-hnsw ef_search={ef}", f"{recall(hit_rows(hits), truth):.3f}",
              per_s(args.queries, omni_s), f"{args.queries / omni_s / exact_qps:.1f}×",
-             per_s(args.queries, raw_s), ratio]
+             per_s(args.queries, raw_s), ratio, ids_ratio(raw_hnsw, hnsw, queries, args.rounds)]
         )  # fmt: skip
 
     note("approximate: IVF", t0)
@@ -278,7 +292,8 @@ def main() -> None:
         approx_rows.append(
             [f"faiss-ivf nlist={raw_ivf.nlist} nprobe={nprobe}",
              f"{recall(hit_rows(hits), truth):.3f}", per_s(args.queries, omni_s),
-             f"{args.queries / omni_s / exact_qps:.1f}×", per_s(args.queries, raw_s), ratio]
+             f"{args.queries / omni_s / exact_qps:.1f}×", per_s(args.queries, raw_s), ratio,
+             ids_ratio(raw_ivf, ivf, queries, args.rounds)]
         )  # fmt: skip
     ivf.close()
 
@@ -330,7 +345,14 @@ def main() -> None:
     print(
         table(
             "Exact search (omnifuse faiss-flat vs raw FAISS on the same IndexFlat, k=10)",
-            ["mode", "queries", "raw FAISS q/s", "omnifuse q/s", "ratio (lowest–highest)"],
+            [
+                "mode",
+                "queries",
+                "raw FAISS q/s",
+                "omnifuse q/s",
+                "ratio (lowest–highest)",
+                "search_ids ratio",
+            ],
             exact_rows,
         )
     )
@@ -344,6 +366,7 @@ def main() -> None:
                 "vs exact",
                 "raw FAISS q/s, same structure",
                 "ratio (lowest–highest)",
+                "search_ids ratio",
             ],
             approx_rows,
         )

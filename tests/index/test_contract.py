@@ -21,6 +21,7 @@ from omnifuse.index import (
     Hit,
     IndexClosedError,
     IndexLockedError,
+    Matches,
     ReadOnlyIndexError,
     VectorIndex,
     create_index,
@@ -28,6 +29,7 @@ from omnifuse.index import (
     open_index,
 )
 from omnifuse.index.filters import matches, parse_filter
+from omnifuse.index.table import RowTable
 
 MakeIndex = Callable[..., VectorIndex]
 
@@ -187,6 +189,47 @@ def test_filtered_search_equals_brute_force_on_the_matches(
             assert ids_of(hits) == [ids[keep[r]] for r in want]
         found += len(set(ids_of(hits)) & {ids[keep[r]] for r in want})
     assert found / rows.size >= 0.8
+
+
+def pairs(results: list[list[Hit]]) -> list[list[tuple[str, float]]]:
+    return [[(hit.id, float(np.float32(hit.score))) for hit in hits] for hits in results]
+
+
+@pytest.mark.parametrize("filter", [None, *FILTERS[:4]], ids=str)
+def test_search_ids_finds_what_search_finds(filled_index: Filled, filter: Any) -> None:
+    index, *_ = filled_index
+    queries = clustered(6, 16, seed=4)
+    matches = index.search_ids(queries, k=5, filter=filter)
+    assert matches.ids.shape == matches.scores.shape and len(matches) == 6
+    assert matches.scores.dtype == np.float32
+    assert matches.rows() == pairs(index.search(queries, k=5, filter=filter))
+
+
+def test_search_ids_on_empty_and_deleted(backend: str, make_index: MakeIndex) -> None:
+    index = make_index(backend)
+    queries = clustered(3, 16)
+    empty = index.search_ids(queries, k=4)
+    assert empty.ids.shape[0] == 3 and empty.rows() == [[], [], []]
+    index.add(["a", "b", "c"], clustered(3, 16, seed=2), [{"n": 1}, {"n": 2}, {"n": 3}])
+    index.delete(["b"])
+    found = index.search_ids(queries, k=4, filter={"n": {"$gte": 1}})
+    assert [sorted(item for item, _ in row) for row in found.rows()] == [["a", "c"]] * 3
+    assert found.rows() == pairs(index.search(queries, k=4, filter={"n": {"$gte": 1}}))
+
+
+def test_matches_pad_short_rows() -> None:
+    hits = [[Hit("a", 0.5), Hit("b", 0.25)], [], [Hit("c", 1.0)]]
+    found = Matches.from_hits(hits, k=3)
+    assert found.ids.tolist() == [["a", "b"], [None, None], ["c", None]]
+    assert np.isnan(found.scores[1]).all() and found.scores[2, 0] == 1.0
+    assert found.rows() == [[("a", 0.5), ("b", 0.25)], [], [("c", 1.0)]]
+    table = RowTable(2)
+    table.append(["a", "b", "c"], np.eye(3, 2, dtype=np.float32), [{}, {}, {}])
+    table.remove(["b"])
+    rows = np.array([[2, 0], [0, -1]])
+    from_rows = table.matches(np.array([[0.5, 0.25], [1.0, -3e38]], dtype=np.float32), rows)
+    assert from_rows.ids.tolist() == [["c", "a"], ["a", None]]
+    assert from_rows.rows() == [[("c", 0.5), ("a", 0.25)], [("a", 1.0)]]
 
 
 def test_filter_semantics_are_the_same_everywhere(backend: str, make_index: MakeIndex) -> None:

@@ -30,6 +30,7 @@ from omnifuse.errors import (
 )
 from omnifuse.fileio import write_bytes_atomic
 from omnifuse.index.files import LOCK_FILE
+from omnifuse.index.hits import Hit, Matches
 from omnifuse.registry import Registry
 
 Metric = Literal["ip", "l2"]
@@ -54,47 +55,6 @@ class ReadOnlyIndexError(OmnifuseError):
 
 class IndexUnavailableError(ServiceUnavailableError):
     """The server that holds the index (a Milvus server) does not answer."""
-
-
-class Hit:
-    """One search result: the item's id, its score (see the module docstring) and its metadata,
-    a dict of the hit's own that the caller may change.
-
-    A batch of 1,000 queries makes 10,000 hits, and copying each item's metadata then cost more
-    than a fast index's search; so an index passes its stored dict with ``shared=True`` (it never
-    changes a stored dict in place) and the hit copies it when ``metadata`` is first read.
-    Slotted and not frozen for the same reason; compares and prints as a dataclass would."""
-
-    __slots__ = ("_metadata", "_shared", "id", "score")
-    __match_args__ = ("id", "score", "metadata")
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __init__(
-        self, id: str, score: float, metadata: dict[str, Any] | None = None, shared: bool = False
-    ) -> None:
-        self.id = id
-        self.score = score
-        self._metadata = {} if metadata is None else metadata
-        self._shared = shared
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        if self._shared:
-            self._metadata, self._shared = dict(self._metadata), False
-        return self._metadata
-
-    @metadata.setter
-    def metadata(self, value: dict[str, Any]) -> None:
-        self._metadata, self._shared = value, False
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (self.id, self.score, self._metadata) == (other.id, other.score, other._metadata)
-
-    def __repr__(self) -> str:
-        fields = f"id={self.id!r}, score={self.score!r}, metadata={self._metadata!r}"
-        return f"{type(self).__qualname__}({fields})"
 
 
 @dataclass
@@ -227,6 +187,14 @@ class VectorIndex(ABC):
     ) -> list[list[Hit]]:
         """The ``k`` best items for each query row (fewer if fewer match), best first."""
 
+    def search_ids(
+        self, queries: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None
+    ) -> Matches:
+        """What :meth:`search` finds, as id and score arrays without metadata (see
+        :class:`Matches`). Backends whose search yields row numbers override this to skip
+        building hits."""
+        return Matches.from_hits(self.search(queries, k, filter), check_k(k))
+
     @abstractmethod
     def get(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """Per id: ``{"id", "vector", "metadata"}`` or None when absent, in the order asked."""
@@ -343,20 +311,25 @@ def check_metadata(metadata: Sequence[dict[str, Any]] | None, n: int) -> list[di
     items = list(metadata)
     if len(items) != n:
         raise InvalidValueError(f"{len(items)} metadata dicts for {n} vectors", source="metadata")
-    out: list[dict[str, Any]] = []
     for i, item in enumerate(items):
-        if item is None:
-            out.append({})
-            continue
-        if not isinstance(item, dict):
+        if item is not None and not isinstance(item, dict):
             raise InvalidValueError(f"item {i}: metadata must be a dict", source="metadata")
-        try:
-            out.append(json.loads(json.dumps(item, allow_nan=False, ensure_ascii=False)))
-        except (TypeError, ValueError) as err:
-            raise InvalidValueError(
-                f"item {i}: not JSON-serialisable: {err}", source="metadata"
-            ) from None
+    try:  # one JSON round trip for the batch; per item only to name the one that fails
+        out: list[dict[str, Any]] = json.loads(dump_json([item or {} for item in items]))
+    except (TypeError, ValueError):
+        for i, item in enumerate(items):
+            try:
+                dump_json(item)
+            except (TypeError, ValueError) as err:
+                raise InvalidValueError(
+                    f"item {i}: not JSON-serialisable: {err}", source="metadata"
+                ) from None
+        raise
     return out
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, allow_nan=False, ensure_ascii=False)
 
 
 def check_batch(

@@ -27,6 +27,7 @@ from omnifuse.index.base import (
     Hit,
     IndexClosedError,
     IndexSpec,
+    Matches,
     ReadOnlyIndexError,
     VectorIndex,
     check_batch,
@@ -37,7 +38,12 @@ from omnifuse.index.base import (
     register_backend,
     write_spec,
 )
-from omnifuse.index.faiss_settings import RUNTIME_KEYS, faiss_module, resolve_config
+from omnifuse.index.faiss_settings import (
+    RUNTIME_KEYS,
+    faiss_module,
+    resolve_config,
+    search_parameters,
+)
 from omnifuse.index.files import FolderLock
 from omnifuse.index.filters import Condition, parse_filter, unsatisfiable
 from omnifuse.index.snapshot import (
@@ -47,7 +53,7 @@ from omnifuse.index.snapshot import (
     wal_path,
     write_snapshot,
 )
-from omnifuse.index.table import RowTable
+from omnifuse.index.table import RowTable, no_rows
 from omnifuse.index.wal import WriteAheadLog, read_records, replay_operations
 
 
@@ -318,35 +324,38 @@ class FaissIndex(VectorIndex):
         wanted = check_ids(ids, unique=False)
         with self._lock:
             self._check_open()
-            out: list[dict[str, Any] | None] = []
-            for item in wanted:
-                row = self._table.row_of.get(item)
-                if row is None:
-                    out.append(None)
-                    continue
-                meta = self._table.metadata[row] or {}
-                vector = self._table.vectors[row].copy()
-                out.append({"id": item, "vector": vector, "metadata": dict(meta)})
-            return out
+            return self._table.items(wanted)
 
     def search(
         self, queries: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None
     ) -> list[list[Hit]]:
+        with self._lock:
+            return self._table.hits(*self._search_rows(queries, k, filter))
+
+    def search_ids(
+        self, queries: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None
+    ) -> Matches:
+        with self._lock:
+            return self._table.matches(*self._search_rows(queries, k, filter))
+
+    def _search_rows(
+        self, queries: np.ndarray, k: int, filter: dict[str, Any] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, row numbers) of the best ``k`` live matches per query, -1 where a query has
+        fewer (no columns when nothing can match). Called with the lock held."""
         q = check_vectors(queries, self.dim, what="queries")
         k = check_k(k)
         conditions = parse_filter(filter)
-        with self._lock:
-            self._check_open()
-            if self._table.live == 0 or unsatisfiable(conditions):
-                return [[] for _ in range(len(q))]
-            if not conditions and self._table.dead == 0:
-                scores, rows = self._index.search(q, min(k, self._table.count))
-                return self._table.hits(scores, rows)
-            return self._search_selected(q, k, conditions)
+        self._check_open()
+        if self._table.live == 0 or unsatisfiable(conditions):
+            return no_rows(len(q))
+        if not conditions and self._table.dead == 0:
+            return self._index.search(q, min(k, self._table.count))
+        return self._search_selected(q, k, conditions)
 
     def _search_selected(
         self, q: np.ndarray, k: int, conditions: list[Condition]
-    ) -> list[list[Hit]]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Search among the live rows that match: exactly when they are few, else through FAISS
         with an ID selector (and exactly for any query FAISS leaves short)."""
         table = self._table
@@ -356,32 +365,25 @@ class FaissIndex(VectorIndex):
         else:  # tombstones only: the live set is cached
             mask, matching, bitmap = table.live_mask(), table.live, table.live_bitmap()
         if matching == 0:
-            return [[] for _ in range(len(q))]
+            return no_rows(len(q))
         k = min(k, matching)
         if matching <= self._settings["exact_subset_max"]:
-            return self._table.hits(*self._exact_on(q, k, np.flatnonzero(mask)))
+            return self._exact_on(q, k, np.flatnonzero(mask))
         if bitmap is None:
             bitmap = np.packbits(mask, bitorder="little")
-        selector = self._faiss.IDSelectorBitmap(len(mask), self._faiss.swig_ptr(bitmap))
-        scores, labels = self._index.search(q, k, params=self._search_params(selector))
+        sel = self._faiss.IDSelectorBitmap(len(mask), self._faiss.swig_ptr(bitmap))
+        params = search_parameters(self._faiss, self.backend, self._trained, self._settings, sel)
+        scores, labels = self._index.search(q, k, params=params)
         short = np.flatnonzero((labels < 0).any(axis=1))
         if len(short):
             scores[short], labels[short] = self._exact_on(q[short], k, np.flatnonzero(mask))
-        return self._table.hits(scores, labels)
+        return scores, labels
 
     def _exact_on(self, q: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Brute-force top-k of ``q`` among ``rows``, as (scores, row numbers)."""
         subset = np.ascontiguousarray(self._table.vectors[rows])
         scores, local = self._faiss.knn(q, subset, k, metric=self._metric_type)
         return scores, np.where(local >= 0, rows[np.maximum(local, 0)], -1)
-
-    def _search_params(self, selector: Any) -> Any:
-        faiss = self._faiss
-        if self.backend == "faiss-hnsw":
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=self._settings["ef_search"])
-        if self._trained:
-            return faiss.SearchParametersIVF(sel=selector, nprobe=self._settings["nprobe"])
-        return faiss.SearchParameters(sel=selector)
 
 
 for _name, _doc in (

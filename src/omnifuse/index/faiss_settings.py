@@ -44,3 +44,14 @@ def resolve_config(backend: str, config: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ConfigError(f"{backend}: {key} must be an integer ≥ {least}, got {value!r}")
     return merged
+
+
+def search_parameters(
+    faiss: Any, backend: str, trained: bool, settings: dict[str, Any], selector: Any
+) -> Any:
+    """FAISS search parameters carrying an ID ``selector`` and the index's search effort."""
+    if backend == "faiss-hnsw":
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=settings["ef_search"])
+    if trained:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=settings["nprobe"])
+    return faiss.SearchParameters(sel=selector)

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from omnifuse.index.base import Hit
 from omnifuse.index.filters import Condition
+from omnifuse.index.hits import Hit, Matches
 
 MISSING, NUMBER, STRING, OTHER = range(4)
 
@@ -86,6 +86,7 @@ class RowTable:
         self._vectors = np.empty((0, dim), dtype=np.float32)
         self.count = 0
         self.ids: list[str | None] = []
+        self._id_array = np.empty(0, dtype=object)
         self.metadata: list[dict[str, Any] | None] = []
         self.row_of: dict[str, int] = {}
         self._columns: dict[str, Column] = {}
@@ -103,6 +104,8 @@ class RowTable:
         table._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         table.count = len(ids)
         table.ids = list(ids)
+        table._id_array = np.empty(len(ids), dtype=object)
+        table._id_array[:] = table.ids
         table.metadata = list(metadata)
         table.row_of = {item: row for row, item in enumerate(table.ids) if item is not None}
         return table
@@ -133,6 +136,9 @@ class RowTable:
         grown = np.empty((capacity, self.dim), dtype=np.float32)
         grown[: self.count] = self._vectors[: self.count]
         self._vectors = grown
+        ids = np.full(capacity, None, dtype=object)
+        ids[: self.count] = self._id_array[: self.count]
+        self._id_array = ids
 
     def remove(self, ids: Sequence[str]) -> int:
         """Tombstone the rows of ``ids``; returns how many were live."""
@@ -141,6 +147,7 @@ class RowTable:
             row = self.row_of.pop(item, None)
             if row is not None:
                 self.ids[row] = None
+                self._id_array[row] = None
                 self.metadata[row] = None
                 removed += 1
         if removed:
@@ -156,6 +163,7 @@ class RowTable:
         start = self.count
         self._vectors[start : start + len(ids)] = vectors
         self.ids.extend(ids)
+        self._id_array[start : start + len(ids)] = ids
         self.metadata.extend(metadata)
         for offset, item in enumerate(ids):
             self.row_of[item] = start + offset
@@ -199,6 +207,8 @@ class RowTable:
         (hundreds of thousands once torch is imported), which cost more than the search itself
         on fast indexes. It is resumed before returning; the new hits are collected as usual."""
         n, k = rows.shape
+        if k == 0:
+            return [[] for _ in range(n)]
         if rows.min(initial=0) >= 0:
             flat, values, counts = rows.ravel().tolist(), scores.ravel().tolist(), None
         else:
@@ -221,6 +231,28 @@ class RowTable:
             if paused:
                 gc.enable()
 
+    def items(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Per id: ``{"id", "vector", "metadata"}`` (copies) or None when not live."""
+        out: list[dict[str, Any] | None] = []
+        for item in ids:
+            row = self.row_of.get(item)
+            if row is None:
+                out.append(None)
+                continue
+            meta = self.metadata[row] or {}
+            out.append({"id": item, "vector": self.vectors[row].copy(), "metadata": dict(meta)})
+        return out
+
+    def matches(self, scores: np.ndarray, rows: np.ndarray) -> Matches:
+        """FAISS output → :class:`Matches`: the ids gathered by one numpy take over an object
+        array kept beside ``ids`` (row -1, FAISS's "none", reads as None with a NaN score)."""
+        ids = self._id_array[rows]
+        found = rows >= 0
+        if not found.all():
+            ids = np.where(found, ids, None)
+            scores = np.where(found, scores, np.float32(np.nan))
+        return Matches(ids, scores.astype(np.float32, copy=False))
+
     def compacted(self) -> RowTable:
         """A new table holding only the live rows, in their current order."""
         rows = np.flatnonzero(self.live_mask())
@@ -229,3 +261,8 @@ class RowTable:
             [self.ids[r] for r in rows],
             [self.metadata[r] for r in rows],
         )
+
+
+def no_rows(queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """A search result with no columns: nothing can match."""
+    return np.empty((queries, 0), dtype=np.float32), np.empty((queries, 0), dtype=np.int64)
