@@ -11,6 +11,7 @@ required=(
   libgl1 libglib2.0-0                                            # opencv-python
   espeak-ng flite                                                # text to speech
   dataset-fashion-mnist pocketsphinx-testdata                    # real data
+  wordnet                                                        # label hypernyms
 )
 # Debian ships Chromium as a package; Ubuntu only as a snap, which a container cannot run: there
 # the browser tests skip themselves.
