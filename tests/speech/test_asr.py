@@ -89,3 +89,22 @@ def test_bad_audio_raises_typed_errors(sphinx: ASR, tmp_path: Path) -> None:
         sphinx.transcribe(empty)
     with pytest.raises(InputError, match="audio"):
         sphinx.transcribe(b"this is not audio at all" * 10)
+
+
+CARD_PROMPT = "ten of clubs nine of hearts two of spades queen of diamonds"
+
+
+def test_whisper_follows_a_prompt_and_refuses_languages_it_cannot_hear(
+    whisper: ASR, sphinx: ASR, speech_test: dict[str, tuple[Path, str]]
+) -> None:
+    path, reference = speech_test["cards-001"]  # "ten of clubs"
+    plain = whisper.transcribe(path, language="EN")
+    prompted = whisper.transcribe(path, language="en", prompt=CARD_PROMPT)
+    assert plain.text == "10 of clubs."  # Whisper writes numbers as digits by default ...
+    assert prompted.text == reference  # ... and in the prompt's lower-case words when steered
+    assert whisper.languages == ("en",)  # tiny.en
+    with pytest.raises(ConfigError, match="transcribes en only; language 'fr'"):
+        whisper.transcribe(path, language="fr")
+    with pytest.raises(ConfigError, match="prompt"):
+        sphinx.transcribe(path, prompt=CARD_PROMPT)
+    assert sphinx.transcribe(path, language="en").text == reference

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from omnifuse.errors import EmptyInputError
+from omnifuse.errors import ConfigError, EmptyInputError
 from omnifuse.io.audio import load_audio
 from omnifuse.io.limits import DecodeLimits
 from omnifuse.registry import Registry
@@ -46,23 +46,66 @@ class Transcript:
 
 
 class ASR(ABC):
-    """A speech recogniser. Subclasses implement :meth:`transcribe_wave` on 16 kHz float32."""
+    """A speech recogniser. Subclasses implement :meth:`transcribe_wave` on 16 kHz float32.
+
+    ``languages`` lists the ISO 639-1 codes the engine recognises and ``takes_prompt`` says
+    whether it can be steered by a prompt (spellings, names, style); :meth:`transcribe` refuses
+    a language or a prompt the engine cannot honour rather than ignoring it.
+    """
 
     name: str = ""
+    takes_prompt: bool = False
 
     def __init__(self, *, limits: DecodeLimits | None = None) -> None:
         self.limits = limits
 
-    def transcribe(self, raw_audio: Any, *, name: str | None = None) -> Transcript:
-        """Decode ``raw_audio`` (path, bytes or ``(array, rate)``) and recognise its speech."""
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return ("en",)
+
+    def transcribe(
+        self,
+        raw_audio: Any,
+        *,
+        name: str | None = None,
+        language: str | None = None,
+        prompt: str | None = None,
+    ) -> Transcript:
+        """Decode ``raw_audio`` (path, bytes or ``(array, rate)``) and recognise its speech,
+        in ``language`` (an ISO 639-1 code; None: the engine's own choice) and steered by
+        ``prompt`` (text the speech is likely to resemble) when given."""
+        language = self.check_options(language, prompt)
         wave = load_audio(raw_audio, sample_rate=SAMPLE_RATE, limits=self.limits, name=name)
         if wave.size == 0:
             raise EmptyInputError("the clip holds no samples", source=name, modality="audio")
-        return self.transcribe_wave(wave)
+        if language is None and not prompt:
+            return self.transcribe_wave(wave)
+        return self.transcribe_wave(wave, language=language, prompt=prompt or None)
+
+    def check_options(self, language: str | None, prompt: str | None) -> str | None:
+        """``language`` normalised (lower case); :class:`ConfigError` naming what this engine
+        cannot honour."""
+        if language is not None:
+            language = language.strip().lower()
+            if language not in self.languages:
+                known = ", ".join(self.languages)
+                raise ConfigError(
+                    f"{self.name or type(self).__name__} transcribes {known} only; "
+                    f"language {language!r} is not supported"
+                )
+        if prompt and not self.takes_prompt:
+            raise ConfigError(
+                f"{self.name or type(self).__name__} cannot be steered by a prompt; "
+                "send the request without one"
+            )
+        return language
 
     @abstractmethod
-    def transcribe_wave(self, wave: np.ndarray) -> Transcript:
-        """Recognise a mono float32 waveform at :data:`SAMPLE_RATE`."""
+    def transcribe_wave(
+        self, wave: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> Transcript:
+        """Recognise a mono float32 waveform at :data:`SAMPLE_RATE` (``language`` and
+        ``prompt`` already checked by :meth:`check_options`)."""
 
 
 def join_segments(segments: list[Segment]) -> str:

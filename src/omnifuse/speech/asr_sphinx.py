@@ -56,7 +56,9 @@ class PocketSphinxASR(ASR):
     def __init__(self, *, limits: DecodeLimits | None = None) -> None:
         super().__init__(limits=limits)
 
-    def transcribe_wave(self, wave: np.ndarray) -> Transcript:
+    def transcribe_wave(
+        self, wave: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> Transcript:
         with _LOCK:
             decoder = sphinx_decoder()
             decoder.start_utt()

@@ -41,6 +41,7 @@ class FasterWhisperASR(ASR):
     """Whisper tiny.en through faster-whisper: English, punctuated, timed segments."""
 
     name = "faster-whisper"
+    takes_prompt = True
 
     def __init__(
         self,
@@ -65,10 +66,20 @@ class FasterWhisperASR(ASR):
     def model(self) -> Any:
         return whisper_model(self.compute_type, self.cpu_threads)
 
-    def transcribe_wave(self, wave: np.ndarray) -> Transcript:
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """What the loaded weights recognise (``en`` alone for tiny.en)."""
+        return tuple(self.model.supported_languages)
+
+    def transcribe_wave(
+        self, wave: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> Transcript:
+        """``prompt`` becomes Whisper's ``initial_prompt``: the text the model takes as what
+        was said before, so it follows its spellings and style."""
         pieces, info = self.model.transcribe(
             np.ascontiguousarray(wave, dtype=np.float32),
-            language="en",
+            language=language or (known[0] if len(known := self.languages) == 1 else None),
+            initial_prompt=prompt,
             beam_size=self.beam_size,
             vad_filter=self.vad_filter,
             condition_on_previous_text=False,
