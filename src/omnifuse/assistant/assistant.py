@@ -3,23 +3,31 @@
 ``Assistant.ask`` takes a question (text, or spoken as ``audio``) with an optional image, video
 or recording, turns what it perceives into notes (:mod:`omnifuse.assistant.perception`), and
 asks the language model (default: Gemma-3-270M through llama.cpp) to answer from them.
-``ask_stream`` yields the answer as it is decoded; ``speak`` turns text into 16 kHz speech with
-espeak-ng.
+Before it answers, a :class:`~omnifuse.assistant.tools.Toolbox` consults omnifuse's own
+trained models and index, and their findings join the notes; the reply is then checked against
+the notes (:mod:`omnifuse.assistant.grounding`) and replaced by "I can't tell" with what was
+perceived when they do not support it. ``ask_stream`` yields the answer as it is decoded;
+``speak`` turns text into 16 kHz speech with espeak-ng.
 :class:`ChatSession` keeps the history and attachments of an interactive conversation.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from omnifuse.assistant.grounding import Strictness, abstention, check_strictness, is_grounded
+from omnifuse.assistant.notes import ToolNote, merge_timings, notes_text
 from omnifuse.assistant.perception import ImageCaptioner, Perceiver, PerceptionContext
 from omnifuse.assistant.prompts import build_messages, first_line, short_answer, user_turn
+from omnifuse.assistant.tools import Toolbox, ToolRequest
 from omnifuse.errors import EmptyInputError, InputError
+from omnifuse.io.image import load_image
 from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, create_llm
 from omnifuse.speech.asr import ASR, Transcript
 from omnifuse.speech.tts import SAMPLE_RATE, Voice, synthesize
@@ -31,14 +39,22 @@ DEFAULT_GENERATION = GenerationConfig(max_tokens=64, temperature=0.0, stop=("\n"
 @dataclass(frozen=True)
 class Answer:
     """The short answer, the question it answers (the transcript when it was spoken), the
-    transcript of the spoken question (None when typed), what was perceived, and the model's
-    raw reply."""
+    transcript of the spoken question (None when typed), what was perceived, the model's raw
+    reply, what each tool said (perception included, in the order they ran), and whether the
+    notes supported the reply (when not, ``text`` says the assistant cannot tell)."""
 
     text: str
     question: str
     transcript: str | None
     context: PerceptionContext
     raw: str = ""
+    tools: tuple[ToolNote, ...] = ()
+    grounded: bool = True
+
+    @property
+    def notes(self) -> str:
+        """The notes the LLM answered from: perception, then one line per tool."""
+        return notes_text(self.context, self.tools)
 
 
 class AnswerStream:
@@ -53,12 +69,16 @@ class AnswerStream:
         question: str,
         transcript: str | None,
         context: PerceptionContext,
+        tools: Sequence[ToolNote] = (),
+        strictness: Strictness = "normal",
         on_finish: Callable[[Answer], None] | None = None,
     ) -> None:
         self._pieces = pieces
         self.question = question
         self.transcript = transcript
         self.context = context
+        self.tools = tuple(tools)
+        self.strictness = strictness
         self._on_finish = on_finish
         self._parts: list[str] = []
         self._result: Answer | None = None
@@ -101,12 +121,17 @@ class AnswerStream:
 
     def _finish(self) -> None:
         raw = self.text
+        text = short_answer(raw, self.question)
+        notes = notes_text(self.context, self.tools)
+        grounded = is_grounded(raw, text, self.question, notes, self.strictness)
         self._result = Answer(
-            text=short_answer(raw, self.question),
+            text=text if grounded else abstention(notes),
             question=self.question,
             transcript=self.transcript,
             context=self.context,
             raw=raw,
+            tools=self.tools,
+            grounded=grounded,
         )
         if self._on_finish is not None:
             self._on_finish(self._result)
@@ -117,7 +142,9 @@ class Assistant:
 
     Every part is optional and built on first use: ``llm`` (``create_llm()``), ``asr`` (the
     perceiver's, faster-whisper by default) for spoken questions, ``perceiver`` (labels, OCR,
-    transcripts) and ``captioner`` (handed to the default perceiver).
+    transcripts) and ``captioner`` (handed to the default perceiver). ``toolbox`` holds the
+    trained models and indexes to consult; ``grounding`` is how strictly a reply must stand on
+    the notes (``off``, ``normal``, ``strict``; see :mod:`omnifuse.assistant.grounding`).
     """
 
     def __init__(
@@ -128,11 +155,15 @@ class Assistant:
         captioner: ImageCaptioner | None = None,
         *,
         voice: Voice | None = None,
+        toolbox: Toolbox | None = None,
+        grounding: str = "normal",
     ) -> None:
         self._llm = llm
         self.perceiver = perceiver or Perceiver(asr=asr, captioner=captioner)
         self._asr = asr
         self.voice = voice or Voice()
+        self.toolbox = toolbox or Toolbox()
+        self.grounding = check_strictness(grounding)
 
     @property
     def llm(self) -> LLM:
@@ -154,6 +185,7 @@ class Assistant:
         history: Sequence[ChatMessage] = (),
         config: GenerationConfig | None = None,
         context: PerceptionContext | None = None,
+        attached: Mapping[str, Any] | None = None,
     ) -> Answer:
         """Answer ``question`` (or the words spoken in ``audio`` when it is None)."""
         return self.ask_stream(
@@ -164,6 +196,7 @@ class Assistant:
             history=history,
             config=config,
             context=context,
+            attached=attached,
         ).answer()
 
     def ask_stream(
@@ -176,29 +209,64 @@ class Assistant:
         history: Sequence[ChatMessage] = (),
         config: GenerationConfig | None = None,
         context: PerceptionContext | None = None,
+        attached: Mapping[str, Any] | None = None,
         on_finish: Callable[[Answer], None] | None = None,
     ) -> AnswerStream:
         """Like :meth:`ask`, yielding the answer as it is decoded.
 
-        ``context`` holds things perceived earlier (a chat's attached image); inputs given here
-        replace its parts of the same kind. When ``audio`` is the question its transcript is
+        ``context`` holds things perceived earlier (a chat's attached image) and ``attached``
+        the inputs themselves (``image``, ``video``), which the tools read again; inputs given
+        here replace those of the same kind. When ``audio`` is the question its transcript is
         the question, not a note.
         """
-        speech = None if audio is None else self.asr.transcribe(audio)
+        timed: list[ToolNote] = []
+        speech = None if audio is None else self._timed(timed, "asr", self.asr.transcribe, audio)
         typed = (question or "").strip()
         question = typed or _spoken_question(speech)
+        if speech is not None:
+            timed[-1] = replace(timed[-1], text=f'"{speech.text}"')
+        inputs = dict(attached or {})
+        if image is not None:
+            inputs["image"] = self._timed(timed, "image", self._load_image, image)
+        if video is not None:
+            inputs["video"] = video
         context = self.perceive(
-            image=image, video=video, speech=speech if typed else None, base=context
+            image=inputs.get("image") if image is not None else None,
+            video=video,
+            speech=speech if typed else None,
+            base=context,
+            timed=timed,
         )
-        messages = build_messages(context.to_prompt(), question, history)
+        request = ToolRequest(
+            question,
+            image=inputs.get("image"),
+            question_audio=None if typed else audio,
+            audio=audio if typed else None,
+            video=inputs.get("video"),
+        )
+        tools = (*merge_timings(timed), *self.toolbox.consult(request))
+        messages = build_messages(notes_text(context, tools), question, history)
         pieces = self.llm.chat_stream(messages, config or DEFAULT_GENERATION)
         return AnswerStream(
             pieces,
             question=question,
             transcript=speech.text if speech is not None else None,
             context=context,
+            tools=tools,
+            strictness=self.grounding,
             on_finish=on_finish,
         )
+
+    def _load_image(self, raw: Any) -> Any:
+        return load_image(raw, limits=self.perceiver.limits)
+
+    @staticmethod
+    def _timed(timed: list[ToolNote], name: str, work: Callable[[Any], Any], value: Any) -> Any:
+        """``work(value)``, recording its cost as a note of ``name`` (the text is filled later)."""
+        start = time.perf_counter()
+        result = work(value)
+        timed.append(ToolNote(name, "", seconds=time.perf_counter() - start))
+        return result
 
     def perceive(
         self,
@@ -207,13 +275,20 @@ class Assistant:
         video: Any = None,
         speech: Transcript | None = None,
         base: PerceptionContext | None = None,
+        timed: list[ToolNote] | None = None,
     ) -> PerceptionContext:
-        """``base`` with the given inputs perceived and put in place of its parts."""
+        """``base`` with the given inputs perceived and put in place of its parts; what each
+        perception cost joins ``timed`` as a note."""
         context = base or PerceptionContext()
+        log: list[ToolNote] = [] if timed is None else timed
         if image is not None:
-            context = replace(context, image=self.perceiver.see(image))
+            seen = self._timed(log, "image", self.perceiver.see, image)
+            context = replace(context, image=seen)
+            log[-1] = replace(log[-1], text=seen.to_prompt())
         if video is not None:
-            context = replace(context, video=self.perceiver.watch(video))
+            watched = self._timed(log, "video", self.perceiver.watch, video)
+            context = replace(context, video=watched)
+            log[-1] = replace(log[-1], text=watched.to_prompt())
         if speech is not None:
             context = replace(context, speech=speech)
         return context
@@ -252,16 +327,24 @@ class ChatSession:
         self.assistant = assistant
         self.max_turns = max_turns
         self.context = PerceptionContext()
+        self.attached: dict[str, Any] = {}
         self.history: list[ChatMessage] = []
 
     def attach(self, *, image: Any = None, video: Any = None) -> PerceptionContext:
-        """Perceive an image or a video and keep it for the following questions."""
+        """Perceive an image or a video and keep it (and what was perceived) for the following
+        questions, whose tools read it again."""
+        if image is not None:
+            image = self.assistant._load_image(image)
+            self.attached["image"] = image
+        if video is not None:
+            self.attached["video"] = video
         self.context = self.assistant.perceive(image=image, video=video, base=self.context)
         return self.context
 
     def reset(self) -> None:
         """Forget the attachments and the history."""
         self.context = PerceptionContext()
+        self.attached = {}
         self.history = []
 
     def ask_stream(
@@ -278,11 +361,10 @@ class ChatSession:
             history=self.history[-2 * self.max_turns :] if self.max_turns else [],
             config=config,
             context=self.context,
+            attached=self.attached,
             on_finish=self._remember,
         )
 
     def _remember(self, answer: Answer) -> None:
-        self.history.append(
-            ChatMessage("user", user_turn(answer.context.to_prompt(), answer.question))
-        )
+        self.history.append(ChatMessage("user", user_turn(answer.notes, answer.question)))
         self.history.append(ChatMessage("assistant", first_line(answer.raw) or answer.text))

@@ -9,8 +9,12 @@ extra, "what I used" on the web page), so a reply can be traced to what it was b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omnifuse.assistant.perception import PerceptionContext
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,29 @@ class ToolNote:
             "seconds": round(self.seconds, 3),
             "data": self.data,
         }
+
+
+def notes_text(context: PerceptionContext, tools: Sequence[ToolNote]) -> str:
+    """Perception notes, then one line per tool that found something (perception's own notes,
+    named ``image``, ``video`` and ``asr``, are already in the first part)."""
+    lines = [context.to_prompt()] if not context.is_empty else []
+    lines += [note.to_prompt() for note in tools if note.name not in PERCEPTION and _usable(note)]
+    return "\n".join(line for line in lines if line)
+
+
+PERCEPTION = frozenset({"image", "video", "asr"})
+
+
+def _usable(note: ToolNote) -> bool:
+    return "error" not in note.data and bool(note.text)
+
+
+def merge_timings(timed: Sequence[ToolNote]) -> list[ToolNote]:
+    """One note per perception step: decoding an image is added to the cost of seeing it."""
+    merged: dict[str, ToolNote] = {}
+    for note in timed:
+        earlier = merged.get(note.name)
+        seconds = note.seconds + (earlier.seconds if earlier else 0.0)
+        text = note.text or (earlier.text if earlier else "")
+        merged[note.name] = replace(note, text=text, seconds=seconds)
+    return list(merged.values())

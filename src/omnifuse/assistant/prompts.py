@@ -2,7 +2,10 @@
 
 The default model (Gemma-3-270M, a base model) follows examples better than instructions, so
 the conversation opens with a few worked question/answer turns in the same ``Notes:``/
-``Question:`` form as the real one, all with short answers. Replies are cut to their first line,
+``Question:`` form as the real one, all with short answers, two of them declining to answer what
+the notes do not say. The examples' findings (a tabby, a bus, "ROUTE 9") are of things the real
+notes rarely hold, and :mod:`omnifuse.assistant.grounding` refuses a reply the real notes do not
+support, so an example's answer cannot pass for one. Replies are cut to their first line,
 and for questions with a closed answer set (yes/no, a count, a colour, "A or B") the answer is
 reduced to that word; the raw reply is kept alongside.
 """
@@ -16,25 +19,34 @@ from typing import Literal
 from omnifuse.llm.base import ChatMessage
 
 SYSTEM_PROMPT = (
-    "You answer questions about an image, a recording or a video using the notes given with "
-    "each question. Answer in a few words."
+    "You answer questions about an image, a recording or a video using only the notes given "
+    "with each question: what perception found, and what omnifuse's tools said (a tool line "
+    "gives its answer, its confidence and how accurate it is known to be). Answer in a few "
+    "words. When the notes do not say, answer: I can't tell."
 )
 NO_NOTES = "none"
 
 FEW_SHOT: tuple[tuple[str, str, str], ...] = (
     (
-        "Image: labels: golden retriever 81%, Labrador retriever 9%",
+        "Image: objects: dog 90%; labels: golden retriever 81%, Labrador retriever 9%",
         "What animal is this?",
         "A dog.",
     ),
     (
-        "Image: caption: a red circle above a small blue square",
-        "what colour is the square?",
-        "blue",
+        "Image: colours: green at the left (10 %), orange at the right (7 %)\n"
+        "model:shapes-vqa: orange (confidence 88 %; test accuracy 0.71)",
+        "what colour is the star?",
+        "orange",
     ),
-    ("Image: caption: two green triangles and a yellow star", "how many triangles are there?", "2"),
-    ("Image: caption: a large cyan circle", "is there a red star?", "no"),
-    ('Image: labels: street sign 62%; text in image: "EXIT"', "What does the sign say?", "EXIT"),
+    (
+        "Image: caption: two green triangles and a yellow star\n"
+        'index: nearest captions of the image: "two green triangles and a star" (0.91)',
+        "how many triangles are there?",
+        "2",
+    ),
+    ("Image: objects: cat 92%; labels: tabby 60%", "What is the cat's name?", "I can't tell."),
+    ('Image: objects: bus 70%; text in image: "ROUTE 9"', "What does the sign say?", "ROUTE 9"),
+    ("Image: caption: a large pink circle", "what is the weather like?", "I can't tell."),
     ('Speech: "the meeting moved to friday"', "When is the meeting?", "Friday."),
 )
 """(notes, question, answer) examples shown before the real question."""

@@ -1,0 +1,96 @@
+"""Grounded answers: a reply stands only when the notes the assistant perceived support it.
+
+A small language model answers something to every question, including questions about things
+that are in no note (a cat's name, the weather in a drawing), and may repeat an answer from its
+prompt's worked examples. So a reply is checked against the notes it was given, after it is
+decoded:
+
+- the model said it cannot tell → the assistant abstains;
+- a colour, a count or an open answer must be found in the notes (an open answer by at least
+  one of its content words); yes/no and "A or B" answers need only some note about the inputs;
+- at ``strict``, the things the question names must be in the notes too ("what colour is the
+  dog?" abstains when no note mentions a dog).
+
+Abstaining says so and what was perceived, so the user still learns what the assistant saw.
+``strictness="off"`` keeps every reply.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from omnifuse.assistant.prompts import (
+    NUMBER_WORDS,
+    first_line,
+    question_kind,
+)
+from omnifuse.errors import ConfigError
+
+Strictness = Literal["off", "normal", "strict"]
+STRICTNESS: tuple[str, ...] = ("off", "normal", "strict")
+CANNOT_TELL = "I can't tell from what I perceived."
+_WORD = re.compile(r"[a-z0-9]+")
+_UNSURE = re.compile(
+    r"\b(can ?not|can't|cannot|unable to|not sure|no idea|unknown|don't know|do not know|"
+    r"not (?:say|said|mentioned|shown|visible|clear|possible)|no (?:notes?|information))\b",
+    re.I,
+)
+STOP_WORDS = frozenset(
+    """a an the of in on at to is are was were be been it its this that these those there here
+    and or but with without for from by as what which who whom whose where when why how many much
+    do does did can could will would should has have had i you he she they we me my your his her
+    their our image picture photo photograph scene video clip recording audio sound speech say
+    says said colour color shape object thing things one kind type left right top bottom above
+    below middle centre center next near any some all please tell me show see seen look looks
+    like yes no not""".split()  # noqa: SIM905
+)
+
+
+def check_strictness(value: str) -> Strictness:
+    if value not in STRICTNESS:
+        raise ConfigError(f"grounding strictness must be one of {STRICTNESS}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case words of ``text`` that carry meaning (no stop words, plural ``s`` dropped)."""
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS and len(w) > 1}
+
+
+def _stem(word: str) -> str:
+    if word.isdigit():
+        return str(int(word))
+    if word in NUMBER_WORDS:
+        return str(NUMBER_WORDS.index(word))
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def is_grounded(
+    raw: str, answer: str, question: str, notes: str, strictness: Strictness = "normal"
+) -> bool:
+    """Whether the reply ``raw`` (short form ``answer``) to ``question`` stands on ``notes``."""
+    if strictness == "off":
+        return True
+    if not notes.strip() or _UNSURE.search(first_line(raw) or raw):
+        return False
+    known = content_words(notes)
+    if strictness == "strict" and not content_words(_subject(question)) <= known:
+        return False
+    kind = question_kind(question)
+    if kind in ("yes-no", "choice"):
+        return True
+    said = content_words(answer)
+    return bool(said) and bool(said & known)
+
+
+def _subject(question: str) -> str:
+    """The part of a question that names what it asks about (its words after the verb)."""
+    words = _WORD.findall(question.lower())
+    return " ".join(w for w in words if w not in STOP_WORDS)
+
+
+def abstention(perceived: str) -> str:
+    """What the assistant says when it cannot tell: that, and what it did perceive."""
+    perceived = " ".join(perceived.split())
+    return f"{CANNOT_TELL} I perceived: {perceived}" if perceived else CANNOT_TELL
