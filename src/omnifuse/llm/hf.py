@@ -56,13 +56,19 @@ class HFLLM(LLM):
     def chat_stream(
         self, messages: Sequence[ChatMessage], config: GenerationConfig | None = None
     ) -> Iterator[str]:
+        ids, extra_stops = self.prompt_ids(messages)
+        return self._decode(ids, config or GenerationConfig(), extra_stops)
+
+    def prompt_ids(self, messages: Sequence[ChatMessage]) -> tuple[list[int], tuple[str, ...]]:
+        """The token ids of the rendered conversation and the stop strings its format needs."""
         if not messages:
             raise EmptyInputError("the conversation has no messages", modality="text")
+        self.check_messages(messages)
         prompt, extra_stops = self.render_chat(messages)
         # a chat template writes the special tokens itself; a plain transcript is a raw prompt
         templated = bool(getattr(self.tokenizer, "chat_template", None))
         ids = self.tokenizer(prompt, add_special_tokens=not templated)["input_ids"]
-        return self._decode(list(ids), config or GenerationConfig(), extra_stops)
+        return list(ids), extra_stops
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> tuple[str, tuple[str, ...]]:
         """The prompt text for a conversation and the stop strings its format needs.
@@ -85,6 +91,10 @@ class HFLLM(LLM):
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes without special tokens."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """How many tokens the conversation's prompt takes, exactly as ``chat`` sends it."""
+        return len(self.prompt_ids(messages)[0])
 
     def _decode(
         self, ids: list[int], config: GenerationConfig, extra_stops: tuple[str, ...]

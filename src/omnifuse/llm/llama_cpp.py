@@ -5,6 +5,11 @@ PyPI package, whose parts are joined once into the omnifuse cache. Any other GGU
 path. Chat goes through the chat template stored in the GGUF metadata, so instruction-tuned models
 see the turn markers they were trained on; a GGUF without one (Gemma-3-270M is a base model)
 chats through a plain ``User:``/``Assistant:`` transcript, which base models continue sensibly.
+
+A vision GGUF sees images when given its projector: ``mmproj=PATH`` loads it through llama.cpp's
+``mtmd`` library (see :mod:`omnifuse.llm.llama_cpp_chat`), and user messages' images go to the
+model as PNG data URLs. omnifuse ships no vision GGUF: bring the model GGUF and its matching
+``mmproj`` GGUF (e.g. Gemma 3 4B-it, Qwen2.5-VL, LLaVA 1.5, as published on Hugging Face).
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, llms
 from omnifuse.llm.cache import cache_dir, materialize
 from omnifuse.llm.chat_templates import NAMED_TEMPLATES, plain_transcript
 from omnifuse.llm.deps import require
+from omnifuse.llm.llama_cpp_chat import (
+    chat_formatter,
+    chat_turns,
+    jinja_formatter,
+    mmproj_handler,
+    text_turns,
+)
 
 GGUF_MAGIC = b"GGUF"
 EXTRA_OPTIONS = frozenset(
@@ -56,14 +68,14 @@ def default_gguf_path() -> Path:
     )
 
 
-def check_gguf(path: Path) -> Path:
+def check_gguf(path: Path, what: str = "model") -> Path:
     """``path`` itself if it is a readable GGUF file; a ConfigError naming it otherwise."""
     if not path.is_file():
-        raise ConfigError(f"llama-cpp model file not found: {str(path)!r}")
+        raise ConfigError(f"llama-cpp {what} file not found: {str(path)!r}")
     with path.open("rb") as handle:
         magic = handle.read(4)
     if magic != GGUF_MAGIC:
-        raise ConfigError(f"llama-cpp model {str(path)!r} is not a GGUF file (magic {magic!r})")
+        raise ConfigError(f"llama-cpp {what} {str(path)!r} is not a GGUF file (magic {magic!r})")
     return path
 
 
@@ -100,11 +112,21 @@ class LlamaCppLLM(LLM):
         chat_template: str | None = None,
         chat_format: str | None = None,
         prompt_cache: bool = False,
+        mmproj: str | Path | None = None,
+        mmproj_handler: str = "mtmd",
         verbose: bool = False,
     ) -> None:
         """``chat_template``: a Jinja chat template, or a name from ``NAMED_TEMPLATES``
         (``"gemma"``), used instead of the GGUF's; ``chat_format``: a llama-cpp-python chat
-        format name (``"chatml"``...). With neither, the GGUF's template or a plain transcript."""
+        format name (``"chatml"``...). With neither, the GGUF's template or a plain transcript.
+        ``mmproj``: the model's multimodal projector GGUF, so chats take images;
+        ``mmproj_handler``: how they are rendered, a name from ``MMPROJ_HANDLERS`` (``"mtmd"``,
+        the default, uses the GGUF's chat template)."""
+        if mmproj is not None and (chat_template is not None or chat_format is not None):
+            raise ConfigError(
+                "llama-cpp mmproj renders chats with its own handler (mmproj_handler); "
+                "drop chat_template / chat_format"
+            )
         if n_ctx < 16:
             raise ConfigError(f"llama-cpp n_ctx must be ≥ 16 tokens, got {n_ctx}")
         if n_threads is not None and n_threads < 1:
@@ -114,6 +136,7 @@ class LlamaCppLLM(LLM):
         self.model_path = check_gguf(path)
         self.n_threads = n_threads or max(1, available_cores() // 2)
         self.prompt_cache = prompt_cache
+        self.mmproj = None if mmproj is None else check_gguf(Path(mmproj).expanduser(), "mmproj")
         try:
             self.llama = llama_cpp.Llama(
                 model_path=str(self.model_path),
@@ -128,11 +151,21 @@ class LlamaCppLLM(LLM):
         except ValueError as exc:
             raise ConfigError(f"llama.cpp could not load {str(self.model_path)!r}: {exc}") from exc
         self.n_ctx = int(self.llama.n_ctx())
+        self.formatter = chat_formatter(self.llama, chat_format)
         if chat_template is not None:
-            self.llama.chat_handler = self._template_handler(chat_template)
+            self.formatter = self._template_formatter(chat_template)
+            self.llama.chat_handler = self.formatter.to_chat_handler()
+        if self.mmproj is not None:
+            self.llama.chat_handler = self._mmproj_handler(mmproj_handler, verbose)
         has_template = "tokenizer.chat_template" in self.llama.metadata
-        self.plain_chat = chat_template is None and chat_format is None and not has_template
+        self.plain_chat = (
+            chat_template is None and chat_format is None and not has_template and mmproj is None
+        )
         self._lock = threading.Lock()
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return frozenset({"text", "image"}) if self.mmproj is not None else frozenset({"text"})
 
     def stream(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[str]:
         if not prompt:
@@ -145,45 +178,61 @@ class LlamaCppLLM(LLM):
     ) -> Iterator[str]:
         if not messages:
             raise EmptyInputError("the conversation has no messages", modality="text")
+        self.check_messages(messages)
         options = sampling_options(config or GenerationConfig())
         if self.plain_chat:
             prompt, stops = plain_transcript([(m.role, m.content) for m in messages])
             options["stop"] = [*options["stop"], *stops]
             return self._locked(self._complete(prompt, options))
-        turns = [{"role": m.role, "content": m.content} for m in messages]
-        return self._locked(self._chat(turns, options))
+        return self._locked(self._chat(chat_turns(messages), options))
 
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes (without the BOS token), e.g. to fit a prompt."""
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """The tokens of the prompt ``chat`` evaluates for ``messages``, BOS included.
+
+        With an ``mmproj`` the count covers the text only: how many tokens an image becomes
+        depends on the projector and the image's size, and is known once it is encoded. A chat
+        format whose formatter cannot be reached is counted as a plain transcript.
+        """
+        self.check_messages(messages)
+        if self.plain_chat or self.formatter is None:
+            prompt, _ = plain_transcript([(m.role, m.content) for m in messages])
+            add_bos = True
+        else:
+            try:
+                rendered = self.formatter(messages=text_turns(messages))
+            except Exception as exc:  # the template's own raise_exception, or a Jinja error
+                raise InputError(f"the chat template refused the conversation: {exc}") from exc
+            prompt, add_bos = rendered.prompt, not rendered.added_special
+        return len(self.llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
+
     def close(self) -> None:
         self.llama.close()
 
-    def _template_handler(self, template: str) -> Any:
-        """A llama-cpp-python chat handler rendering ``template`` (Jinja text or a known name)."""
+    def _template_formatter(self, template: str) -> Any:
+        """A llama-cpp-python chat formatter rendering ``template`` (Jinja text or a name)."""
         import jinja2
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         text, end_of_turn = NAMED_TEMPLATES.get(template, (template, ""))
-        eos = self.llama.token_eos()
-        stop_ids = [eos]
+        stop_ids = [self.llama.token_eos()]
         if end_of_turn:
             stop_ids += self.llama.tokenize(end_of_turn.encode(), add_bos=False, special=True)
         try:
-            formatter = Jinja2ChatFormatter(
-                template=text,
-                eos_token=self._token_text(eos),
-                bos_token=self._token_text(self.llama.token_bos()),
-                stop_token_ids=stop_ids,
-            )
+            return jinja_formatter(self.llama, text, stop_ids)
         except jinja2.TemplateError as exc:
             reason = f"llama-cpp chat_template is not a valid Jinja template: {exc}"
             raise ConfigError(reason) from exc
-        return formatter.to_chat_handler()
 
-    def _token_text(self, token: int) -> str:
-        return self.llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+    def _mmproj_handler(self, name: str, verbose: bool) -> Any:
+        assert self.mmproj is not None
+        try:
+            return mmproj_handler(self.llama, self.mmproj, name, verbose=verbose)
+        except ConfigError:
+            self.llama.close()
+            raise
 
     def _complete(self, prompt: str, options: dict[str, Any]) -> Iterator[str]:
         for chunk in self.llama.create_completion(prompt, stream=True, **options):
@@ -191,7 +240,7 @@ class LlamaCppLLM(LLM):
             if text:
                 yield text
 
-    def _chat(self, turns: list[dict[str, str]], options: dict[str, Any]) -> Iterator[str]:
+    def _chat(self, turns: list[dict[str, Any]], options: dict[str, Any]) -> Iterator[str]:
         for chunk in self.llama.create_chat_completion(turns, stream=True, **options):
             text = chunk["choices"][0]["delta"].get("content")
             if text:

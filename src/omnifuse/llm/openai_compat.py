@@ -4,6 +4,12 @@ vLLM, Ollama, llama.cpp's server, llama-cpp-python's server and OpenAI itself al
 ``/v1/completions`` and ``/v1/chat/completions``; this backend talks to them with the official
 ``openai`` client, streaming by server-sent events. The server's own error message is kept in the
 typed omnifuse error it turns into, so a caller sees why a request was refused.
+
+Servers that see or hear (vLLM or llama.cpp's server with a vision model, OpenAI's own, omnifuse's
+``omnifuse serve``) are declared with ``vision=True`` / ``audio=True``: user messages' images then
+go as ``image_url`` parts (PNG data URLs) and audio clips as ``input_audio`` parts (base64 WAV),
+after the text. Token counts come from the server's ``usage`` when it reported one for the same
+conversation, and otherwise are an estimate (see :meth:`OpenAICompatLLM.count_tokens`).
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from omnifuse.errors import ConfigError, EmptyInputError, InputError, OmnifuseError
-from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, llms
+from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, estimate_tokens, llms
 from omnifuse.llm.deps import require
+from omnifuse.llm.media import image_data_url, wav_base64
 
 LOCAL_API_KEY = "omnifuse-local"
 """Sent when no key is configured: local servers ignore it, and the client requires one."""
@@ -34,6 +41,10 @@ class OpenAICompatLLM(LLM):
     """A model behind an OpenAI-compatible server, e.g. ``base_url="http://127.0.0.1:8000/v1"``.
 
     ``model`` defaults to the first model the server lists; ``api_key`` to ``$OPENAI_API_KEY``.
+    ``vision`` / ``audio`` declare that the model takes ``image_url`` / ``input_audio`` parts;
+    without them a message carrying images or audio is refused rather than sent without them.
+    ``stream_usage`` asks for the token usage at the end of a streamed chat (OpenAI's
+    ``stream_options.include_usage``); turn it off for a server that refuses the field.
     """
 
     name = "openai"
@@ -46,7 +57,13 @@ class OpenAICompatLLM(LLM):
         api_key: str | None = None,
         timeout_s: float = 120.0,
         max_retries: int = 1,
+        vision: bool = False,
+        audio: bool = False,
+        stream_usage: bool = True,
     ) -> None:
+        for option, value in (("vision", vision), ("audio", audio), ("stream_usage", stream_usage)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"openai {option} must be true or false, got {value!r}")
         openai: Any = require("openai", "the openai client")
         self.base_url = api_base(base_url)
         self._openai = openai
@@ -57,6 +74,16 @@ class OpenAICompatLLM(LLM):
             max_retries=max_retries,
         )
         self.model = model or self._first_model()
+        self.stream_usage = stream_usage
+        self._modalities = frozenset(
+            {"text"} | ({"image"} if vision else set()) | ({"audio"} if audio else set())
+        )
+        self.last_usage: tuple[list[dict[str, Any]], int] | None = None
+        """The turns of the last chat and the prompt tokens the server reported for them."""
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self._modalities
 
     def stream(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[str]:
         if not prompt:
@@ -69,9 +96,23 @@ class OpenAICompatLLM(LLM):
     ) -> Iterator[str]:
         if not messages:
             raise EmptyInputError("the conversation has no messages", modality="text")
+        self.check_messages(messages)
         options = request_options(config or GenerationConfig())
-        turns = [{"role": m.role, "content": m.content} for m in messages]
-        return self._guarded(self._chat(turns, options))
+        return self._guarded(self._chat(chat_turns(messages), options))
+
+    def count_tokens(self, text: str) -> int:
+        """An estimate, one token per four UTF-8 bytes: the OpenAI API has no tokenizer route,
+        and the model's vocabulary is not known here."""
+        return estimate_tokens(text)
+
+    def count_prompt_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """The server's own ``usage.prompt_tokens`` when the last chat sent these messages and
+        the server reported usage; otherwise an estimate from the messages' text (images and
+        audio, whose cost only the server knows, are not counted)."""
+        self.check_messages(messages)
+        if self.last_usage is not None and self.last_usage[0] == chat_turns(messages):
+            return self.last_usage[1]
+        return sum(estimate_tokens(f"{m.role}: {m.content}\n") for m in messages)
 
     def list_models(self) -> list[str]:
         """The model ids the server offers."""
@@ -94,15 +135,32 @@ class OpenAICompatLLM(LLM):
 
         return self._streamed(request, chat=False)
 
-    def _chat(self, turns: list[dict[str, str]], options: dict[str, Any]) -> Iterator[str]:
+    def _chat(self, turns: list[dict[str, Any]], options: dict[str, Any]) -> Iterator[str]:
+        self.last_usage = None
+
         def request(stream: bool) -> Any:
+            if stream and self.stream_usage:
+                options["stream_options"] = {"include_usage": True}
+            else:
+                options.pop("stream_options", None)
             return self.client.chat.completions.create(
                 model=self.model, messages=turns, stream=stream, **options
             )
 
-        return self._streamed(request, chat=True)
+        def record(usage: Any) -> None:
+            tokens = getattr(usage, "prompt_tokens", None)
+            if isinstance(tokens, int):
+                self.last_usage = (turns, tokens)
 
-    def _streamed(self, request: Callable[[bool], Any], *, chat: bool) -> Iterator[str]:
+        return self._streamed(request, chat=True, on_usage=record)
+
+    def _streamed(
+        self,
+        request: Callable[[bool], Any],
+        *,
+        chat: bool,
+        on_usage: Callable[[Any], None] | None = None,
+    ) -> Iterator[str]:
         """Text pieces of a streamed reply, which must end with a ``finish_reason``.
 
         Some servers (llama-cpp-python's among them) check a request only after the event
@@ -113,6 +171,8 @@ class OpenAICompatLLM(LLM):
         finished = produced = False
         with request(True) as chunks:
             for chunk in chunks:
+                if on_usage is not None and getattr(chunk, "usage", None) is not None:
+                    on_usage(chunk.usage)
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
@@ -127,7 +187,10 @@ class OpenAICompatLLM(LLM):
             raise LLMServerError(
                 f"OpenAI-compatible server {self.base_url} broke off the reply mid-stream"
             )
-        choice = request(False).choices[0]
+        reply = request(False)
+        if on_usage is not None and reply.usage is not None:
+            on_usage(reply.usage)
+        choice = reply.choices[0]
         text = choice.message.content if chat else choice.text
         if text:
             yield text
@@ -159,6 +222,29 @@ class OpenAICompatLLM(LLM):
             reason = f"{where} rejected the request ({status}): {message}"
             return InputError(reason, modality="text")
         return LLMServerError(f"{where} failed ({status}): {message}", status=status)
+
+
+def chat_turns(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """OpenAI chat turns: plain text, or for a message with media a list of content parts, the
+    text first, then ``image_url`` parts (PNG data URLs), then ``input_audio`` parts (WAV)."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if not message.has_media:
+            turns.append({"role": message.role, "content": message.content})
+            continue
+        parts: list[dict[str, Any]] = []
+        if message.content:
+            parts.append({"type": "text", "text": message.content})
+        parts += [
+            {"type": "image_url", "image_url": {"url": image_data_url(image)}}
+            for image in message.images
+        ]
+        parts += [
+            {"type": "input_audio", "input_audio": {"data": wav_base64(clip), "format": "wav"}}
+            for clip in message.audio
+        ]
+        turns.append({"role": message.role, "content": parts})
+    return turns
 
 
 def api_base(base_url: str) -> str:
