@@ -2,8 +2,9 @@
 
 Loading is blocking and may take seconds (weights, an index), so it runs on worker threads
 behind one lock per component: concurrent first requests wait for a single load. Each batched
-component gets a :class:`DynamicBatcher`; components that must not run concurrently (the LLM,
-the speech recogniser) get a single worker thread of their own.
+component gets a :class:`DynamicBatcher`; components that must not run concurrently (each chat
+model, each speech recogniser) get a single worker thread of their own: a FIFO queue per model,
+so one model's work never waits behind another's.
 """
 
 from __future__ import annotations
@@ -284,6 +285,11 @@ class Components:
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"serial-{key}")
             self._serial[key] = executor
         return executor
+
+    def model_queue(self, model: str) -> ThreadPoolExecutor:
+        """The queue of chat model ``model``: its generations run one at a time, in arrival
+        order, beside every other model's and every request that needs no LLM."""
+        return self.serial_executor(f"llm:{model}")
 
     def queue_depths(self) -> dict[str, int]:
         return {key: b.depth for key, b in self._batchers.items()}

@@ -272,15 +272,38 @@ class Choice(BaseModel):
     finish_reason: Literal["stop", "length"] = "stop"
 
 
+class ToolUse(BaseModel):
+    """One tool the assistant consulted and what it said (``ToolNote.to_dict``): ``name``,
+    the finding as the LLM read it (``text``), the tool's ``confidence``, how good it is known
+    to be (``quality``), what it cost (``seconds``) and the structured finding (``data``)."""
+
+    name: str
+    text: str
+    confidence: float | None = None
+    quality: str | None = None
+    seconds: float = 0.0
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class ChatExtras(BaseModel):
     """What the assistant perceived — the question it answered, the speech transcript, the
-    perception context given to the LLM — and, once the reply ends, its short ``answer`` (the
-    reply post-processed to what the question asks for, e.g. one word)."""
+    perception context given to the LLM, the ``tools`` it consulted — and, once the reply
+    ends, its short ``answer`` (the reply post-processed to what the question asks for, e.g.
+    one word)."""
 
     question: str | None = None
     transcript: str | None = None
     context: str | None = None
+    tools: list[ToolUse] = Field(default_factory=list)
     answer: str | None = None
+
+
+class ChatUsage(BaseModel):
+    """Tokens of the conversation sent to the LLM and of its reply, in the model's tokenizer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
 
 
 class ChatResponse(BaseModel):
@@ -289,6 +312,7 @@ class ChatResponse(BaseModel):
     created: int
     model: str
     choices: list[Choice]
+    usage: ChatUsage | None = None
     omnifuse: ChatExtras | None = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -55,7 +56,9 @@ async def transcribe(
 ) -> Any:
     """Transcribe speech (``model``: ``whisper-tiny-en``/``whisper-1`` for faster-whisper, or
     ``pocketsphinx``). ``response_format`` is ``json``, ``text``, ``verbose_json`` (with
-    segments), ``srt`` or ``vtt``."""
+    segments), ``srt`` or ``vtt``. ``language`` (ISO 639-1) and ``prompt`` (text the speech
+    resembles: spellings, names, style) go to the engine; a language it does not recognise, or
+    a prompt given to an engine that takes none, is refused with 400 rather than ignored."""
     state = state_of(request)
     limit = state.policy.max_bytes
     data = await file.read(limit + 1)
@@ -65,7 +68,11 @@ async def transcribe(
     audio = await run_in_threadpool(decode, "audio", data, state.decode_limits, label=name)
     asr = await run_in_threadpool(state.components.asr, model)
     engine = ASR_ALIASES.get(model, model)
-    transcript = await state.components.serial(f"asr:{engine}", asr.transcribe, audio)
+    options = {"language": language or None, "prompt": prompt or None}
+    asr.check_options(**options)  # refused before the clip waits its turn on the engine
+    transcript = await state.components.serial(
+        f"asr:{engine}", partial(asr.transcribe, audio, **options)
+    )
     if response_format == "text":
         return PlainTextResponse(transcript.text)
     if response_format in ("srt", "vtt"):
