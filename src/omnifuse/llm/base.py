@@ -160,6 +160,7 @@ llms: Registry[LLM] = Registry(
     builtin_modules=(
         "omnifuse.llm.llama_cpp",
         "omnifuse.llm.hf",
+        "omnifuse.llm.hf_vision",
         "omnifuse.llm.openai_compat",
     ),
 )

@@ -43,12 +43,6 @@ def mmproj_handler(llama: Any, mmproj: Path, name: str, *, verbose: bool) -> Any
         raise ConfigError(
             f"this llama-cpp-python has no {MMPROJ_HANDLERS[name]} (mmproj_handler={name!r})"
         )
-    if name == "mtmd" and "tokenizer.chat_template" not in llama.metadata:
-        raise ConfigError(
-            f"mmproj_handler='mtmd' renders with the model GGUF's chat template, and "
-            f"{llama.model_path!r} has none: name the model family's handler, one of "
-            f"{sorted(set(MMPROJ_HANDLERS) - {'mtmd'})}"
-        )
     try:
         handler = handler_class(clip_model_path=str(mmproj), verbose=verbose)
         # the handlers load the projector on the first chat; loading it here finds a bad file
@@ -58,6 +52,12 @@ def mmproj_handler(llama: Any, mmproj: Path, name: str, *, verbose: bool) -> Any
             f"llama.cpp could not load the mmproj projector {str(mmproj)!r} for "
             f"{llama.model_path!r} (is it the projector that belongs to this model?): {exc}"
         ) from exc
+    if name == "mtmd" and "tokenizer.chat_template" not in llama.metadata:
+        raise ConfigError(
+            f"mmproj_handler='mtmd' renders with the model GGUF's chat template, and "
+            f"{llama.model_path!r} has none: name the model family's handler, one of "
+            f"{sorted(set(MMPROJ_HANDLERS) - {'mtmd'})}"
+        )
     return handler
 
 

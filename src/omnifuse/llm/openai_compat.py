@@ -80,6 +80,9 @@ class OpenAICompatLLM(LLM):
         )
         self.last_usage: tuple[list[dict[str, Any]], int] | None = None
         """The turns of the last chat and the prompt tokens the server reported for them."""
+        self.last_extras: dict[str, Any] = {}
+        """Fields of the last reply beyond OpenAI's, merged over its chunks: what a server
+        adds of its own, such as ``omnifuse serve``'s ``omnifuse`` (what it perceived)."""
 
     @property
     def modalities(self) -> frozenset[str]:
@@ -169,8 +172,10 @@ class OpenAICompatLLM(LLM):
         its error as an HTTP status with a message.
         """
         finished = produced = False
+        self.last_extras = {}
         with request(True) as chunks:
             for chunk in chunks:
+                merge_extras(self.last_extras, chunk.model_extra)
                 if on_usage is not None and getattr(chunk, "usage", None) is not None:
                     on_usage(chunk.usage)
                 if not chunk.choices:
@@ -188,6 +193,7 @@ class OpenAICompatLLM(LLM):
                 f"OpenAI-compatible server {self.base_url} broke off the reply mid-stream"
             )
         reply = request(False)
+        merge_extras(self.last_extras, reply.model_extra)
         if on_usage is not None and reply.usage is not None:
             on_usage(reply.usage)
         choice = reply.choices[0]
@@ -245,6 +251,17 @@ def chat_turns(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
         ]
         turns.append({"role": message.role, "content": parts})
     return turns
+
+
+def merge_extras(into: dict[str, Any], extras: dict[str, Any] | None) -> None:
+    """Add a chunk's extra fields to ``into``; a field that is an object in several chunks is
+    merged key by key, later non-null values winning."""
+    for key, value in (extras or {}).items():
+        held = into.get(key)
+        if isinstance(held, dict) and isinstance(value, dict):
+            held.update({k: v for k, v in value.items() if v is not None})
+        else:
+            into[key] = dict(value) if isinstance(value, dict) else value
 
 
 def api_base(base_url: str) -> str:
