@@ -11,6 +11,10 @@ the same test questions.
 - **projector, question transcribed**: the same projector design with only the image as soft
   prompt and the question as text in the LM's prompt (trained on the written questions),
   answering faster-whisper's transcript of the spoken question;
+- **assistant with tools**: the same Assistant consulting the answer classifier below as a tool
+  (its model folder, with its test accuracy): its answer and probability join the notes, and as
+  a model asked the question itself it gives the short answer (the default ``trust_models``);
+  on all test questions;
 - **answer classifier**: the fusion sweep's best world-VQA model (``low-rank-tensor`` over
   pooled image and spoken-question features, 19 answers), retrained here with the sweep's
   recipe on the same cached features; the reference the other two are compared with.
@@ -124,23 +128,34 @@ def transcribed_route(folder: Path, rows: Sequence[dict[str, Any]]) -> Route:
     )
 
 
-def perception_route(captioner_dir: Path, rows: Sequence[dict[str, Any]]) -> Route:
-    """The Assistant with Gemma-3-270M; each image is perceived once for its questions."""
+def perception_route(
+    captioner_dir: Path, rows: Sequence[dict[str, Any]], model_dir: Path | None = None
+) -> Route:
+    """The Assistant with Gemma-3-270M, consulting the model folder ``model_dir`` as a tool
+    when given; each image is perceived once for its questions."""
     from omnifuse.assistant.assistant import Assistant
+    from omnifuse.assistant.tools import TaskModelTool, Toolbox
+    from omnifuse.io.image import load_image
     from omnifuse.llm import create_llm
 
-    assistant = Assistant(llm=create_llm("llama-cpp"), captioner=load_captioner(captioner_dir))
+    tools = Toolbox([TaskModelTool(model_dir, name="world-vqa")] if model_dir else [])
+    assistant = Assistant(
+        llm=create_llm("llama-cpp"), captioner=load_captioner(captioner_dir), toolbox=tools
+    )
     contexts: dict[str, Any] = {}
     answers: dict[str, str] = {}
     started = time.perf_counter()
     for row in rows:
         if row["image"] not in contexts:
-            contexts[row["image"]] = assistant.perceive(image=row["image"])
-        reply = assistant.ask(audio=row["question_audio"], context=contexts[row["image"]])
+            image = load_image(row["image"])
+            contexts[row["image"]] = (assistant.perceive(image=image), {"image": image})
+        context, attached = contexts[row["image"]]
+        reply = assistant.ask(audio=row["question_audio"], context=context, attached=attached)
         answers[row["id"]] = reply.text
     seconds = (time.perf_counter() - started) / max(1, len(rows))
+    name = "perception to text (Assistant + Gemma-3-270M)"
     return Route(
-        "perception to text (Assistant + Gemma-3-270M)",
+        f"{name} with tools" if model_dir else name,
         answers,
         seconds,
         train_seconds(captioner_dir),
@@ -148,9 +163,13 @@ def perception_route(captioner_dir: Path, rows: Sequence[dict[str, Any]]) -> Rou
     )
 
 
-def classifier_route(data_dir: Path, cache_dir: Path, epochs: int, max_tokens: int) -> Route:
-    """The sweep's recipe for one fusion; answers of the test split by question id."""
+def classifier_route(
+    data_dir: Path, cache_dir: Path, epochs: int, max_tokens: int, folder: Path
+) -> Route:
+    """The sweep's recipe for one fusion; answers of the test split by question id. The model
+    is saved to ``folder`` with its test accuracy, for the assistant to consult."""
     from omnifuse.eval.inference import predict, prepare_batches
+    from omnifuse.models import save_model
     from omnifuse.sweep.config import SweepConfig, fused_strategy
     from omnifuse.sweep.data import prepare_data
     from omnifuse.sweep.run import reads_tokens, train_strategy
@@ -175,6 +194,9 @@ def classifier_route(data_dir: Path, cache_dir: Path, epochs: int, max_tokens: i
     per_question = (time.perf_counter() - started) / max(1, len(predicted))
     names = [name for batch in batches for name in batch.names]
     answers = {n: data.classes[i] for n, i in zip(names, predicted, strict=True)}
+    truth = {r["id"]: r["answer"] for r in load_manifest(data_dir / "vqa.jsonl").samples}
+    right = sum(answers[n] == truth.get(n) for n in names) / max(1, len(names))
+    save_model(model, folder, {"test": {"accuracy": right}})
     return Route(
         f"answer classifier ({FUSION}, sweep recipe)",
         answers,
@@ -228,6 +250,7 @@ def main() -> None:
     parser.add_argument("--retrain", action="store_true", help="retrain existing models")
     parser.add_argument("--skip-llm", action="store_true")
     parser.add_argument("--skip-classifier", action="store_true")
+    parser.add_argument("--skip-plain-llm", action="store_true", help="only the route with tools")
     args = parser.parse_args()
 
     overrides = [f"data.dir={args.data_dir}", f"cache.dir={args.cache}"]
@@ -250,10 +273,15 @@ def main() -> None:
     rows = [r for r in load_manifest(args.data_dir / "vqa.jsonl").samples if r["split"] == "test"]
     subset = min(args.llm_questions, len(rows))
     routes = [projector_route(vqa, rows), transcribed_route(read, rows)]
-    if not args.skip_llm:
+    if not args.skip_llm and not args.skip_plain_llm:
         routes.append(perception_route(captioner, rows[:subset]))
+    classifier = args.runs / "world-vqa-classifier"
     if not args.skip_classifier:
-        routes.append(classifier_route(args.data_dir, args.cache, args.epochs, args.max_tokens))
+        routes.append(
+            classifier_route(args.data_dir, args.cache, args.epochs, args.max_tokens, classifier)
+        )
+    if not args.skip_llm and (classifier / "model.safetensors").is_file():
+        routes.insert(-1, perception_route(captioner, rows, model_dir=classifier))
     print(
         f"world VQA, spoken questions: {len(rows)} test questions; python "
         f"{platform.python_version()}, torch {torch.__version__}, {platform.machine()}; "

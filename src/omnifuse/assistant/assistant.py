@@ -25,7 +25,7 @@ from omnifuse.assistant.grounding import Strictness, abstention, check_strictnes
 from omnifuse.assistant.notes import ToolNote, merge_timings, notes_text
 from omnifuse.assistant.perception import ImageCaptioner, Perceiver, PerceptionContext
 from omnifuse.assistant.prompts import build_messages, first_line, short_answer, user_turn
-from omnifuse.assistant.tools import Toolbox, ToolRequest
+from omnifuse.assistant.tools import Toolbox, ToolRequest, model_answer
 from omnifuse.errors import EmptyInputError, InputError
 from omnifuse.io.image import load_image
 from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, create_llm
@@ -71,6 +71,7 @@ class AnswerStream:
         context: PerceptionContext,
         tools: Sequence[ToolNote] = (),
         strictness: Strictness = "normal",
+        trust: float | None = None,
         on_finish: Callable[[Answer], None] | None = None,
     ) -> None:
         self._pieces = pieces
@@ -79,6 +80,7 @@ class AnswerStream:
         self.context = context
         self.tools = tuple(tools)
         self.strictness = strictness
+        self.trust = trust
         self._on_finish = on_finish
         self._parts: list[str] = []
         self._result: Answer | None = None
@@ -123,7 +125,11 @@ class AnswerStream:
         raw = self.text
         text = short_answer(raw, self.question)
         notes = notes_text(self.context, self.tools)
-        grounded = is_grounded(raw, text, self.question, notes, self.strictness)
+        trusted = None if self.trust is None else model_answer(self.tools, self.trust)
+        if trusted is not None:
+            text, grounded = trusted.text, True
+        else:
+            grounded = is_grounded(raw, text, self.question, notes, self.strictness)
         self._result = Answer(
             text=text if grounded else abstention(notes),
             question=self.question,
@@ -145,6 +151,9 @@ class Assistant:
     transcripts) and ``captioner`` (handed to the default perceiver). ``toolbox`` holds the
     trained models and indexes to consult; ``grounding`` is how strictly a reply must stand on
     the notes (``off``, ``normal``, ``strict``; see :mod:`omnifuse.assistant.grounding`).
+    ``trust_models``: a model that was asked the question itself (a VQA model) and answers with
+    at least this probability gives the short answer, the LLM's reply staying as ``raw``
+    (None: the LLM's reply always decides).
     """
 
     def __init__(
@@ -157,6 +166,7 @@ class Assistant:
         voice: Voice | None = None,
         toolbox: Toolbox | None = None,
         grounding: str = "normal",
+        trust_models: float | None = 0.0,
     ) -> None:
         self._llm = llm
         self.perceiver = perceiver or Perceiver(asr=asr, captioner=captioner)
@@ -164,6 +174,7 @@ class Assistant:
         self.voice = voice or Voice()
         self.toolbox = toolbox or Toolbox()
         self.grounding = check_strictness(grounding)
+        self.trust_models = trust_models
 
     @property
     def llm(self) -> LLM:
@@ -254,6 +265,7 @@ class Assistant:
             context=context,
             tools=tools,
             strictness=self.grounding,
+            trust=self.trust_models,
             on_finish=on_finish,
         )
 

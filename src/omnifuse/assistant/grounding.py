@@ -55,7 +55,8 @@ def check_strictness(value: str) -> Strictness:
 
 def content_words(text: str) -> set[str]:
     """Lower-case words of ``text`` that carry meaning (no stop words, plural ``s`` dropped)."""
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOP_WORDS and len(w) > 1}
+    words = _WORD.findall(text.lower())
+    return {_stem(w) for w in words if w not in STOP_WORDS and (len(w) > 1 or w.isdigit())}
 
 
 def _stem(word: str) -> str:

@@ -71,8 +71,9 @@ class TaskModelTool:
 
     Each of the model's columns is filled from the request by its modality: an image column from
     the attached image, a video column from the video; a text or audio column from the question
-    (its words, or its recording) when the model's task answers questions (``vqa``), otherwise
-    from an attached recording. The model applies when every column can be filled. Its top
+    (its words, or its recording) when the model's task answers questions (``vqa``) or the
+    column is named for it (``question``, ``question_audio``), otherwise from an attached
+    recording. The model applies when every column can be filled. Its top
     answer is reported only at ``min_confidence`` or above, so an unsure model stays silent.
     """
 
@@ -92,14 +93,14 @@ class TaskModelTool:
         self._model: Any = None
 
     def applies(self, request: ToolRequest) -> bool:
-        return all(self._value(kind, request) is not None for kind in self.kinds.values())
+        return all(self._value(c, request) is not None for c in self.kinds)
 
     def run(self, request: ToolRequest) -> ToolNote | None:
         if self._model is None:
             from omnifuse.models import load_model
 
             self._model = load_model(self.folder)
-        sample = {c: self._value(kind, request) for c, kind in self.kinds.items()}
+        sample = {c: self._value(c, request) for c in self.kinds}
         output = self._model.predict_raw([sample])
         task = self._model.task
         top = [(str(lab), float(p)) for lab, p in task.top(output.logits.float().cpu(), 3)[0]]
@@ -116,16 +117,33 @@ class TaskModelTool:
             text=label,
             confidence=confidence,
             quality=self.quality,
-            data={"top": [list(pair) for pair in top]},
+            data={"top": [list(pair) for pair in top], "answers_question": self._asked(request)},
         )
 
-    def _value(self, kind: str, request: ToolRequest) -> Any:
-        answers_questions = self.task in QUESTION_TASKS
+    def _asked(self, request: ToolRequest) -> bool:
+        """Whether the question itself was one of the model's inputs (so its label answers it)."""
+        return any(self._is_question(c) and self._value(c, request) is not None for c in self.kinds)
+
+    def _is_question(self, column: str) -> bool:
+        reads_words = self.kinds[column] in ("text", "audio")
+        return reads_words and (self.task in QUESTION_TASKS or "question" in column.lower())
+
+    def _value(self, column: str, request: ToolRequest) -> Any:
+        kind = self.kinds[column]
         if kind == "text":
-            return request.question.strip() or None if answers_questions else None
+            return request.question.strip() or None if self._is_question(column) else None
         if kind == "audio":
-            return request.question_audio if answers_questions else request.audio
+            return request.question_audio if self._is_question(column) else request.audio
         return getattr(request, kind, None)
+
+
+def model_answer(notes: Sequence[ToolNote], min_confidence: float) -> ToolNote | None:
+    """The most confident note of a model that was asked the question itself, if it reaches
+    ``min_confidence``: on the questions it was trained for, such a model is known to be right
+    more often than a small general LLM reading its answer from the notes."""
+    asked = [n for n in notes if n.data.get("answers_question") and n.confidence is not None]
+    best = max(asked, key=lambda n: n.confidence or 0.0, default=None)
+    return best if best is not None and (best.confidence or 0.0) >= min_confidence else None
 
 
 def known_quality(metrics: dict[str, Any]) -> str | None:
