@@ -15,8 +15,8 @@ from omnifuse.llm.cache import materialize
 GREEDY = GenerationConfig(max_tokens=16)
 
 
-def test_registry_lists_the_three_backends() -> None:
-    assert list_llms() == ["hf", "llama-cpp", "openai"]
+def test_registry_lists_the_four_backends() -> None:
+    assert list_llms() == ["hf", "hf-vision", "llama-cpp", "openai"]
 
 
 def test_default_gguf_is_the_verified_gemma_file(gguf_path: Path) -> None:
