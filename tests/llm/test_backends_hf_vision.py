@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import VLM_IMAGE_TOKENS, build_tiny_vlm
 from PIL import Image
+from transformers import AutoTokenizer
+from vlm_kit import VLM_IMAGE_TOKENS, build_tiny_vlm
 
 from omnifuse.errors import ConfigError, EmptyInputError, InvalidValueError
 from omnifuse.llm import ChatMessage, GenerationConfig, create_llm
@@ -94,11 +95,13 @@ def test_text_only_chat_and_raw_prompt(vlm: HFVisionLLM) -> None:
         vlm.chat(ask(RED), GenerationConfig(extra={"top_k": 3}))
 
 
-def test_missing_folder_and_folder_without_template(tmp_path: Path) -> None:
+def test_missing_folder_and_folder_without_template(tiny_vlm: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="could not be loaded from local files"):
         create_llm("hf-vision", model=tmp_path / "absent")
     bare = tmp_path / "bare"
-    build_tiny_vlm(bare, chat_template=None)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_vlm)
+    tokenizer.chat_template = None  # the saved tokenizer carries the processor's template
+    build_tiny_vlm(bare, tokenizer, chat_template=None)
     with pytest.raises(ConfigError, match="no chat template"):
         create_llm("hf-vision", model=bare)
     with pytest.raises(ConfigError, match="dtype"):
