@@ -234,8 +234,8 @@ class ImageNetTaxonomy:
     ) -> list[tuple[str, float]]:
         """The categories that hold the classifier's belief, as ``(name, summed probability)``.
 
-        Greedy: the most specific category holding at least ``cover`` of the probability not yet
-        explained is named, its classes are set aside, and so on while the named category
+        Greedy: the most specific category holding more than ``cover`` of the probability not
+        yet explained is named, its classes are set aside, and so on while the named category
         holds at least ``min_share``; at most ``max_objects`` are named.
         """
         remaining = np.asarray(probs, dtype=np.float64).copy()
@@ -250,7 +250,7 @@ class ImageNetTaxonomy:
         found: list[tuple[str, float]] = []
         while len(found) < max_objects:
             mass = self._members @ remaining  # (K,)
-            enough = mass >= max(cover * remaining.sum(), min_share, 1e-12)
+            enough = (mass > cover * remaining.sum()) & (mass >= max(min_share, 1e-12))
             if not enough.any():
                 break
             # Fewest classes first; among equals the one holding more.
