@@ -1,6 +1,9 @@
-"""Language-model backends behind one interface (:class:`LLM`, registry ``llms``): llama.cpp,
-Hugging Face and any OpenAI-compatible server. Text in, text out: perception lives in
-:mod:`omnifuse.assistant`, projected embeddings in :mod:`omnifuse.projector`."""
+"""Language-model backends behind one interface (:class:`LLM`, registry ``llms``): llama.cpp
+(with an ``mmproj`` projector for vision GGUFs), Hugging Face causal LMs, Hugging Face
+image-text-to-text models (``hf-vision``) and any OpenAI-compatible server. Chat messages may
+carry images and audio; a backend takes them when its ``modalities`` say so and refuses them
+otherwise. Perception into text lives in :mod:`omnifuse.assistant`, projected embeddings in
+:mod:`omnifuse.projector`."""
 
 from omnifuse.llm.base import (
     DEFAULT_LLM,
@@ -8,6 +11,7 @@ from omnifuse.llm.base import (
     ChatMessage,
     GenerationConfig,
     create_llm,
+    estimate_tokens,
     list_llms,
     llms,
 )
@@ -18,6 +22,7 @@ __all__ = [
     "ChatMessage",
     "GenerationConfig",
     "create_llm",
+    "estimate_tokens",
     "list_llms",
     "llms",
 ]
