@@ -94,8 +94,11 @@ def test_ask_with_a_spoken_question(files: dict[str, Path], tmp_path: Path) -> N
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert normalize_transcript(payload["transcript"]) == normalize_transcript(QUESTION)
     assert payload["question"] == payload["transcript"]
-    assert payload["context"].startswith("Image: labels: ")
+    assert payload["context"].startswith("Image: objects: cat")
     assert payload["answer"] and payload["raw"]
+    assert [tool["name"] for tool in payload["tools"]] == ["asr", "image"]
+    assert all(tool["seconds"] > 0 for tool in payload["tools"])
+    assert isinstance(payload["grounded"], bool)
     assert sf.info(str(spoken)).duration > 0.2
 
 
@@ -118,7 +121,7 @@ def test_chat_reads_commands_and_questions_from_stdin(files: dict[str, Path]) ->
     result = CliRunner().invoke(app, ["chat", *SMALL_LLM], input=script + "\n")
     assert result.exit_code == 0, result.output
     assert result.stdout.count("assistant> ") == 2
-    assert "Image: labels: " in result.stderr
+    assert "Image: objects: " in result.stderr
     assert "InputNotFoundError" in result.stderr and "/no/such/picture.png" in result.stderr
     assert "heard:" in result.stderr
     assert "nothing attached" in result.stderr

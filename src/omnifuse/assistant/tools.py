@@ -167,7 +167,8 @@ model's :meth:`encode`)."""
 
 class RetrievalTool:
     """The nearest items of a vector index for the attached image (or recording): their
-    ``field`` metadata (e.g. captions) with similarity scores, as retrieval-augmented context.
+    first metadata field of ``fields`` they hold (a caption, a text, a label; else their id),
+    with similarity scores, as retrieval-augmented context.
 
     ``embed`` puts the input into the index's space; ``min_score`` drops weak neighbours.
     """
@@ -179,7 +180,7 @@ class RetrievalTool:
         index: Any,
         embed: Embed,
         *,
-        field: str = "caption",
+        fields: Sequence[str] = ("caption", "text", "label"),
         k: int = 3,
         min_score: float = -1.0,
         modalities: Sequence[str] = ("image", "audio"),
@@ -188,7 +189,7 @@ class RetrievalTool:
             raise ConfigError(f"k must be ≥ 1, got {k}")
         self.index = index
         self.embed = embed
-        self.field = field
+        self.fields = tuple(fields)
         self.k = k
         self.min_score = min_score
         self.modalities = tuple(modalities)
@@ -210,16 +211,20 @@ class RetrievalTool:
         kind, value = found
         vector = np.asarray(self.embed(kind, [value]), dtype=np.float32)
         hits = [h for h in self.index.search(vector, k=self.k)[0] if h.score >= self.min_score]
-        items = [(str(h.metadata.get(self.field, h.id)), float(h.score)) for h in hits]
+        items = [(self._describe(h.id, h.metadata), float(h.score)) for h in hits]
         if not items:
             return None
         text = "; ".join(f'"{item}" ({score:.2f})' for item, score in items)
         return ToolNote(
             name=self.name,
-            text=f"nearest {self.field}s of the {kind}: {text}",
+            text=f"nearest indexed items to the {kind}: {text}",
             confidence=items[0][1],
             data={"kind": kind, "hits": [{"text": t, "score": s} for t, s in items]},
         )
+
+    def _describe(self, item: str, metadata: dict[str, Any]) -> str:
+        found = next((metadata[f] for f in self.fields if metadata.get(f) not in (None, "")), item)
+        return str(found)
 
 
 class Toolbox:

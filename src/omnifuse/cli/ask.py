@@ -16,11 +16,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from omnifuse.cli.assistant_tools import (
+    AlignOption,
+    GroundingOption,
+    IndexOption,
+    ModelsOption,
+    ToolOptions,
+    ToolsOption,
+    TrustOption,
+)
 from omnifuse.cli.options import parse_options
 from omnifuse.cli.render import console_err
 
 if TYPE_CHECKING:
-    from omnifuse.assistant.assistant import AnswerStream, Assistant
+    from omnifuse.assistant.assistant import Answer, AnswerStream, Assistant
     from omnifuse.llm.base import GenerationConfig
 
 LlmOption = Annotated[str, typer.Option("--llm", help="LLM backend: llama-cpp, hf or openai.")]
@@ -45,7 +54,12 @@ TemperatureOption = Annotated[float, typer.Option(min=0.0, help="0 decodes greed
 
 
 def build_assistant(
-    llm: str, llm_config: Sequence[str], asr: str, captioner: Path | None, ocr: bool
+    llm: str,
+    llm_config: Sequence[str],
+    asr: str,
+    captioner: Path | None,
+    ocr: bool,
+    tools: ToolOptions | None = None,
 ) -> Assistant:
     """The assistant the options describe; every model loads when first used."""
     from omnifuse.assistant.assistant import Assistant
@@ -61,7 +75,15 @@ def build_assistant(
 
         caption_model = load_captioner(captioner)
     perceiver = Perceiver(asr=speech, captioner=caption_model, ocr=ocr)
-    return Assistant(llm=create_llm(llm, **settings), asr=speech, perceiver=perceiver)
+    tools = tools or ToolOptions()
+    return Assistant(
+        llm=create_llm(llm, **settings),
+        asr=speech,
+        perceiver=perceiver,
+        toolbox=tools.toolbox(),
+        grounding=tools.grounding,
+        trust_models=0.0 if tools.trust_models else None,
+    )
 
 
 def generation(max_tokens: int, temperature: float) -> GenerationConfig:
@@ -74,22 +96,41 @@ def generation(max_tokens: int, temperature: float) -> GenerationConfig:
 
 
 def show_perceived(stream: AnswerStream) -> None:
-    """What was heard and what notes the LLM got, on stderr."""
+    """What was heard and what each tool said (with its cost), on stderr."""
     if stream.transcript is not None:
         console_err.print(f"[dim]heard:[/] {escape(stream.transcript)}")
-    notes = stream.context.to_prompt()
-    if notes:
-        console_err.print(f"[dim]{escape(notes)}[/]")
+    for note in stream.tools:
+        if note.name != "asr":
+            console_err.print(f"[dim]{escape(note.to_prompt())} [{note.seconds:.2f} s][/]")
 
 
 def stream_out(stream: AnswerStream) -> str:
-    """Write the answer to stdout piece by piece; returns the short answer."""
+    """Write the LLM's reply to stdout piece by piece, then the short answer when it differs
+    (a trusted model's answer, or that the notes do not support the reply); returns it."""
     for piece in stream:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
+    answer = stream.answer()
+    if answer.text.strip() != answer.raw.strip():
+        sys.stdout.write(f"answer: {answer.text}\n")
     sys.stdout.flush()
-    return stream.answer().text
+    return answer.text
+
+
+def answer_json(answer: Answer) -> str:
+    """The answer as ``omnifuse ask --json`` prints it: short answer, LLM reply, question,
+    transcript, the notes the LLM read, whether they supported the reply, and every tool."""
+    payload = {
+        "answer": answer.text,
+        "raw": answer.raw,
+        "question": answer.question,
+        "transcript": answer.transcript,
+        "context": answer.notes,
+        "grounded": answer.grounded,
+        "tools": [note.to_dict() for note in answer.tools],
+    }
+    return json.dumps(payload, ensure_ascii=False)
 
 
 def speak_to(assistant: Assistant, text: str, out: Path) -> None:
@@ -119,14 +160,21 @@ def ask(
     ocr: OcrOption = True,
     max_tokens: MaxTokensOption = 64,
     temperature: TemperatureOption = 0.0,
+    model: ModelsOption = None,
+    index: IndexOption = None,
+    align: AlignOption = None,
+    tools: ToolsOption = None,
+    grounding: GroundingOption = "normal",
+    trust_models: TrustOption = True,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print answer, question and notes as JSON.")
+        bool, typer.Option("--json", help="Print answer, question, notes and tools as JSON.")
     ] = False,
 ) -> None:
     """Answer a question about an image, a video or a recording; the question may be spoken."""
     if question is None and audio is None:
         raise typer.BadParameter("give a QUESTION or a spoken question with --audio")
-    assistant = build_assistant(llm, llm_config or [], asr, captioner, ocr)
+    options = ToolOptions(model or [], index, align, tools, grounding, trust_models)
+    assistant = build_assistant(llm, llm_config or [], asr, captioner, ocr, options)
     try:
         stream = assistant.ask_stream(
             question,
@@ -137,14 +185,7 @@ def ask(
         )
         if as_json:
             answer = stream.answer()
-            payload = {
-                "answer": answer.text,
-                "raw": answer.raw,
-                "question": answer.question,
-                "transcript": answer.transcript,
-                "context": answer.context.to_prompt(),
-            }
-            sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+            sys.stdout.write(answer_json(answer) + "\n")
         else:
             show_perceived(stream)
             stream_out(stream)

@@ -24,6 +24,15 @@ from omnifuse.cli.ask import (
     generation,
     stream_out,
 )
+from omnifuse.cli.assistant_tools import (
+    AlignOption,
+    GroundingOption,
+    IndexOption,
+    ModelsOption,
+    ToolOptions,
+    ToolsOption,
+    TrustOption,
+)
 from omnifuse.cli.render import console_err
 from omnifuse.errors import OmnifuseError
 
@@ -51,11 +60,18 @@ def chat(
     max_tokens: MaxTokensOption = 64,
     temperature: TemperatureOption = 0.0,
     history: Annotated[int, typer.Option(min=0, help="Earlier exchanges sent along.")] = 4,
+    model: ModelsOption = None,
+    index: IndexOption = None,
+    align: AlignOption = None,
+    tools: ToolsOption = None,
+    grounding: GroundingOption = "normal",
+    trust_models: TrustOption = True,
 ) -> None:
     """Talk with the assistant: attach images, videos and spoken questions; history is kept."""
     from omnifuse.assistant.assistant import ChatSession
 
-    assistant = build_assistant(llm, llm_config or [], asr, captioner, ocr)
+    options = ToolOptions(model or [], index, align, tools, grounding, trust_models)
+    assistant = build_assistant(llm, llm_config or [], asr, captioner, ocr, options)
     session = ChatSession(assistant, max_turns=history)
     config = generation(max_tokens, temperature)
     console_err.print(CHAT_HELP)
