@@ -171,12 +171,26 @@ def test_page_answers_a_question_about_an_uploaded_image(
     scores = [float(t) for t in nearest.locator(".score").all_text_contents()]
     assert scores == sorted(scores, reverse=True)
 
+    used = page.get_by_role("list", name="What I used").locator("li")
+    expect(used.first).to_be_visible()
+    shown = [str(name) for name in used.locator(".tool-name").all_text_contents()]
+    expect(used.first.locator(".meta")).to_contain_text(" s")
+    summary = page.get_by_text("What I used", exact=True)
+    summary.focus()
+    page.keyboard.press("Enter")  # the list folds away from the keyboard ...
+    expect(used.first).to_be_hidden()
+    page.keyboard.press("Enter")  # ... and back
+    expect(used.first).to_be_visible()
+
     save_screenshot(page, "image-question", tmp_path, request)
-    assert answer == streamed_answer_from_api(page, site, row["image"], question)
+    reply = streamed_answer_from_api(page, site, row["image"], question)
+    assert answer == reply["choices"][0]["message"]["content"]
+    assert shown == [tool["name"] for tool in reply["omnifuse"]["tools"]]
+    assert "image" in shown  # seeing the image is the first thing the assistant used
 
 
-def streamed_answer_from_api(page: Any, site: Site, image: str, question: str) -> str:
-    """The same request the page sent, through the API directly (greedy: the same text)."""
+def streamed_answer_from_api(page: Any, site: Site, image: str, question: str) -> Any:
+    """The same request the page sent, through the API directly (greedy: the same reply)."""
     import base64
 
     import httpx
@@ -197,7 +211,7 @@ def streamed_answer_from_api(page: Any, site: Site, image: str, question: str) -
     }
     response = httpx.post(site.url + "/v1/chat/completions", json=body, timeout=120)
     response.raise_for_status()
-    return str(response.json()["choices"][0]["message"]["content"])
+    return response.json()
 
 
 def test_page_shows_the_api_error_for_a_corrupt_image(

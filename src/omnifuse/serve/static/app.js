@@ -330,6 +330,37 @@ function showContext(fields) {
   list.hidden = !list.children.length;
 }
 
+/** "What I used": one item per tool the assistant consulted (the `tools` of the API's
+ * `omnifuse` extra): its name, what it found, its confidence, how good it is known to be and
+ * what it cost. `null` hides the list; an empty list says no tool was consulted. */
+function showTools(tools) {
+  const section = $("tools");
+  const list = $("tools-list");
+  list.replaceChildren();
+  section.hidden = tools === null;
+  if (tools === null) return;
+  if (!tools.length) list.append(listItem("No tools were consulted."));
+  tools.forEach((tool) => list.append(toolItem(tool)));
+}
+
+function toolItem(tool) {
+  const li = document.createElement("li");
+  const name = Object.assign(document.createElement("span"), { className: "tool-name" });
+  name.textContent = String(tool.name);
+  const finding = Object.assign(document.createElement("span"), { className: "finding" });
+  finding.textContent = String(tool.text || "(nothing found)");
+  const facts = [];
+  if (tool.confidence !== null && tool.confidence !== undefined) {
+    facts.push(`confidence ${Math.round(100 * Number(tool.confidence))} %`);
+  }
+  if (tool.quality) facts.push(String(tool.quality));
+  facts.push(`${Number(tool.seconds || 0).toFixed(3)} s`);
+  const meta = Object.assign(document.createElement("div"), { className: "meta" });
+  meta.textContent = facts.join(" · ");
+  li.append(name, finding, meta);
+  return li;
+}
+
 /** What the assistant perceived so far: the `omnifuse` extras of a chunk merged into `known`
  * (a later chunk may carry only some of the fields). */
 function mergeContext(known, chunk) {
@@ -359,8 +390,14 @@ async function streamAnswer(question, signal, onContext) {
   });
   if (!response.ok) throw new ApiError(await errorMessage(response));
   let context = {};
+  let toolsShown = false;
   for await (const chunk of sseEvents(response)) {
     if (chunk.error) throw new ApiError(describeErrorBody(chunk));
+    // The opening chunk's extra names the tools; the closing one carries only the short answer.
+    if (!toolsShown && chunk.omnifuse && typeof chunk.omnifuse === "object") {
+      showTools(Array.isArray(chunk.omnifuse.tools) ? chunk.omnifuse.tools : []);
+      toolsShown = true;
+    }
     const merged = mergeContext(context, chunk);
     if (merged !== context) {
       context = merged;
@@ -383,6 +420,7 @@ async function ask(event) {
   showError("");
   $("answer").textContent = "";
   showContext({});
+  showTools(null);
   const { signal } = (state.controller = new AbortController());
   setBusy(true);
   // A spoken question is known once the server has transcribed it: the contributions and the
