@@ -74,7 +74,7 @@ def test_the_server_perceives_the_image(seeing: OpenAICompatLLM) -> None:
     assert answer.strip()
     perceived = seeing.last_extras["omnifuse"]
     assert perceived["question"] == "What is in this image?"
-    assert perceived["context"].startswith("Image: labels:")  # EfficientNet saw the pixels
+    assert perceived["context"].startswith("Image:")  # the server's perception saw the pixels
     assert perceived["answer"]  # the closing chunk's extra merged in
     seeing.chat([ChatMessage("user", "What colour is the sky on a clear day?")], SHORT)
     assert "Image" not in (seeing.last_extras["omnifuse"]["context"] or "")
