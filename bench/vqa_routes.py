@@ -196,7 +196,8 @@ def classifier_route(
     answers = {n: data.classes[i] for n, i in zip(names, predicted, strict=True)}
     truth = {r["id"]: r["answer"] for r in load_manifest(data_dir / "vqa.jsonl").samples}
     right = sum(answers[n] == truth.get(n) for n in names) / max(1, len(names))
-    save_model(model, folder, {"test": {"accuracy": right}})
+    manifest = str((data_dir / "vqa.jsonl").resolve())
+    save_model(model, folder, {"test": {"accuracy": right}, "data": {"manifest": manifest}})
     return Route(
         f"answer classifier ({FUSION}, sweep recipe)",
         answers,

@@ -43,8 +43,14 @@ def vqa_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         task="vqa",
         end_to_end=True,
     )
+    manifest = folder.parent / "questions.jsonl"
+    questions = ["what colour is the square?", "is there a blue circle?", "how many objects?"]
+    manifest.write_text(
+        "".join(f'{{"question": "{q}", "answer": "yes"}}\n' for q in questions), encoding="utf-8"
+    )
     torch.manual_seed(0)
-    save_model(build_model(config), folder, {"test": {"accuracy": 0.71, "macro_f1": 0.6}})
+    metrics = {"test": {"accuracy": 0.71, "macro_f1": 0.6}, "data": {"manifest": str(manifest)}}
+    save_model(build_model(config), folder, metrics)
     return folder
 
 
@@ -69,6 +75,16 @@ def test_a_vqa_model_answers_the_question_with_its_probability(vqa_folder: Path)
     assert other is not None and other.data["top"] != note.data["top"]
     silent = TaskModelTool(vqa_folder, min_confidence=1.01)
     assert silent.run(request) is None
+
+
+def test_a_question_with_words_the_model_never_met_is_not_put_to_it(vqa_folder: Path) -> None:
+    tool = TaskModelTool(vqa_folder)
+    assert tool.vocabulary is not None and {"square", "circle", "blue"} <= tool.vocabulary
+    skipped = tool.run(ToolRequest("what colour is the dog?", image=square((9, 9, 9))))
+    assert skipped is not None and skipped.text == ""
+    assert skipped.data["skipped"].endswith("never use dog")
+    misheard = tool.run(ToolRequest("how many blogjects?", image=square((9, 9, 9))))
+    assert misheard is not None and misheard.text in ANSWERS
 
 
 def test_known_quality_reads_the_main_figure_of_a_split() -> None:

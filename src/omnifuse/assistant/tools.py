@@ -74,12 +74,16 @@ class TaskModelTool:
     (its words, or its recording) when the model's task answers questions (``vqa``) or the
     column is named for it (``question``, ``question_audio``), otherwise from an attached
     recording. The model applies when every column can be filled. Its top
-    answer is reported only at ``min_confidence`` or above, so an unsure model stays silent.
+    answer is reported only at ``min_confidence`` or above, so an unsure model stays silent,
+    and a question-answering model is not asked a question whose words its training questions
+    never used (:mod:`omnifuse.assistant.domain`; its note then says which, and the LLM does
+    not read it).
     """
 
     def __init__(
         self, folder: str | Path, *, name: str | None = None, min_confidence: float = 0.0
     ) -> None:
+        from omnifuse.assistant.domain import trained_vocabulary
         from omnifuse.models import read_config, read_metrics
         from omnifuse.models.encoders import encoder_kind
 
@@ -88,7 +92,9 @@ class TaskModelTool:
         self.name = f"model:{name or self.folder.name}"
         self.task = config.task
         self.kinds = {c: encoder_kind(spec) for c, spec in config.encoders.items()}
-        self.quality = known_quality(read_metrics(self.folder))
+        metrics = read_metrics(self.folder)
+        self.quality = known_quality(metrics)
+        self.vocabulary = trained_vocabulary(metrics)
         self.min_confidence = min_confidence
         self._model: Any = None
 
@@ -96,6 +102,10 @@ class TaskModelTool:
         return all(self._value(c, request) is not None for c in self.kinds)
 
     def run(self, request: ToolRequest) -> ToolNote | None:
+        unknown = self._unknown_words(request)
+        if unknown:
+            reason = f"not asked: its training questions never use {', '.join(unknown)}"
+            return ToolNote(self.name, "", quality=self.quality, data={"skipped": reason})
         if self._model is None:
             from omnifuse.models import load_model
 
@@ -123,6 +133,13 @@ class TaskModelTool:
     def _asked(self, request: ToolRequest) -> bool:
         """Whether the question itself was one of the model's inputs (so its label answers it)."""
         return any(self._is_question(c) and self._value(c, request) is not None for c in self.kinds)
+
+    def _unknown_words(self, request: ToolRequest) -> list[str]:
+        from omnifuse.assistant.domain import unknown_words
+
+        if self.vocabulary is None or not self._asked(request):
+            return []
+        return unknown_words(request.question, self.vocabulary)
 
     def _is_question(self, column: str) -> bool:
         reads_words = self.kinds[column] in ("text", "audio")

@@ -66,7 +66,10 @@ def run(config: RunConfig) -> RunOutcome:
             "stopped_early": result.stopped_early,
             "seconds": round(result.seconds, 2),
         },
-        "data": {"manifest": str(manifest_path), **{k: len(v) for k, v in sets.items()}},
+        "data": {
+            "manifest": str(Path(manifest_path).resolve()),
+            **{k: len(v) for k, v in sets.items()},
+        },
     }
     for split in ("val", "test"):
         if split in sets:
