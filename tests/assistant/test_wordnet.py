@@ -80,8 +80,18 @@ def test_a_confident_class_keeps_its_own_name() -> None:
 
 
 def test_two_kinds_are_named_apart() -> None:
-    folded = fold_labels(probs_of(tabby=0.3, Persian_cat=0.25, beagle=0.2, basset=0.2))
-    assert folded == [("cat", pytest.approx(0.55)), ("hound", pytest.approx(0.4))]
+    folded = fold_labels(probs_of(tabby=0.35, Persian_cat=0.3, beagle=0.15, basset=0.15))
+    assert folded == [("cat", pytest.approx(0.65)), ("hound", pytest.approx(0.3))]
+    # Split evenly, the two kinds are only told apart one level up.
+    even = fold_labels(probs_of(tabby=0.3, Persian_cat=0.25, beagle=0.2, basset=0.2))
+    assert even == [("domestic animal", pytest.approx(0.95))]
+
+
+def test_a_leading_breed_is_absorbed_by_its_kind() -> None:
+    """One breed holds the majority, yet the cats together hold nearly all: "cat", not
+    "Egyptian cat" followed by "cat"."""
+    probs = probs_of(Egyptian_cat=0.62, tiger_cat=0.2, tabby=0.1, goldfish=0.04, tripod=0.04)
+    assert fold_labels(probs) == [("cat", pytest.approx(0.92))]
 
 
 def test_a_split_belief_goes_up_to_the_category_that_holds_it() -> None:
