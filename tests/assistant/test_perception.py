@@ -17,9 +17,12 @@ from omnifuse.assistant.perception import (
     ImagePerception,
     Perceiver,
     PerceptionContext,
+    RapidOcrReader,
+    TextBox,
     VideoPerception,
     format_labels,
     keep_labels,
+    reading_order,
 )
 from omnifuse.errors import ConfigError, InputError
 from omnifuse.eval.text_metrics import normalize_transcript
@@ -97,7 +100,12 @@ def test_image_labels_name_the_cat(perceiver: Perceiver, chelsea: Image.Image) -
     probs = [p for _, p in seen.labels]
     assert probs == sorted(probs, reverse=True) and all(p >= 0.05 for p in probs)
     assert seen.text == [] and seen.caption is None
-    assert seen.to_prompt().startswith(f"labels: {seen.labels[0][0]} ")
+    # The breeds add up to one everyday category, named first.
+    assert seen.objects[0][0] == "cat" and seen.objects[0][1] > 0.85
+    assert seen.to_prompt().startswith(f"objects: cat {round(100 * seen.objects[0][1])}%; ")
+    assert f"; labels: {seen.labels[0][0]} " in seen.to_prompt()
+    assert seen.colours is not None and seen.colours.colours[0].name == "brown"
+    assert "; colours: brown " in seen.to_prompt()
 
 
 def test_ocr_reads_rendered_text(perceiver: Perceiver, tmp_path: Path) -> None:
@@ -105,7 +113,7 @@ def test_ocr_reads_rendered_text(perceiver: Perceiver, tmp_path: Path) -> None:
     sign(["Fresh coffee", "Exit 42"]).save(path)
     seen = perceiver.see(path)
     assert [line.lower().replace(" ", "") for line in seen.text] == ["freshcoffee", "exit42"]
-    assert seen.to_prompt().startswith("labels: ")
+    assert "labels: " in seen.to_prompt()
     assert f'; text in image: "{seen.text[0]}", "{seen.text[1]}"' in seen.to_prompt()
 
 
@@ -121,7 +129,8 @@ def test_captioner_output_joins_the_notes(perceiver: Perceiver, chelsea: Image.I
     )
     seen = captioned.see(chelsea)
     assert seen.caption == f"a photo of a {seen.labels[0][0]}"
-    assert seen.to_prompt().startswith(f"caption: a photo of a {seen.labels[0][0]}; labels: ")
+    assert seen.to_prompt().startswith(f"objects: cat {round(100 * seen.objects[0][1])}%; ")
+    assert f"; caption: a photo of a {seen.labels[0][0]}; labels: " in seen.to_prompt()
 
 
 def test_speech_is_transcribed(perceiver: Perceiver, spoken_cards: tuple[Path, str]) -> None:
@@ -151,9 +160,11 @@ def test_video_frames_and_soundtrack(
     times = [f.time_s for f in video.frames]
     assert times == sorted(times) and times[0] >= 0.0 and times[-1] < 2.0
     assert all(f.labels[0][0] in CAT_LABELS for f in video.frames)
+    assert all(f.summary == "cat" for f in video.frames)
     assert video.transcript is not None
     assert normalize_transcript(video.transcript.text) == reference
     assert video.to_prompt().startswith("2.0 s; frames: 0.")
+    assert video.to_prompt().count(" s cat") == 3
     assert video.to_prompt().endswith(f'soundtrack: "{video.transcript.text}"')
 
 
@@ -203,3 +214,78 @@ def test_bad_inputs_raise_typed_errors(perceiver: Perceiver, tmp_path: Path) -> 
         perceiver.watch(tmp_path / "missing.mp4")
     with pytest.raises(ConfigError):
         Perceiver(top_k=0)
+
+
+def test_objects_and_colours_can_be_switched_off(
+    perceiver: Perceiver, chelsea: Image.Image
+) -> None:
+    plain = Perceiver(classifier=perceiver.classifier, ocr=False, objects=False, colours=False)
+    seen = plain.see(chelsea)
+    assert seen.objects == [] and seen.colours is None and seen.labels[0][0] in CAT_LABELS
+    assert seen.to_prompt().startswith("labels: ")
+
+
+class LabelsOnly:
+    """A classifier without ImageNet logits: its labels are used as they are, unfolded."""
+
+    def classify(self, images: Sequence[Any], k: int = 5) -> list[list[tuple[str, float]]]:
+        return [[("tabby", 0.5), ("tiger cat", 0.4)][:k] for _ in images]
+
+
+def test_classifier_without_logits_gives_labels_only(chelsea: Image.Image) -> None:
+    seen = Perceiver(classifier=LabelsOnly(), ocr=False, colours=False).see(chelsea)
+    assert seen.objects == [] and seen.labels == [("tabby", 0.5), ("tiger cat", 0.4)]
+
+
+def test_real_photos_read_as_what_they_show(perceiver: Perceiver) -> None:
+    """scikit-image's photos: the espresso cup is named with its red saucer; EfficientNet sees
+    no person in the astronaut portrait (helmet, bobsled), so no category is claimed, while her
+    orange suit is named at the bottom of the picture."""
+    data = pytest.importorskip("skimage.data")
+    quiet = Perceiver(classifier=perceiver.classifier, ocr=False)
+    coffee = quiet.see(Image.fromarray(data.coffee()))
+    assert coffee.objects[0][0] in {"espresso", "coffee", "cup"}
+    assert coffee.colours is not None and "red" in {c.name for c in coffee.colours.colours}
+    astronaut = quiet.see(Image.fromarray(data.astronaut()))
+    assert astronaut.objects == []
+    assert astronaut.colours is not None
+    assert "orange at the bottom" in astronaut.to_prompt()
+
+
+def two_line_sign() -> Image.Image:
+    """Two lines of two words; the second word of each line sits higher than the first, so that
+    sorting the boxes by their rounded tops reads it first."""
+    image = Image.new("RGB", (640, 260), (245, 245, 235))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=44)
+    for x, y, word in [(24, 44, "Fresh"), (330, 26, "coffee"), (24, 160, "Exit"), (330, 142, "42")]:
+        draw.text((x, y), word, fill=(20, 20, 60), font=font)
+    return image
+
+
+def test_ocr_lines_in_reading_order(perceiver: Perceiver) -> None:
+    image = two_line_sign()
+    reader = perceiver.ocr
+    assert isinstance(reader, RapidOcrReader)
+    found, _ = reader.engine(image)
+    assert len(found) == 4  # one box per word: the words are far apart
+    tops = sorted((round(min(p[1] for p in box) / 10), str(text)) for box, text, _ in found)
+    assert [text for _, text in tops][:2] != ["Fresh", "coffee"]  # the naive order fails
+    assert reader(image) == ["Fresh coffee", "Exit 42"]
+
+
+def test_reading_order_groups_boxes_into_lines() -> None:
+    boxes = [
+        TextBox(300, 140, 360, 180, "42"),
+        TextBox(300, 20, 420, 64, "coffee"),
+        TextBox(20, 150, 100, 192, "Exit"),
+        TextBox(20, 36, 140, 80, "Fresh"),
+        TextBox(20, 260, 200, 300, "Open daily"),
+    ]
+    assert reading_order(boxes) == ["Fresh coffee", "Exit 42", "Open daily"]
+    assert reading_order([]) == []
+    # Boxes that barely touch vertically are separate lines.
+    assert reading_order([TextBox(200, 0, 260, 40, "b"), TextBox(0, 35, 60, 75, "a")]) == [
+        "b",
+        "a",
+    ]

@@ -3,9 +3,12 @@
 A text-only language model cannot see or hear, so the :class:`Perceiver` runs the perception
 models first and writes down what they found:
 
-- image: the EfficientNet-Lite0 ImageNet top-k labels, the text read by OCR (rapidocr, PP-OCRv4)
-  and, when a captioner is given (anything with ``.caption(images) -> list[str]``, such as a
-  trained projector captioner), its caption;
+- image: the everyday categories the EfficientNet-Lite0 ImageNet probabilities add up to
+  (:mod:`omnifuse.assistant.wordnet`: "cat 93%" where the top labels are three cat breeds), the
+  top-k labels themselves, the named dominant colours and where they lie
+  (:mod:`omnifuse.assistant.colours`), the text read by OCR (rapidocr, PP-OCRv4) line by line in
+  reading order and, when a captioner is given (anything with ``.caption(images) -> list[str]``,
+  such as a trained projector captioner), its caption;
 - audio: the speech transcript (default engine: faster-whisper);
 - video: the labels of a few frames spread over the clip and the soundtrack's transcript.
 
@@ -18,16 +21,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
+import torch
 from PIL import Image
 
+from omnifuse.assistant.colours import ColourAnalysis, analyse_colours
 from omnifuse.errors import ConfigError, MissingDependencyError
 from omnifuse.io.image import load_image
 from omnifuse.io.limits import DecodeLimits
 from omnifuse.io.video import load_video
 from omnifuse.speech.asr import ASR, Transcript, create_asr
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 Label = tuple[str, float]
 SILENCE_PEAK = 1e-3
@@ -47,24 +55,38 @@ class ImageClassifier(Protocol):
     def classify(self, images: Sequence[Any], k: int = 5) -> list[list[Label]]: ...
 
 
+class ImageNetLogits(Protocol):
+    """A classifier that also gives its raw ImageNet-1k logits, (N, 1000), whose probabilities
+    can be folded into WordNet categories (EfficientNet-Lite0 is one)."""
+
+    def logits(self, images: Sequence[Any]) -> torch.Tensor: ...
+
+
 OcrReader = Callable[[Image.Image], list[str]]
 """Reads the text lines of an image, in reading order."""
 
 
 @dataclass(frozen=True)
 class ImagePerception:
-    """What was seen in one image."""
+    """What was seen in one image: everyday categories (``objects``), the classifier's own
+    labels, the caption, the named colours and the text read in it."""
 
     labels: list[Label] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     caption: str | None = None
+    objects: list[Label] = field(default_factory=list)
+    colours: ColourAnalysis | None = None
 
     def to_prompt(self) -> str:
         parts = []
+        if self.objects:
+            parts.append(f"objects: {format_labels(self.objects)}")
         if self.caption:
             parts.append(f"caption: {self.caption}")
         if self.labels:
             parts.append(f"labels: {format_labels(self.labels)}")
+        if self.colours is not None and (self.colours.colours or self.colours.background):
+            parts.append(f"colours: {self.colours.to_prompt()}")
         if self.text:
             parts.append("text in image: " + ", ".join(f'"{line}"' for line in self.text))
         return "; ".join(parts) or "nothing recognised"
@@ -72,10 +94,18 @@ class ImagePerception:
 
 @dataclass(frozen=True)
 class FramePerception:
-    """The labels of one video frame, ``time_s`` seconds into the clip."""
+    """The labels of one video frame, ``time_s`` seconds into the clip, and the everyday
+    categories they add up to."""
 
     time_s: float
     labels: list[Label]
+    objects: list[Label] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str | None:
+        """The frame's first category, or its top label when no category holds."""
+        best = self.objects or self.labels
+        return best[0][0] if best else None
 
 
 @dataclass(frozen=True)
@@ -92,9 +122,7 @@ class VideoPerception:
         if self.caption:
             parts.append(f"caption: {self.caption}")
         if self.frames:
-            frames = ", ".join(
-                f"{f.time_s:.1f} s {f.labels[0][0]}" for f in self.frames if f.labels
-            )
+            frames = ", ".join(f"{f.time_s:.1f} s {f.summary}" for f in self.frames if f.summary)
             parts.append(f"frames: {frames}")
         speech = self.transcript.text if self.transcript else ""
         parts.append(f'soundtrack: "{speech}"' if speech else "soundtrack: no speech")
@@ -157,20 +185,58 @@ class RapidOcrReader:
 
     def __call__(self, image: Image.Image) -> list[str]:
         found, _ = self.engine(image)
-        lines = []
-        for box, text, score in found or []:
+        boxes = []
+        for corners, text, score in found or []:
             clean = _SPACES.sub(" ", str(text)).strip()
             if float(score) >= self.min_score and any(c.isalnum() for c in clean):
-                top, left = min(p[1] for p in box), min(p[0] for p in box)
-                lines.append((round(top / 10), left, clean))
-        return [text for _, _, text in sorted(lines)]
+                xs, ys = [float(p[0]) for p in corners], [float(p[1]) for p in corners]
+                boxes.append(TextBox(min(xs), min(ys), max(xs), max(ys), clean))
+        return reading_order(boxes)
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """A piece of text read in an image and its bounding box, in pixels (``y`` downwards)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    text: str
+
+    @property
+    def height(self) -> float:
+        return max(self.bottom - self.top, 1e-6)
+
+
+def reading_order(boxes: Iterable[TextBox], min_overlap: float = 0.5) -> list[str]:
+    """The text of ``boxes`` as lines, top to bottom, each read left to right.
+
+    A box joins a line when their vertical spans overlap by at least ``min_overlap`` of the
+    lower of the two heights, so words on one line whose tops differ (a capital, a slanted
+    photo) stay together, and a line is never split by a word a few pixels higher.
+    """
+    lines: list[list[TextBox]] = []
+    for box in sorted(boxes, key=lambda b: (b.top + b.bottom) / 2):
+        for line in lines:
+            top, bottom = min(b.top for b in line), max(b.bottom for b in line)
+            overlap = min(bottom, box.bottom) - max(top, box.top)
+            if overlap >= min_overlap * min(bottom - top, box.height):
+                line.append(box)
+                break
+        else:
+            lines.append([box])
+    lines.sort(key=lambda line: min(b.top for b in line))
+    return [" ".join(b.text for b in sorted(line, key=lambda b: b.left)) for line in lines]
 
 
 class Perceiver:
     """Turns images, recordings and videos into a :class:`PerceptionContext`.
 
     ``classifier``/``ocr``/``asr`` default to EfficientNet-Lite0, rapidocr and faster-whisper,
-    each loaded when first needed; pass ``ocr=False`` to skip reading text.
+    each loaded when first needed; pass ``ocr=False`` to skip reading text. A classifier with
+    ImageNet ``logits`` also yields everyday categories (``objects=False`` skips them), and
+    ``colours=False`` skips the colour analysis.
     """
 
     def __init__(
@@ -184,6 +250,8 @@ class Perceiver:
         min_label_prob: float = 0.05,
         video_frames: int = 4,
         limits: DecodeLimits | None = None,
+        objects: bool = True,
+        colours: bool = True,
     ) -> None:
         if not 1 <= top_k <= 1000 or video_frames < 1:
             raise ConfigError("top_k must be in [1, 1000] and video_frames ≥ 1")
@@ -196,6 +264,8 @@ class Perceiver:
         self.min_label_prob = min_label_prob
         self.video_frames = video_frames
         self.limits = limits
+        self.use_objects = objects
+        self.use_colours = colours
 
     @property
     def classifier(self) -> ImageClassifier:
@@ -228,14 +298,33 @@ class Perceiver:
         )
 
     def see(self, raw_image: Any) -> ImagePerception:
-        """Labels, OCR text and caption of one image."""
+        """Categories, labels, colours, OCR text and caption of one image."""
         image = load_image(raw_image, limits=self.limits)
-        labels = self.classifier.classify([image], k=self.top_k)[0]
+        ((labels, objects),) = self._classify([image])
         return ImagePerception(
-            labels=keep_labels(labels, self.min_label_prob),
+            labels=labels,
             text=self.ocr(image) if self.use_ocr else [],
             caption=self._caption(image),
+            objects=objects,
+            colours=analyse_colours(image) if self.use_colours else None,
         )
+
+    def _classify(self, images: Sequence[Image.Image]) -> list[tuple[list[Label], list[Label]]]:
+        """Each image's kept top-k labels and the everyday categories its probabilities fold
+        into (none when the classifier gives no ImageNet logits or folding is off)."""
+        classifier = self.classifier
+        if not (self.use_objects and hasattr(classifier, "logits")):
+            found = classifier.classify(images, k=self.top_k)
+            return [(keep_labels(labels, self.min_label_prob), []) for labels in found]
+        from omnifuse.assistant.wordnet import fold_labels
+        from omnifuse.encoders.imagenet import top_k_labels
+
+        logits = cast(ImageNetLogits, classifier).logits(images)
+        probs = logits.float().softmax(dim=-1)
+        return [
+            (keep_labels(labels, self.min_label_prob), fold_labels(row.numpy()))
+            for labels, row in zip(top_k_labels(logits, self.top_k), probs, strict=True)
+        ]
 
     def hear(self, raw_audio: Any) -> Transcript:
         """The transcript of a recording."""
@@ -245,10 +334,11 @@ class Perceiver:
         """Labels of evenly spaced frames, a caption of the middle one, the soundtrack's words."""
         clip = load_video(raw_video, num_frames=self.video_frames, limits=self.limits)
         images = [Image.fromarray(frame) for frame in clip.frames]
-        labels = self.classifier.classify(images, k=self.top_k)
         frames = [
-            FramePerception(float(t), keep_labels(lab, self.min_label_prob))
-            for t, lab in zip(clip.frame_times.tolist(), labels, strict=True)
+            FramePerception(float(t), labels, objects)
+            for t, (labels, objects) in zip(
+                clip.frame_times.tolist(), self._classify(images), strict=True
+            )
         ]
         return VideoPerception(
             duration_s=float(clip.duration_s),
