@@ -60,9 +60,8 @@ def test_spoken_question_about_a_photo(
     assert answer.context.speech is None  # the recording was the question, not a note
     assert answer.context.image is not None
     assert answer.context.image.labels[0][0] in CAT_LABELS
-    assert answer.context.to_prompt().startswith(
-        f"Image: labels: {answer.context.image.labels[0][0]}"
-    )
+    assert answer.context.to_prompt().startswith("Image: objects: cat ")
+    assert f"; labels: {answer.context.image.labels[0][0]}" in answer.context.to_prompt()
     assert answer.raw.strip() and answer.text == short_answer(answer.raw, answer.question)
     assert "\n" not in answer.raw
     assert any(word in answer.raw.lower() for word in ("cat", "tiger", "tabby"))
