@@ -14,19 +14,14 @@ from typing import TYPE_CHECKING
 from omnifuse.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from omnifuse.assistant.assistant import (
-        DEFAULT_GENERATION,
-        Answer,
-        AnswerStream,
-        Assistant,
-        ChatSession,
-    )
+    from omnifuse.assistant.answer import Answer, AnswerStream
+    from omnifuse.assistant.assistant import DEFAULT_GENERATION, Assistant, ChatSession
     from omnifuse.assistant.perception import Perceiver, PerceptionContext
 
 _HOMES = {
     "DEFAULT_GENERATION": "assistant",
-    "Answer": "assistant",
-    "AnswerStream": "assistant",
+    "Answer": "answer",
+    "AnswerStream": "answer",
     "Assistant": "assistant",
     "ChatSession": "assistant",
     "Perceiver": "perception",

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from omnifuse.assistant.grounding import Strictness, abstention, check_strictness, is_grounded
+from omnifuse.assistant.answer import Answer, AnswerStream
+from omnifuse.assistant.grounding import check_strictness
 from omnifuse.assistant.notes import ToolNote, merge_timings, notes_text
 from omnifuse.assistant.perception import ImageCaptioner, Perceiver, PerceptionContext
-from omnifuse.assistant.prompts import build_messages, first_line, short_answer, user_turn
-from omnifuse.assistant.tools import Toolbox, ToolRequest, model_answer
+from omnifuse.assistant.prompts import FEW_SHOT, build_messages, first_line, user_turn
+from omnifuse.assistant.tools import Toolbox, ToolRequest
 from omnifuse.errors import EmptyInputError, InputError
+from omnifuse.io.audio import load_audio
 from omnifuse.io.image import load_image
 from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, create_llm
 from omnifuse.speech.asr import ASR, Transcript
@@ -34,113 +36,6 @@ from omnifuse.speech.tts import SAMPLE_RATE, Voice, synthesize
 
 DEFAULT_GENERATION = GenerationConfig(max_tokens=64, temperature=0.0, stop=("\n",))
 """Greedy, one line: the short answers the prompts ask for."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The short answer, the question it answers (the transcript when it was spoken), the
-    transcript of the spoken question (None when typed), what was perceived, the model's raw
-    reply, what each tool said (perception included, in the order they ran), and whether the
-    notes supported the reply (when not, ``text`` says the assistant cannot tell)."""
-
-    text: str
-    question: str
-    transcript: str | None
-    context: PerceptionContext
-    raw: str = ""
-    tools: tuple[ToolNote, ...] = ()
-    grounded: bool = True
-
-    @property
-    def notes(self) -> str:
-        """The notes the LLM answered from: perception, then one line per tool."""
-        return notes_text(self.context, self.tools)
-
-
-class AnswerStream:
-    """The answer as it is decoded: iterate for text pieces. ``question``, ``transcript`` and
-    ``context`` are known before the first piece; :meth:`answer` finishes and returns the
-    :class:`Answer`."""
-
-    def __init__(
-        self,
-        pieces: Iterator[str],
-        *,
-        question: str,
-        transcript: str | None,
-        context: PerceptionContext,
-        tools: Sequence[ToolNote] = (),
-        strictness: Strictness = "normal",
-        trust: float | None = None,
-        on_finish: Callable[[Answer], None] | None = None,
-    ) -> None:
-        self._pieces = pieces
-        self.question = question
-        self.transcript = transcript
-        self.context = context
-        self.tools = tuple(tools)
-        self.strictness = strictness
-        self.trust = trust
-        self._on_finish = on_finish
-        self._parts: list[str] = []
-        self._result: Answer | None = None
-
-    def __iter__(self) -> AnswerStream:
-        return self
-
-    def __next__(self) -> str:
-        if self._result is not None:
-            raise StopIteration
-        while True:
-            try:
-                piece = next(self._pieces)
-            except StopIteration:
-                self._finish()
-                raise
-            if not self._parts:
-                piece = piece.lstrip()
-            if piece:
-                self._parts.append(piece)
-                return piece
-
-    @property
-    def text(self) -> str:
-        """The raw reply decoded so far."""
-        return "".join(self._parts)
-
-    def answer(self) -> Answer:
-        """Decode the rest of the reply and return the finished answer."""
-        for _ in self:
-            pass
-        assert self._result is not None
-        return self._result
-
-    def close(self) -> None:
-        """Stop decoding early (releases the model for the next request)."""
-        close = getattr(self._pieces, "close", None)
-        if callable(close):
-            close()
-
-    def _finish(self) -> None:
-        raw = self.text
-        text = short_answer(raw, self.question)
-        notes = notes_text(self.context, self.tools)
-        trusted = None if self.trust is None else model_answer(self.tools, self.trust)
-        if trusted is not None:
-            text, grounded = trusted.text, True
-        else:
-            grounded = is_grounded(raw, text, self.question, notes, self.strictness)
-        self._result = Answer(
-            text=text if grounded else abstention(notes),
-            question=self.question,
-            transcript=self.transcript,
-            context=self.context,
-            raw=raw,
-            tools=self.tools,
-            grounded=grounded,
-        )
-        if self._on_finish is not None:
-            self._on_finish(self._result)
 
 
 class Assistant:
@@ -151,6 +46,10 @@ class Assistant:
     transcripts) and ``captioner`` (handed to the default perceiver). ``toolbox`` holds the
     trained models and indexes to consult; ``grounding`` is how strictly a reply must stand on
     the notes (``off``, ``normal``, ``strict``; see :mod:`omnifuse.assistant.grounding`).
+    ``native``: images and recordings also go to an LLM that takes them itself (a vision or
+    audio backend, see :attr:`~omnifuse.llm.base.LLM.modalities`); ``notes=False`` then leaves
+    the perception and tool notes out of its prompt. ``examples``: the worked (notes, question,
+    answer) turns that open every conversation (an instruction-tuned model may need none).
     ``trust_models``: a model that was asked the question itself (a VQA model) and answers with
     at least this probability gives the short answer, the LLM's reply staying as ``raw``
     (None: the LLM's reply always decides).
@@ -167,6 +66,9 @@ class Assistant:
         toolbox: Toolbox | None = None,
         grounding: str = "normal",
         trust_models: float | None = 0.0,
+        native: bool = True,
+        notes: bool = True,
+        examples: Sequence[tuple[str, str, str]] = FEW_SHOT,
     ) -> None:
         self._llm = llm
         self.perceiver = perceiver or Perceiver(asr=asr, captioner=captioner)
@@ -175,6 +77,9 @@ class Assistant:
         self.toolbox = toolbox or Toolbox()
         self.grounding = check_strictness(grounding)
         self.trust_models = trust_models
+        self.native = native
+        self.notes = notes
+        self.examples = tuple(examples)
 
     @property
     def llm(self) -> LLM:
@@ -256,7 +161,10 @@ class Assistant:
             video=inputs.get("video"),
         )
         tools = (*merge_timings(timed), *self.toolbox.consult(request))
-        messages = build_messages(notes_text(context, tools), question, history)
+        images, heard = self._native_media(request)
+        notes = notes_text(context, tools) if self.notes or not (images or heard) else ""
+        messages = build_messages(notes, question, history, examples=self.examples)
+        messages[-1] = replace(messages[-1], images=images, audio=heard)
         pieces = self.llm.chat_stream(messages, config or DEFAULT_GENERATION)
         return AnswerStream(
             pieces,
@@ -266,8 +174,23 @@ class Assistant:
             tools=tools,
             strictness=self.grounding,
             trust=self.trust_models,
+            messages=messages,
             on_finish=on_finish,
         )
+
+    def _native_media(self, request: ToolRequest) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The inputs the LLM takes itself (a backend that sees or hears), for the question's
+        message: (images, recordings as ``(wave, rate)``) — the image, and the recording asked
+        about or else the spoken question."""
+        if not self.native:
+            return (), ()
+        takes = self.llm.modalities
+        images = (request.image,) if "image" in takes and request.image is not None else ()
+        source = request.audio if request.audio is not None else request.question_audio
+        if "audio" not in takes or source is None:
+            return images, ()
+        wave = load_audio(source, limits=self.perceiver.limits)
+        return images, ((wave, SAMPLE_RATE),)
 
     def _load_image(self, raw: Any) -> Any:
         return load_image(raw, limits=self.perceiver.limits)
