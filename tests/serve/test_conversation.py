@@ -14,7 +14,7 @@ import numpy as np
 import openai
 import pytest
 from PIL import Image
-from serve_kit import ServeData
+from serve_kit import DIGITS_MODEL, ServeData
 
 from omnifuse.assistant.notes import ToolNote
 from omnifuse.serve.generation import tool_use
@@ -154,6 +154,24 @@ def test_chat_extras_list_the_tools_the_assistant_consulted(api: httpx.Client) -
         assert set(tool) == {"name", "text", "confidence", "quality", "seconds", "data"}
         assert tool["seconds"] >= 0
     assert "image" in [tool["name"] for tool in extras["tools"]]  # seeing the image is a tool
+
+
+def test_a_served_model_whose_inputs_are_given_is_consulted(api: httpx.Client) -> None:
+    wave = (0.2 * np.sin(np.arange(8000) / 3.0)).astype(np.float32)
+    buffer = io.BytesIO()
+    import soundfile as sf
+
+    sf.write(buffer, wave, 16000, format="WAV")
+    audio = {"data": base64.b64encode(buffer.getvalue()).decode("ascii"), "format": "wav"}
+    message = user("Which digit is this?", RED)
+    message["content"].append({"type": "input_audio", "input_audio": audio})
+    tools = chat(api, [message])["omnifuse"]["tools"]
+    model = next(tool for tool in tools if tool["name"] == f"model:{DIGITS_MODEL}")
+    assert model["text"] and 0 < model["confidence"] <= 1
+    assert model["quality"] and model["quality"].startswith(("test", "val"))
+    assert len(model["data"]["top"]) == 3
+    only_image = chat(api, [user("Which digit is this?", RED)])["omnifuse"]["tools"]
+    assert f"model:{DIGITS_MODEL}" not in [tool["name"] for tool in only_image]
 
 
 CARD_PROMPT = "ten of clubs nine of hearts two of spades queen of diamonds"

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from omnifuse.assistant.notes import ToolNote
-from omnifuse.errors import ConfigError, OmnifuseError
+from omnifuse.errors import ConfigError
 
 QUESTION_TASKS = frozenset({"vqa", "qa"})
 """Tasks whose text or audio input is the user's question itself."""
@@ -73,7 +73,8 @@ class TaskModelTool:
     the attached image, a video column from the video; a text or audio column from the question
     (its words, or its recording) when the model's task answers questions (``vqa``) or the
     column is named for it (``question``, ``question_audio``), otherwise from an attached
-    recording. The model applies when every column can be filled. Its top
+    recording (``loader`` may supply the loaded model, e.g. one a server already holds). The
+    model applies when every column can be filled. Its top
     answer is reported only at ``min_confidence`` or above, so an unsure model stays silent,
     and a question-answering model is not asked a question whose words its training questions
     never used (:mod:`omnifuse.assistant.domain`; its note then says which, and the LLM does
@@ -81,7 +82,12 @@ class TaskModelTool:
     """
 
     def __init__(
-        self, folder: str | Path, *, name: str | None = None, min_confidence: float = 0.0
+        self,
+        folder: str | Path,
+        *,
+        name: str | None = None,
+        min_confidence: float = 0.0,
+        loader: Callable[[], Any] | None = None,
     ) -> None:
         from omnifuse.assistant.domain import trained_vocabulary
         from omnifuse.models import read_config, read_metrics
@@ -96,6 +102,7 @@ class TaskModelTool:
         self.quality = known_quality(metrics)
         self.vocabulary = trained_vocabulary(metrics)
         self.min_confidence = min_confidence
+        self._loader = loader
         self._model: Any = None
 
     def applies(self, request: ToolRequest) -> bool:
@@ -109,7 +116,7 @@ class TaskModelTool:
         if self._model is None:
             from omnifuse.models import load_model
 
-            self._model = load_model(self.folder)
+            self._model = self._loader() if self._loader else load_model(self.folder)
         sample = {c: self._value(c, request) for c in self.kinds}
         output = self._model.predict_raw([sample])
         task = self._model.task
@@ -187,7 +194,8 @@ class RetrievalTool:
     first metadata field of ``fields`` they hold (a caption, a text, a label; else their id),
     with similarity scores, as retrieval-augmented context.
 
-    ``embed`` puts the input into the index's space; ``min_score`` drops weak neighbours.
+    ``index`` is the index, or a function that opens it when first needed; ``embed`` puts the
+    input into the index's space; ``min_score`` drops weak neighbours.
     """
 
     name = "index"
@@ -204,7 +212,7 @@ class RetrievalTool:
     ) -> None:
         if k < 1:
             raise ConfigError(f"k must be ≥ 1, got {k}")
-        self.index = index
+        self._index = index
         self.embed = embed
         self.fields = tuple(fields)
         self.k = k
@@ -228,6 +236,7 @@ class RetrievalTool:
         kind, value = found
         vector = np.asarray(self.embed(kind, [value]), dtype=np.float32)
         hits = [h for h in self.index.search(vector, k=self.k)[0] if h.score >= self.min_score]
+
         items = [(self._describe(h.id, h.metadata), float(h.score)) for h in hits]
         if not items:
             return None
@@ -238,6 +247,12 @@ class RetrievalTool:
             confidence=items[0][1],
             data={"kind": kind, "hits": [{"text": t, "score": s} for t, s in items]},
         )
+
+    @property
+    def index(self) -> Any:
+        if callable(self._index) and not hasattr(self._index, "search"):
+            self._index = self._index()
+        return self._index
 
     def _describe(self, item: str, metadata: dict[str, Any]) -> str:
         found = next((metadata[f] for f in self.fields if metadata.get(f) not in (None, "")), item)
@@ -261,8 +276,9 @@ class Toolbox:
         return name in self.enabled or (name.startswith("model:") and "model:*" in self.enabled)
 
     def consult(self, request: ToolRequest) -> list[ToolNote]:
-        """The notes of every enabled tool that applies; a tool that fails leaves a note saying
-        so (with ``data.error``), which the LLM does not read."""
+        """The notes of every enabled tool that applies; a tool that fails, whatever the error
+        (a model folder gone bad, an index server down), leaves a note saying so (with
+        ``data.error``), which the LLM does not read."""
         notes = []
         for tool in self.tools:
             if not self.is_enabled(tool.name) or not tool.applies(request):
@@ -270,7 +286,7 @@ class Toolbox:
             start = time.perf_counter()
             try:
                 note = tool.run(request)
-            except (OmnifuseError, OSError, ValueError, RuntimeError) as err:
+            except Exception as err:  # a failing tool must not fail the question
                 note = ToolNote(tool.name, "failed", data={"error": f"{type(err).__name__}: {err}"})
             if note is not None:
                 seconds = time.perf_counter() - start

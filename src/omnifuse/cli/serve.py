@@ -75,6 +75,13 @@ def serve(
         int | None, typer.Option(min=1, help="PyTorch CPU threads (default: PyTorch's choice).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="Uvicorn log level.")] = "info",
+    grounding: Annotated[
+        str, typer.Option(help="How strictly the assistant's replies stand on what it perceived.")
+    ] = "normal",
+    tools: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated assistant tools allowed (index, model:NAME, model:*)."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAI-compatible where OpenAI has the endpoint)."""
     from omnifuse.serve import BatchingConfig, ServeConfig, ServeLimits
@@ -95,6 +102,8 @@ def serve(
         batching=BatchingConfig(enabled=batching, max_batch=max_batch, max_wait_ms=max_wait_ms),
         llm=llm,
         asr=asr,
+        grounding=grounding,
+        tools=None if tools is None else tuple(t.strip() for t in tools.split(",") if t.strip()),
         preload=preload,
     ).with_api_keys_from_env()
     config.validate()

@@ -253,7 +253,35 @@ class Components:
             classifier=cast(ImageClassifier, self.encoder("effnet-lite0")),
             limits=self.config.limits.decode_limits(),
         )
-        return Assistant(llm=llm, asr=asr, perceiver=perceiver)
+        return Assistant(
+            llm=llm,
+            asr=asr,
+            perceiver=perceiver,
+            toolbox=self._toolbox(),
+            grounding=self.config.grounding,
+        )
+
+    def _toolbox(self) -> Any:
+        """The assistant's tools: every served fusion model (sharing the loaded model) and the
+        index with the aligned model that embeds for it. A model folder that cannot be read is
+        left out here; ``/v1/predict`` reports it."""
+        from omnifuse.assistant.tools import RetrievalTool, TaskModelTool, Toolbox
+        from omnifuse.errors import OmnifuseError
+
+        tools: list[Any] = []
+        for name, folder in self.model_folders().items():
+            loader = partial(lambda n: self.predictor(n).model, name)
+            try:
+                tools.append(TaskModelTool(folder, name=name, loader=loader))
+            except (OmnifuseError, OSError, ValueError):
+                continue
+        if self.config.has_index and self.config.align_dir is not None:
+            tools.append(RetrievalTool(self.index, self._aligned_vectors))
+        return Toolbox(tools, enabled=self.config.tools)
+
+    def _aligned_vectors(self, modality: str, raws: Sequence[Any]) -> Any:
+        embedder = self.embedder(self.aligned_id)
+        return embedder.run(modality, [embedder.prepare(modality, raw) for raw in raws])
 
     # -- execution (async) -------------------------------------------------------------------
 

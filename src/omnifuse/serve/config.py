@@ -105,7 +105,10 @@ class ServeConfig:
     - ``allowed_url_hosts``: hosts whose http(s) URLs may be fetched (none: no fetching);
     - ``encoders``/``encoder_config``: the pretrained encoder per modality and their options;
     - ``llm``/``llm_config`` and ``asr``: the chat backend and the speech recogniser;
-    - ``preload``: load every configured component at start-up instead of on first use.
+    - ``preload``: load every configured component at start-up instead of on first use;
+    - ``grounding``/``tools``: how strictly the assistant's replies must stand on what it
+      perceived, and which of its tools may run (None: all — every model of ``models_dir``,
+      and the index when ``align_dir`` embeds for it).
     """
 
     host: str = "127.0.0.1"
@@ -128,6 +131,8 @@ class ServeConfig:
     llm_config: dict[str, Any] = field(default_factory=dict)
     asr: str = "faster-whisper"
     preload: bool = False
+    grounding: str = "normal"
+    tools: tuple[str, ...] | None = None
 
     def validate(self) -> ServeConfig:
         """Raise :class:`ConfigError` for a setting that is unusable or unsafe; return self."""
@@ -138,6 +143,9 @@ class ServeConfig:
                 f"refusing to serve on {self.host!r} without API keys: a non-loopback address "
                 f"is reachable from other machines; pass --api-key or set {API_KEYS_ENV}"
             )
+        from omnifuse.assistant.grounding import check_strictness
+
+        check_strictness(self.grounding)
         for key in self.api_keys:
             if not isinstance(key, str) or len(key) < 8 or key.strip() != key:
                 raise ConfigError("API keys must be strings of at least 8 characters, no spaces")
