@@ -61,9 +61,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def ask_demo(world: Path, captioner_dir: Path | None) -> None:
-    """Caption a test image, then answer a spoken question about it with Gemma-3-270M."""
+def ask_demo(
+    world: Path,
+    captioner_dir: Path | None,
+    *,
+    models: Path | None = None,
+    index: Path | None = None,
+    aligned: Path | None = None,
+) -> None:
+    """Answer a spoken question about a world test image with Gemma-3-270M, consulting the
+    demo's world VQA model and its aligned index as tools; print what each tool said."""
     from omnifuse.assistant.assistant import Assistant
+    from omnifuse.cli.assistant_tools import ToolOptions
 
     captioner = None
     if captioner_dir is not None:
@@ -78,14 +87,21 @@ def ask_demo(world: Path, captioner_dir: Path | None) -> None:
         console.print(f"[bold]caption[/] of {row['image']}:")
         console.print(f"    model:     {captioner.caption([image])[0]}", markup=False)
         console.print(f"    reference: {scenes.get(row['image'], '?')}", markup=False)
+    folders = sorted(p for p in models.iterdir() if (p / "config.json").is_file()) if models else []
+    tools = ToolOptions(models=folders, index=index, align=aligned).toolbox()
     console.print(
         f"[bold]spoken question[/] about {row['image']} ({row['question_audio']}), "
-        "answered by Gemma-3-270M (llama.cpp) from what the assistant perceived:"
+        f"answered by Gemma-3-270M (llama.cpp) from what the assistant perceived and what its "
+        f"tools said ({', '.join(t.name for t in tools.tools) or 'none'}):"
     )
     start = time.perf_counter()
-    answer = Assistant(captioner=captioner).ask(image=image, audio=world / row["question_audio"])
+    assistant = Assistant(captioner=captioner, toolbox=tools)
+    answer = assistant.ask(image=image, audio=world / row["question_audio"])
     console.print(f"    heard:     {answer.transcript}", markup=False)
     console.print(f"    asked:     {row['question']}", markup=False)
-    console.print(f"    notes:     {answer.context.to_prompt()}", soft_wrap=True, markup=False)
+    for note in answer.tools:
+        said = note.to_prompt() if note.text else f"{note.name}: {note.data}"
+        console.print(f"    {note.seconds:5.2f} s  {said}", soft_wrap=True, markup=False)
+    console.print(f"    LLM reply: {answer.raw}", markup=False)
     console.print(f"    answer:    {answer.text}", markup=False)
     console.print(f"    reference: {row['answer']}   ({time.perf_counter() - start:.1f} s)")

@@ -37,6 +37,6 @@ def run_demo(out: Path, *, seed: int, serve: bool, port: int, serve_seconds: flo
     index = index_demo(world, aligned, out / "align")
     transcribe_demo(out / "data" / "speech-test")
     captioner = captioner_demo(world, out / "caption", size=DEMO_SIZES["world"], seed=seed)
-    ask_demo(world, captioner)
+    ask_demo(world, captioner, models=models, index=index, aligned=aligned)
     if serve:
         serve_demo(models=models, index=index, align=aligned, port=port, seconds=serve_seconds)
