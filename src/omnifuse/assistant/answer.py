@@ -105,15 +105,10 @@ class AnswerStream:
 
     def _finish(self) -> None:
         raw = self.text
-        text = short_answer(raw, self.question)
         notes = notes_text(self.context, self.tools)
-        trusted = None if self.trust is None else model_answer(self.tools, self.trust)
-        if trusted is not None:
-            text, grounded = trusted.text, True
-        else:
-            grounded = is_grounded(raw, text, self.question, notes, self.strictness)
+        text, grounded = decide(raw, self.question, notes, self.tools, self.strictness, self.trust)
         self._result = Answer(
-            text=text if grounded else abstention(notes),
+            text=text,
             question=self.question,
             transcript=self.transcript,
             context=self.context,
@@ -123,3 +118,23 @@ class AnswerStream:
         )
         if self._on_finish is not None:
             self._on_finish(self._result)
+
+
+def decide(
+    raw: str,
+    question: str,
+    notes: str,
+    tools: Sequence[ToolNote],
+    strictness: Strictness = "normal",
+    trust: float | None = None,
+) -> tuple[str, bool]:
+    """The short answer to ``question`` from the LLM's reply ``raw`` and whether the notes
+    support it: a trusted model's answer when one was asked the question, else the reply's
+    short form when grounded, else what the assistant says when it cannot tell."""
+    trusted = None if trust is None else model_answer(tools, trust)
+    if trusted is not None:
+        return trusted.text, True
+    text = short_answer(raw, question)
+    if is_grounded(raw, text, question, notes, strictness):
+        return text, True
+    return abstention(notes), False
