@@ -6,7 +6,9 @@ models first and writes down what they found:
 - image: the everyday categories the EfficientNet-Lite0 ImageNet probabilities add up to
   (:mod:`omnifuse.assistant.wordnet`: "cat 93%" where the top labels are three cat breeds), the
   top-k labels themselves, the named dominant colours and where they lie
-  (:mod:`omnifuse.assistant.colours`), the text read by OCR (rapidocr, PP-OCRv4) line by line in
+  (:mod:`omnifuse.assistant.colours`), the people whose faces are seen and where
+  (:mod:`omnifuse.assistant.faces`; nothing is said when none is found, since a missed face is
+  no proof that nobody is there), the text read by OCR (rapidocr, PP-OCRv4) line by line in
   reading order and, when a captioner is given (anything with ``.caption(images) -> list[str]``,
   such as a trained projector captioner), its caption;
 - audio: the speech transcript (default engine: faster-whisper);
@@ -28,6 +30,7 @@ import torch
 from PIL import Image
 
 from omnifuse.assistant.colours import ColourAnalysis, analyse_colours
+from omnifuse.assistant.faces import Face, FaceDetector, describe_faces
 from omnifuse.errors import ConfigError, MissingDependencyError
 from omnifuse.io.image import load_image
 from omnifuse.io.limits import DecodeLimits
@@ -69,18 +72,28 @@ OcrReader = Callable[[Image.Image], list[str]]
 @dataclass(frozen=True)
 class ImagePerception:
     """What was seen in one image: everyday categories (``objects``), the classifier's own
-    labels, the caption, the named colours and the text read in it."""
+    labels, the caption, the named colours, the text read in it and the faces found (None when
+    nobody looked for faces)."""
 
     labels: list[Label] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     caption: str | None = None
     objects: list[Label] = field(default_factory=list)
     colours: ColourAnalysis | None = None
+    faces: list[Face] | None = None
+
+    @property
+    def people(self) -> int | None:
+        """How many people's faces were seen; None when faces were not looked for. Zero means
+        none was found, not that nobody is there."""
+        return None if self.faces is None else len(self.faces)
 
     def to_prompt(self) -> str:
         parts = []
         if self.objects:
             parts.append(f"objects: {format_labels(self.objects)}")
+        if self.faces:
+            parts.append(f"people: {describe_faces(self.faces)}")
         if self.caption:
             parts.append(f"caption: {self.caption}")
         if self.labels:
@@ -235,8 +248,9 @@ class Perceiver:
 
     ``classifier``/``ocr``/``asr`` default to EfficientNet-Lite0, rapidocr and faster-whisper,
     each loaded when first needed; pass ``ocr=False`` to skip reading text. A classifier with
-    ImageNet ``logits`` also yields everyday categories (``objects=False`` skips them), and
-    ``colours=False`` skips the colour analysis.
+    ImageNet ``logits`` also yields everyday categories (``objects=False`` skips them),
+    ``colours=False`` skips the colour analysis and ``faces=False`` the face detection (or pass
+    a configured :class:`~omnifuse.assistant.faces.FaceDetector`).
     """
 
     def __init__(
@@ -252,6 +266,7 @@ class Perceiver:
         limits: DecodeLimits | None = None,
         objects: bool = True,
         colours: bool = True,
+        faces: FaceDetector | bool = True,
     ) -> None:
         if not 1 <= top_k <= 1000 or video_frames < 1:
             raise ConfigError("top_k must be in [1, 1000] and video_frames ≥ 1")
@@ -266,6 +281,9 @@ class Perceiver:
         self.limits = limits
         self.use_objects = objects
         self.use_colours = colours
+        self.faces: FaceDetector | None = (
+            faces if isinstance(faces, FaceDetector) else FaceDetector() if faces else None
+        )
 
     @property
     def classifier(self) -> ImageClassifier:
@@ -298,7 +316,7 @@ class Perceiver:
         )
 
     def see(self, raw_image: Any) -> ImagePerception:
-        """Categories, labels, colours, OCR text and caption of one image."""
+        """Categories, labels, colours, faces, OCR text and caption of one image."""
         image = load_image(raw_image, limits=self.limits)
         ((labels, objects),) = self._classify([image])
         return ImagePerception(
@@ -307,6 +325,7 @@ class Perceiver:
             caption=self._caption(image),
             objects=objects,
             colours=analyse_colours(image) if self.use_colours else None,
+            faces=self.faces.detect(image) if self.faces is not None else None,
         )
 
     def _classify(self, images: Sequence[Image.Image]) -> list[tuple[list[Label], list[Label]]]:
