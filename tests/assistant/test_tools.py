@@ -174,6 +174,9 @@ def test_toolbox_runs_the_enabled_tools_and_keeps_a_failure_as_a_note(vqa_folder
         ),
         ("brown", "what colour is the cat?", "Image: objects: cat; colours: brown", "strict", True),
         ("EXIT", "what does the sign say?", "", "normal", False),
+        ("coffee", "what drink is this?", "Image: objects: espresso 95%", "normal", True),
+        ("13", "how old is the square?", "Image: labels: envelope 13%", "normal", False),
+        ("a label", "what is it?", "Image: labels: envelope 13%", "normal", False),
     ],
 )
 def test_a_reply_stands_only_on_the_notes(

@@ -7,7 +7,9 @@ decoded:
 
 - the model said it cannot tell → the assistant abstains;
 - a colour, a count or an open answer must be found in the notes (an open answer by at least
-  one of its content words); yes/no and "A or B" answers need only some note about the inputs;
+  one of its content words, or by a broader word for one — "coffee" for a noted espresso, from
+  WordNet); yes/no and "A or B" answers need only some note about the inputs; the notes'
+  percentages and scores are not findings, so "13" is not supported by "envelope 13%";
 - at ``strict``, the things the question names must be in the notes too ("what colour is the
   dog?" abstains when no note mentions a dog).
 
@@ -17,8 +19,9 @@ Abstaining says so and what was perceived, so the user still learns what the ass
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from omnifuse.assistant.prompts import (
     NUMBER_WORDS,
@@ -75,7 +78,7 @@ def is_grounded(
         return True
     if not notes.strip() or _UNSURE.search(first_line(raw) or raw):
         return False
-    known = content_words(notes)
+    known = noted_words(notes)
     if strictness == "strict" and not content_words(_subject(question)) <= known:
         return False
     kind = question_kind(question)
@@ -83,6 +86,42 @@ def is_grounded(
         return True
     said = content_words(answer)
     return bool(said) and bool(said & known)
+
+
+_FIGURES = re.compile(r"\d+(?:\.\d+)?\s*%|\(\d*\.\d+\)|confidence \d+ %|\d+\.\d+")
+
+
+NOTE_WORDS = frozenset(
+    "object label caption index nearest indexed item background model confidence test accuracy "  # noqa: SIM905
+    "validation val macro f1 text colour image speech video frame soundtrack people face "
+    "found none seen".split()
+)
+"""Words of the notes' own layout ("labels:", "nearest indexed items"), not findings."""
+
+
+def noted_words(notes: str) -> set[str]:
+    """The content words of the notes without their layout words and figures (percentages,
+    scores), with the broader words WordNet knows for each (a few hypernym steps up its most
+    common sense)."""
+    words = content_words(_FIGURES.sub(" ", notes)) - NOTE_WORDS
+    return words | {broad for word in words if not word.isdigit() for broad in _broader(word)}
+
+
+@functools.cache
+def _broader(word: str) -> frozenset[str]:
+    from omnifuse.assistant.wordnet import WordNetNouns
+    from omnifuse.errors import MissingDependencyError
+
+    try:
+        nouns = _wordnet(WordNetNouns)
+    except MissingDependencyError:  # without WordNet, words count only as they are
+        return frozenset()
+    return frozenset(_stem(w) for term in nouns.broader(word) for w in term.split())
+
+
+@functools.cache
+def _wordnet(kind: Any) -> Any:
+    return kind()
 
 
 def _subject(question: str) -> str:

@@ -115,6 +115,7 @@ class WordNetNouns:
         self._data = data.read_bytes()
         self._tags = _read_tag_counts(counts)
         self._cache: dict[int, Synset] = {}
+        self._index: dict[str, tuple[int, ...]] | None = None
 
     def synset(self, offset: int) -> Synset:
         if offset not in self._cache:
@@ -143,6 +144,22 @@ class WordNetNouns:
         )
         return Synset(offset, tuple(lemmas), tuple(counts), hypernyms)
 
+    def offsets_of(self, lemma: str) -> tuple[int, ...]:
+        """The noun synsets a word belongs to (``index.noun``), most common sense first."""
+        if self._index is None:
+            self._index = _read_noun_index(self.root / "index.noun")
+        return self._index.get(lemma.lower().replace(" ", "_"), ())
+
+    def broader(self, lemma: str, depth: int = 3) -> set[str]:
+        """The lemmas of the synsets up to ``depth`` hypernym steps above the most common sense
+        of ``lemma`` (``espresso`` → coffee, java, beverage, ...), lower-cased."""
+        found: set[str] = set()
+        level = set(self.offsets_of(lemma)[:1])
+        for _ in range(depth):
+            level = {parent for offset in level for parent in self.synset(offset).hypernyms}
+            found |= {name.lower() for offset in level for name in self.synset(offset).lemmas}
+        return found
+
     def ancestors(self, offset: int) -> set[int]:
         """The synset itself and every synset above it."""
         seen, todo = {offset}, [offset]
@@ -152,6 +169,18 @@ class WordNetNouns:
                     seen.add(parent)
                     todo.append(parent)
         return seen
+
+
+def _read_noun_index(path: Path) -> dict[str, tuple[int, ...]]:
+    """``index.noun``: lemma → its synset offsets (the last ``synset_cnt`` fields of a line)."""
+    index = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith(" "):
+            continue  # the licence header
+        fields = line.split()
+        count = int(fields[2])
+        index[fields[0]] = tuple(int(f) for f in fields[-count:])
+    return index
 
 
 def _read_tag_counts(path: Path) -> dict[str, int]:
