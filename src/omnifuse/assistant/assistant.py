@@ -91,29 +91,10 @@ class Assistant:
     def asr(self) -> ASR:
         return self._asr if self._asr is not None else self.perceiver.asr
 
-    def ask(
-        self,
-        question: str | None = None,
-        *,
-        image: Any = None,
-        audio: Any = None,
-        video: Any = None,
-        history: Sequence[ChatMessage] = (),
-        config: GenerationConfig | None = None,
-        context: PerceptionContext | None = None,
-        attached: Mapping[str, Any] | None = None,
-    ) -> Answer:
-        """Answer ``question`` (or the words spoken in ``audio`` when it is None)."""
-        return self.ask_stream(
-            question,
-            image=image,
-            audio=audio,
-            video=video,
-            history=history,
-            config=config,
-            context=context,
-            attached=attached,
-        ).answer()
+    def ask(self, question: str | None = None, **inputs: Any) -> Answer:
+        """Answer ``question`` (or the words spoken in ``audio`` when it is None); takes the
+        keyword arguments of :meth:`ask_stream` and waits for the whole answer."""
+        return self.ask_stream(question, **inputs).answer()
 
     def ask_stream(
         self,
@@ -128,7 +109,8 @@ class Assistant:
         attached: Mapping[str, Any] | None = None,
         on_finish: Callable[[Answer], None] | None = None,
     ) -> AnswerStream:
-        """Like :meth:`ask`, yielding the answer as it is decoded.
+        """Answer ``question`` (or the words spoken in ``audio`` when it is None) about an
+        ``image``, ``video`` or recording, yielding the answer as it is decoded.
 
         ``context`` holds things perceived earlier (a chat's attached image) and ``attached``
         the inputs themselves (``image``, ``video``), which the tools read again; inputs given
