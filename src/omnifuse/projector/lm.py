@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from omnifuse.errors import ConfigError
+from omnifuse.llm.gguf_hf import resolve_lm_folder
 from omnifuse.llm.hf import load_causal_lm
 from omnifuse.projector.decoder import DecoderLM, WordTokenizer, load_decoder
 
@@ -60,6 +61,15 @@ class FrozenLM(ABC):
     @abstractmethod
     def logits(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, E) input embeddings with a (B, T) mask → (B, T, V) next-token logits."""
+
+    def logits_at(
+        self, embeds: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+    ) -> torch.Tensor:
+        """The next-token logits at the (N,) positions ``(rows, cols)`` only → (N, V).
+
+        Training needs logits at the target positions alone; an LM whose output layer is large
+        (a 262k-word vocabulary) saves most of that layer's work by computing only those."""
+        return self.logits(embeds, mask)[rows, cols]
 
     @abstractmethod
     def spec(self) -> dict[str, Any]:
@@ -112,14 +122,13 @@ class BuiltinLM(FrozenLM):
 
 
 class HFCausalLM(FrozenLM):
-    """A Hugging Face causal LM and its tokenizer from a local folder (no hub access)."""
+    """A Hugging Face causal LM and its tokenizer from a local folder (no hub access), or a
+    packaged LM by name (``gemma-3-270m``: see :mod:`omnifuse.llm.gguf_hf`)."""
 
     kind = "hf"
 
     def __init__(self, path: str | Path, *, dtype: str = "fp32") -> None:
-        folder = Path(path)
-        if not folder.is_dir():
-            raise ConfigError(f"lm.path: {folder} is not a folder with a Hugging Face model")
+        folder = resolve_lm_folder(path)
         if dtype not in HF_DTYPES:
             raise ConfigError(f"lm.dtype must be one of {HF_DTYPES}, got {dtype!r}")
         try:
@@ -128,7 +137,8 @@ class HFCausalLM(FrozenLM):
             reason = err.__cause__ or err
             raise ConfigError(f"lm.path: cannot load a causal LM from {folder}: {reason}") from None
         super().__init__(model)
-        self.model, self.tokenizer, self.path, self.dtype_name = model, tokenizer, folder, dtype
+        self.model, self.tokenizer, self.dtype_name = model, tokenizer, dtype
+        self.path = str(path)  # a packaged LM's name stays a name: the folder is a cache
         eos = tokenizer.eos_token_id
         if eos is None:
             raise ConfigError(f"the tokenizer in {folder} has no end-of-sequence token")
@@ -152,6 +162,22 @@ class HFCausalLM(FrozenLM):
     def logits(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         out = self.model(inputs_embeds=embeds, attention_mask=mask.long(), use_cache=False)
         return out.logits
+
+    def logits_at(
+        self, embeds: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+    ) -> torch.Tensor:
+        decoder = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
+        head = self.model.get_output_embeddings()
+        config = self.model.config
+        rescaled = any(getattr(config, k, None) for k in ("logit_scale", "logits_scaling"))
+        if rescaled or not isinstance(decoder, nn.Module) or not isinstance(head, nn.Linear):
+            return super().logits_at(embeds, mask, rows, cols)
+        hidden = decoder(inputs_embeds=embeds, attention_mask=mask.long(), use_cache=False)
+        logits = head(hidden.last_hidden_state[rows, cols])  # (N, V)
+        cap = getattr(config, "final_logit_softcapping", None)
+        if cap:  # Gemma 2 squashes its logits; the full forward does the same
+            logits = torch.tanh(logits / cap) * cap
+        return logits
 
     def spec(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": str(self.path), "dtype": self.dtype_name}

@@ -182,10 +182,10 @@ class ProjectorLM(nn.Module):
         for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
             first = start + len(prompt)
             labels[i, first : start + len(text)] = torch.as_tensor(text[len(prompt) :])
-        logits = self.lm.logits(embeds, mask)[:, :-1]  # position t predicts t + 1
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1)
-        )
+        targets = labels[:, 1:]  # position t predicts t + 1
+        rows, cols = (targets != IGNORE).nonzero(as_tuple=True)
+        logits = self.lm.logits_at(embeds, mask, rows, cols)  # (N, V), target positions only
+        return F.cross_entropy(logits.float(), targets[rows, cols])
 
     @torch.no_grad()
     def generate(
@@ -229,8 +229,10 @@ class ProjectorLM(nn.Module):
         batch = embeds.shape[0]
         done = torch.zeros(batch, dtype=torch.bool, device=embeds.device)
         generated: list[torch.Tensor] = []
+        rows = torch.arange(batch, device=embeds.device)
         for _ in range(max_tokens):
-            next_ids = self.lm.logits(embeds, mask)[:, -1].argmax(dim=-1)  # (B,)
+            last = torch.full_like(rows, embeds.shape[1] - 1)
+            next_ids = self.lm.logits_at(embeds, mask, rows, last).argmax(dim=-1)  # (B,)
             next_ids = next_ids.masked_fill(done, self.lm.eos_id)
             generated.append(next_ids)
             done |= next_ids == self.lm.eos_id

@@ -24,6 +24,7 @@ RESUMABLE_CHANGES = frozenset(
         "num_workers",
         "device",
         "threads",
+        "max_minutes",
     }
 )
 """Settings that may differ between a run and its resumption without changing the result."""
@@ -42,10 +43,13 @@ class TrainConfig:
     restoring the best weights. ``modality_dropout`` overrides the model's own setting.
     ``checkpoint_dir`` keeps a resumable checkpoint after every epoch; ``resume`` continues from
     it. ``stop_after_epochs`` ends this call after that many epochs as an interruption would
-    (for time-boxed jobs). ``log_dir`` gets ``metrics.jsonl`` (and TensorBoard events when
-    TensorBoard is installed). ``accumulate`` sums the gradients of that many batches before
-    each optimizer step (a larger effective batch in the same memory). ``threads`` sets torch's
-    CPU threads while training (None: unchanged).
+    (for time-boxed jobs). ``max_minutes`` is a wall-clock budget for the training itself: the
+    loop ends after the first optimizer step past it (mid-epoch if need be), validates that last,
+    partial epoch and keeps the best weights as at a normal end (None: no budget). ``log_dir``
+    gets ``metrics.jsonl`` (and TensorBoard events when TensorBoard is installed).
+    ``accumulate`` sums the gradients of that many batches before each optimizer step (a larger
+    effective batch in the same memory). ``threads`` sets torch's CPU threads while training
+    (None: unchanged).
     """
 
     epochs: int = 20
@@ -71,6 +75,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     accumulate: int = 1
     threads: int | None = None
+    max_minutes: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +156,11 @@ class TrainConfig:
                 self.threads is None or (_int(self.threads) and self.threads >= 1),
                 "an integer >= 1 or null",
             ),
+            (
+                "max_minutes",
+                self.max_minutes is None or (_num(self.max_minutes) and self.max_minutes > 0),
+                "a positive number of minutes or null",
+            ),
         ]
         for key, ok, expected in checks:
             if not ok:
@@ -172,7 +182,8 @@ def _num(value: Any) -> bool:
 @dataclass
 class TrainResult:
     """``history``: one record per epoch (train loss, validation metrics, lr, seconds);
-    the best value of ``metric`` and its (1-based) epoch; wall time of this call."""
+    the best value of ``metric`` and its (1-based) epoch; wall time of this call;
+    ``out_of_time``: the run ended at ``max_minutes``."""
 
     history: list[dict[str, Any]]
     best_metric: float
@@ -181,6 +192,7 @@ class TrainResult:
     metric: str = "loss"
     stopped_early: bool = False
     completed: bool = True
+    out_of_time: bool = False
     steps: int = 0
     skipped_inputs: int = 0
     extra: dict[str, Any] = field(default_factory=dict)

@@ -4,10 +4,11 @@ projector's soft prompt, the built-in decoder — goes through :func:`fit`; each
 
 The loop owns everything else, once: AdamW over the objective's parameter groups, linear warmup
 then cosine decay, gradient clipping, bf16 autocast, gradient accumulation, early stopping with
-the best weights restored, a resumable checkpoint after every epoch (bit-identical resume: the
-random generators are saved and every epoch's batches depend only on the seed and the epoch),
-``metrics.jsonl`` and TensorBoard, a progress bar, seeds and torch's thread count. The loss is
-summed on the device and read back once per epoch, so a step never waits for the accelerator.
+the best weights restored, a wall-clock budget, a resumable checkpoint after every epoch
+(bit-identical resume: the random generators are saved and every epoch's batches depend only on
+the seed and the epoch), ``metrics.jsonl`` and TensorBoard, a progress bar, seeds and torch's
+thread count. The loss is summed on the device and read back once per epoch, so a step never
+waits for the accelerator.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def _fit(
         objective.load_weights(restored.weights)
         state, best_weights = restored.state, restored.best_weights
     log = MetricsLog(config.log_dir if main else None, earlier + state.history)
-    stopped_early, epochs_run = False, 0
+    stopped_early, out_of_time, epochs_run = False, False, 0
+    deadline = None if config.max_minutes is None else started + 60.0 * config.max_minutes
     try:
         for epoch in range(state.epoch, config.epochs):
             if config.stop_after_epochs is not None and epochs_run >= config.stop_after_epochs:
@@ -123,11 +125,12 @@ def _fit(
                 label = f"{description} {epoch + 1}/{config.epochs}"
                 batches = track(batches, label, total=count)
             total = torch.zeros((), device=device)
-            state.step = _run_epoch(
+            state.step, ran = _run_epoch(
                 objective, batches, optimizer, parameters, config, state.step, total_steps,
-                warmup, count, total,
+                warmup, count, total, deadline,
             )  # fmt: skip
-            train_loss = float(distributed.sum_across(total)) / max(1, count)
+            out_of_time = ran < count
+            train_loss = float(distributed.sum_across(total)) / max(1, ran)
             if not math.isfinite(train_loss):
                 raise TrainingError(f"training diverged in epoch {epoch + 1} (loss {train_loss})")
             record: dict[str, Any] = {
@@ -147,6 +150,8 @@ def _fit(
                 record.update({f"val_{k}": v for k, v in validation.items() if _is_number(v)})
                 score, direction = float(validation[metric]), metric
             record["seconds"] = round(time.perf_counter() - epoch_started, 3)
+            if out_of_time:
+                record["batches"] = ran
             objective.describe(record)
             state.epoch = epoch + 1
             if _improved(score, state.best_metric, direction, config.min_delta):
@@ -169,9 +174,12 @@ def _fit(
             if config.patience is not None and state.bad_epochs >= config.patience:
                 stopped_early = True
                 break
+            if deadline is not None and _past(deadline, device):
+                out_of_time = True
+                break
     finally:
         log.close()
-    completed = stopped_early or state.epoch >= config.epochs
+    completed = stopped_early or out_of_time or state.epoch >= config.epochs
     if completed and best_weights is not None:
         objective.load_weights(best_weights)
     validated = any(k.startswith("val_") for r in state.history for k in r)
@@ -183,6 +191,7 @@ def _fit(
         metric=metric if validated else "train_loss",
         stopped_early=stopped_early,
         completed=completed,
+        out_of_time=out_of_time,
         steps=state.step,
     )
 
@@ -198,14 +207,17 @@ def _run_epoch(
     warmup: int,
     batch_count: int,
     total: torch.Tensor,
-) -> int:
+    deadline: float | None = None,
+) -> tuple[int, int]:
     """One pass over the batches: ``config.accumulate`` batches per optimizer step (fewer in
     the epoch's last group), the loss of each added to ``total``. Each batch's loss counts by
     its share of the global batch (1 in a single process); across processes the gradients are
-    summed before the step. Returns the step count."""
+    summed before the step. The pass ends early after the first step past ``deadline`` (a
+    ``time.perf_counter`` value; every process stops at the same step). Returns the step count
+    and how many batches ran."""
     device = objective.device
     summed = distributed.current().distributed
-    pending = group_size = 0
+    pending = group_size = ran = 0
     for index, (batch, share) in enumerate(batches):
         if pending == 0:
             pending = group_size = min(config.accumulate, batch_count - index)
@@ -227,7 +239,16 @@ def _run_epoch(
                 nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()
             step += 1
-    return step
+            if deadline is not None and _past(deadline, device):
+                return step, index + 1
+        ran = index + 1
+    return step, ran
+
+
+def _past(deadline: float, device: torch.device) -> bool:
+    """Whether the clock passed ``deadline`` on any process (all agree, so all stop at once)."""
+    late = torch.tensor(float(time.perf_counter() >= deadline), device=device)
+    return bool(distributed.sum_across(late) > 0)
 
 
 def _adamw(
