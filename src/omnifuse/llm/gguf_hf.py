@@ -124,6 +124,6 @@ def resolve_lm_folder(path: str | Path) -> Path:
     if str(path) in PACKAGED_LMS:
         return packaged_lm_folder(str(path))
     raise ConfigError(
-        f"lm.path: {str(path)!r} is neither a folder with a Hugging Face model nor a packaged "
-        f"LM name {sorted(PACKAGED_LMS)}"
+        f"lm.path: {str(path)!r} is not a folder with a Hugging Face model, nor the name of a "
+        f"packaged LM {sorted(PACKAGED_LMS)}"
     )

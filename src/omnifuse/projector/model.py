@@ -182,10 +182,10 @@ class ProjectorLM(nn.Module):
         for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
             first = start + len(prompt)
             labels[i, first : start + len(text)] = torch.as_tensor(text[len(prompt) :])
-        targets = labels[:, 1:]  # position t predicts t + 1
-        rows, cols = (targets != IGNORE).nonzero(as_tuple=True)
+        shifted = labels[:, 1:]  # position t predicts t + 1
+        rows, cols = (shifted != IGNORE).nonzero(as_tuple=True)
         logits = self.lm.logits_at(embeds, mask, rows, cols)  # (N, V), target positions only
-        return F.cross_entropy(logits.float(), targets[rows, cols])
+        return F.cross_entropy(logits.float(), shifted[rows, cols])
 
     @torch.no_grad()
     def generate(
