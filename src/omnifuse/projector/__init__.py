@@ -7,8 +7,9 @@ The pieces, each in its own module:
 - :class:`Projector` (``linear`` | ``mlp2``), :class:`SoftPrompt` (per-column pooling, optional
   token fusion, projection) and :class:`ProjectorLM` (soft prompt + frozen LM, loss on target
   tokens only, greedy generation) — :mod:`omnifuse.projector.model`;
-- the frozen LMs: the built-in word-level decoder (:mod:`omnifuse.projector.decoder`) or any local
-  Hugging Face causal LM — :mod:`omnifuse.projector.lm`;
+- the frozen LMs: the built-in word-level decoder (:mod:`omnifuse.projector.decoder`), any local
+  Hugging Face causal LM, or a packaged one by name (``gemma-3-270m``, converted from its GGUF
+  on first use: :mod:`omnifuse.llm.gguf_hf`) — :mod:`omnifuse.projector.lm`;
 - run settings (:class:`ProjectorConfig`, YAML) and :func:`train_projector` —
   :mod:`omnifuse.projector.config`, :mod:`omnifuse.projector.train`;
 - the trained model in use: :func:`load_captioner` → ``.caption(images)``,

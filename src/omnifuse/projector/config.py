@@ -7,6 +7,8 @@
     cache: {dir: runs/cache/world-600-s0, batch_size: 32}
     lm:                          # builtin: pretrained here on the dataset's text, then frozen
       kind: builtin              # or  {kind: hf, path: /models/my-causal-lm, dtype: fp32}
+                                 # or  {kind: hf, path: gemma-3-270m} (packaged, see
+                                 #     omnifuse.llm.gguf_hf; the world-caption-gemma recipe)
       size: {dim: 192, layers: 4, heads: 4}
       pretrain: {epochs: 8}
     projector: {kind: mlp2, tokens: {image: 16}, fusion: null}
@@ -50,10 +52,10 @@ def _positive_int(value: Any, where: str) -> int:
 @dataclass
 class LMSpec:
     """The frozen LM: ``builtin`` (pretrained by the run unless ``path`` names a decoder folder)
-    or ``hf`` (a local Hugging Face causal-LM folder). ``size`` and ``pretrain`` set the
-    built-in decoder's :class:`DecoderConfig` and :class:`PretrainConfig`; ``keyword_context``
-    adds each pretraining text after its shuffled words (see
-    :func:`omnifuse.projector.data.keyword_context`)."""
+    or ``hf`` (a local Hugging Face causal-LM folder, or a packaged LM's name: ``gemma-3-270m``).
+    ``size`` and ``pretrain`` set the built-in decoder's :class:`DecoderConfig` and
+    :class:`PretrainConfig`; ``keyword_context`` adds each pretraining text after its shuffled
+    words (see :func:`omnifuse.projector.data.keyword_context`)."""
 
     kind: str = "builtin"
     path: str | None = None
