@@ -127,7 +127,7 @@ def test_notes_name_people_only_when_faces_are_found() -> None:
     assert seen.people == 1
     assert (
         seen.to_prompt()
-        == "objects: cat 90%; people: 1 person (face at the top); labels: tabby 60%"
+        == "objects: cat 90%; people: 1 person (face at the top)"
     )
     unseen = ImagePerception(labels=[("tabby", 0.6)], faces=[])
     assert unseen.people == 0 and "people" not in unseen.to_prompt()

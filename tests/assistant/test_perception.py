@@ -103,7 +103,7 @@ def test_image_labels_name_the_cat(perceiver: Perceiver, chelsea: Image.Image) -
     # The breeds add up to one everyday category, named first.
     assert seen.objects[0][0] == "cat" and seen.objects[0][1] > 0.85
     assert seen.to_prompt().startswith(f"objects: cat {round(100 * seen.objects[0][1])}%; ")
-    assert f"; labels: {seen.labels[0][0]} " in seen.to_prompt()
+    assert "labels:" not in seen.to_prompt()  # folded into the category, kept in .labels
     assert seen.colours is not None and seen.colours.colours[0].name == "brown"
     assert "; colours: brown " in seen.to_prompt()
 
@@ -130,7 +130,7 @@ def test_captioner_output_joins_the_notes(perceiver: Perceiver, chelsea: Image.I
     seen = captioned.see(chelsea)
     assert seen.caption == f"a photo of a {seen.labels[0][0]}"
     assert seen.to_prompt().startswith(f"objects: cat {round(100 * seen.objects[0][1])}%; ")
-    assert f"; caption: a photo of a {seen.labels[0][0]}; labels: " in seen.to_prompt()
+    assert f"; caption: a photo of a {seen.labels[0][0]}; colours: " in seen.to_prompt()
 
 
 def test_speech_is_transcribed(perceiver: Perceiver, spoken_cards: tuple[Path, str]) -> None:

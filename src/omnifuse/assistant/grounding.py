@@ -7,9 +7,12 @@ decoded:
 
 - the model said it cannot tell → the assistant abstains;
 - a colour, a count or an open answer must be found in the notes (an open answer by at least
-  one of its content words, or by a broader word for one — "coffee" for a noted espresso, from
-  WordNet); yes/no and "A or B" answers need only some note about the inputs; the notes'
-  percentages and scores are not findings, so "13" is not supported by "envelope 13%";
+  one of its content words that the question did not already say, or by a broader word for one
+  — "coffee" for a noted espresso, from WordNet); the notes' percentages and scores are not
+  findings, so "13" is not supported by "envelope 13%";
+- "is there X?" needs X (or a word above a noted thing: "animal" for a noted cat) in the notes,
+  whether the reply is yes or no — no note of a dog is not proof that there is none; other
+  yes/no and "A or B" answers need only some note about the inputs;
 - at ``strict``, the things the question names must be in the notes too ("what colour is the
   dog?" abstains when no note mentions a dog).
 
@@ -82,10 +85,26 @@ def is_grounded(
     if strictness == "strict" and not content_words(_subject(question)) <= known:
         return False
     kind = question_kind(question)
-    if kind in ("yes-no", "choice"):
+    if kind == "choice":
         return True
-    said = content_words(answer)
+    if kind == "yes-no":
+        asked = _existence_subject(question)
+        return asked is None or bool(content_words(asked) & noted_words(notes, depth=12))
+    said = content_words(answer) - content_words(question)
     return bool(said) and bool(said & known)
+
+
+_EXISTS = re.compile(
+    r"^(?:is there|are there|can you see|do you see|does (?:it|the \w+) (?:show|have|contain))"
+    r"\s+(?:an? |any |the |some )?(.+?)\W*$",
+    re.I,
+)
+
+
+def _existence_subject(question: str) -> str | None:
+    """What a "is there X?" question asks about (None for other yes/no questions)."""
+    match = _EXISTS.match(question.strip())
+    return match.group(1) if match else None
 
 
 _FIGURES = re.compile(r"\d+(?:\.\d+)?\s*%|\(\d*\.\d+\)|confidence \d+ %|\d+\.\d+")
@@ -99,16 +118,17 @@ NOTE_WORDS = frozenset(
 """Words of the notes' own layout ("labels:", "nearest indexed items"), not findings."""
 
 
-def noted_words(notes: str) -> set[str]:
+def noted_words(notes: str, depth: int = 3) -> set[str]:
     """The content words of the notes without their layout words and figures (percentages,
-    scores), with the broader words WordNet knows for each (a few hypernym steps up its most
-    common sense)."""
+    scores), with the broader words WordNet knows for each (up to ``depth`` hypernym steps up
+    its most common sense)."""
     words = content_words(_FIGURES.sub(" ", notes)) - NOTE_WORDS
-    return words | {broad for word in words if not word.isdigit() for broad in _broader(word)}
+    broad = {b for word in words if not word.isdigit() for b in _broader(word, depth)}
+    return words | broad
 
 
 @functools.cache
-def _broader(word: str) -> frozenset[str]:
+def _broader(word: str, depth: int) -> frozenset[str]:
     from omnifuse.assistant.wordnet import WordNetNouns
     from omnifuse.errors import MissingDependencyError
 
@@ -116,7 +136,7 @@ def _broader(word: str) -> frozenset[str]:
         nouns = _wordnet(WordNetNouns)
     except MissingDependencyError:  # without WordNet, words count only as they are
         return frozenset()
-    return frozenset(_stem(w) for term in nouns.broader(word) for w in term.split())
+    return frozenset(_stem(w) for term in nouns.broader(word, depth) for w in term.split())
 
 
 @functools.cache

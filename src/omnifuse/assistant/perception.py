@@ -89,6 +89,9 @@ class ImagePerception:
         return None if self.faces is None else len(self.faces)
 
     def to_prompt(self) -> str:
+        """The notes of this image. The fine ImageNet labels are left out when they fold into
+        an everyday category: a small LM shown "cat 93%; labels: tiger cat 38%" answers "a
+        tiger". They stay in :attr:`labels` (and ``ask --json``)."""
         parts = []
         if self.objects:
             parts.append(f"objects: {format_labels(self.objects)}")
@@ -96,7 +99,7 @@ class ImagePerception:
             parts.append(f"people: {describe_faces(self.faces)}")
         if self.caption:
             parts.append(f"caption: {self.caption}")
-        if self.labels:
+        if self.labels and not self.objects:
             parts.append(f"labels: {format_labels(self.labels)}")
         if self.colours is not None and (self.colours.colours or self.colours.background):
             parts.append(f"colours: {self.colours.to_prompt()}")

@@ -3,11 +3,14 @@
 The default model (Gemma-3-270M, a base model) follows examples better than instructions, so
 the conversation opens with a few worked question/answer turns in the same ``Notes:``/
 ``Question:`` form as the real one, all with short answers, two of them declining to answer what
-the notes do not say. The examples' findings (a tabby, a bus, "ROUTE 9") are of things the real
-notes rarely hold, and :mod:`omnifuse.assistant.grounding` refuses a reply the real notes do not
-support, so an example's answer cannot pass for one. Replies are cut to their first line,
-and for questions with a closed answer set (yes/no, a count, a colour, "A or B") the answer is
-reduced to that word; the raw reply is kept alongside.
+the notes do not say. The examples ask different questions and answer each from its own notes,
+so the model learns to copy from the notes rather than from the examples (with one "What animal
+is this?" → "A dog." example it answered "a dog" about a cat photo); their findings (a horse, a
+bus, "ROUTE 9") are of things the real notes rarely hold, and
+:mod:`omnifuse.assistant.grounding` refuses a reply the real notes do not support, so an
+example's answer cannot pass for one. Replies are cut to their first line, and for questions
+with a closed answer set (yes/no, a count, a colour, "A or B") the answer is reduced to that
+word; the raw reply is kept alongside.
 """
 
 from __future__ import annotations
@@ -27,11 +30,8 @@ SYSTEM_PROMPT = (
 NO_NOTES = "none"
 
 FEW_SHOT: tuple[tuple[str, str, str], ...] = (
-    (
-        "Image: objects: dog 90%; labels: golden retriever 81%, Labrador retriever 9%",
-        "What animal is this?",
-        "A dog.",
-    ),
+    ("Image: objects: bicycle 88%", "What is shown?", "A bicycle."),
+    ("Image: objects: horse 91%", "What animal is this?", "A horse."),
     (
         "Image: colours: green at the left (10 %), orange at the right (7 %)\n"
         "model:shapes-vqa: orange (confidence 88 %; test accuracy 0.71)",
@@ -44,9 +44,13 @@ FEW_SHOT: tuple[tuple[str, str, str], ...] = (
         "how many triangles are there?",
         "2",
     ),
-    ("Image: objects: cat 92%; labels: tabby 60%", "What is the cat's name?", "I can't tell."),
+    ("Image: objects: cat 92%; colours: grey all over", "What is the cat's name?", "I can't tell."),
+    (
+        "Image: objects: umbrella 80%; colours: blue at the top (40%)",
+        "what is the weather like?",
+        "I can't tell.",
+    ),
     ('Image: objects: bus 70%; text in image: "ROUTE 9"', "What does the sign say?", "ROUTE 9"),
-    ("Image: caption: a large pink circle", "what is the weather like?", "I can't tell."),
     ('Speech: "the meeting moved to friday"', "When is the meeting?", "Friday."),
 )
 """(notes, question, answer) examples shown before the real question."""

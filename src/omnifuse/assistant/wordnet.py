@@ -152,12 +152,14 @@ class WordNetNouns:
 
     def broader(self, lemma: str, depth: int = 3) -> set[str]:
         """The lemmas of the synsets up to ``depth`` hypernym steps above the most common sense
-        of ``lemma`` (``espresso`` → coffee, java, beverage, ...), lower-cased."""
+        of ``lemma`` (``espresso`` → coffee, java, beverage, ...), lower-cased, leaving out the
+        categories of :data:`TOO_GENERAL` (entity, object, organism, ...)."""
         found: set[str] = set()
         level = set(self.offsets_of(lemma)[:1])
         for _ in range(depth):
             level = {parent for offset in level for parent in self.synset(offset).hypernyms}
-            found |= {name.lower() for offset in level for name in self.synset(offset).lemmas}
+            named = [offset for offset in level if f"n{offset:08d}" not in TOO_GENERAL]
+            found |= {name.lower() for offset in named for name in self.synset(offset).lemmas}
         return found
 
     def ancestors(self, offset: int) -> set[int]:
