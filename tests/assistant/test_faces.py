@@ -125,10 +125,7 @@ def test_notes_name_people_only_when_faces_are_found() -> None:
     face = Face(0.35, 0.1, 0.2, 0.2, 17)
     seen = ImagePerception(objects=[("cat", 0.9)], labels=[("tabby", 0.6)], faces=[face])
     assert seen.people == 1
-    assert (
-        seen.to_prompt()
-        == "objects: cat 90%; people: 1 person (face at the top)"
-    )
+    assert seen.to_prompt() == "objects: cat 90%; people: 1 person (face at the top)"
     unseen = ImagePerception(labels=[("tabby", 0.6)], faces=[])
     assert unseen.people == 0 and "people" not in unseen.to_prompt()
     assert ImagePerception().people is None and describe_faces([]) == ""

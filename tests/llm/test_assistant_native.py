@@ -56,7 +56,9 @@ RED = Image.new("RGB", (40, 40), (220, 20, 20))
 
 
 def test_a_vision_backend_gets_the_image_and_the_notes(tiny_vlm: Path) -> None:
-    helper, recorded = assistant(create_llm("hf-vision", model=tiny_vlm, max_context=1024), grounding="off")
+    helper, recorded = assistant(
+        create_llm("hf-vision", model=tiny_vlm, max_context=1024), grounding="off"
+    )
     answer = helper.ask("what is in the picture?", image=RED)
     question = recorded.sent[-1][-1]
     assert question.role == "user" and len(question.images) == 1
@@ -69,7 +71,9 @@ def test_a_vision_backend_gets_the_image_and_the_notes(tiny_vlm: Path) -> None:
 
 
 def test_notes_can_be_left_out_when_the_backend_sees(tiny_vlm: Path) -> None:
-    helper, recorded = assistant(create_llm("hf-vision", model=tiny_vlm, max_context=1024), notes=False)
+    helper, recorded = assistant(
+        create_llm("hf-vision", model=tiny_vlm, max_context=1024), notes=False
+    )
     helper.ask("what is in the picture?", image=RED)
     question = recorded.sent[-1][-1]
     assert question.images and "red thing" not in question.content
