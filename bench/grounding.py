@@ -15,9 +15,10 @@ classifier of ``bench/vqa_routes.py`` as a tool when its folder exists; the one 
 judged at every strictness (``off``, ``normal``, ``strict``) exactly as the assistant would,
 so the columns differ only by the grounding rule. "abstains" counts answers that say the
 assistant cannot tell; "right" counts answers holding an accepted word. The "no tools" rows ask
-the same questions without the classifier. World questions are spoken (the dataset's recordings;
-the unanswerable ones by espeak-ng), as the classifier hears its questions; photo questions are
-typed.
+the same questions without the classifier. The answerable world questions are spoken (the
+dataset's recordings), as the classifier hears its questions; the unanswerable ones and the photo
+questions are typed, so the classifier, which only hears, is not asked them (a spoken nonsense
+question would reach it, and it would answer; see the note in ``assistant/tools.py``).
 
     python bench/grounding.py                      # after bench/vqa_routes.py; about 10 minutes
     python bench/grounding.py --world-questions 20
@@ -49,7 +50,7 @@ class Question:
     question: str
     accepted: tuple[str, ...] = ()  # empty: unanswerable
     source: str = "world"
-    audio: str | None = None  # the spoken question's file; world questions are spoken
+    audio: str | None = None  # the spoken question's file (answerable world questions)
 
     @property
     def answerable(self) -> bool:
@@ -141,7 +142,7 @@ def questions(world: Path, photos: dict[str, Path], count: int) -> list[Question
         image = images[i % len(images)]
         thing = scenes[image]["scene"]["objects"][0]
         text = template.format(shape=thing["shape"], colour=thing["colour"])
-        found.append(Question(str(world / image), text, (), "world", "speak"))
+        found.append(Question(str(world / image), text, (), "world"))
     for name, asked in PHOTO_QUESTIONS.items():
         for text, accepted in asked:
             found.append(Question(str(photos[name]), text, accepted, source="photo"))
@@ -161,12 +162,6 @@ def ask_all(items: Sequence[Question], classifier: Path | None) -> list[dict[str
     from omnifuse.assistant.tools import TaskModelTool, Toolbox
     from omnifuse.io.image import load_image
     from omnifuse.llm import create_llm
-    from omnifuse.speech.tts import SAMPLE_RATE, Voice, synthesize
-
-    voice = Voice(name="en-us", rate=170)
-
-    def speak(text: str) -> Any:
-        return synthesize(text, voice)
 
     tools = Toolbox([TaskModelTool(classifier, name="world-vqa")] if classifier else [])
     assistant = Assistant(llm=create_llm("llama-cpp"), toolbox=tools, grounding="off")
@@ -180,8 +175,7 @@ def ask_all(items: Sequence[Question], classifier: Path | None) -> list[dict[str
         if item.audio is None:
             answer = assistant.ask(item.question, context=context, attached=attached)
         else:
-            spoken = item.audio if item.audio != "speak" else (speak(item.question), SAMPLE_RATE)
-            answer = assistant.ask(audio=spoken, context=context, attached=attached)
+            answer = assistant.ask(audio=item.audio, context=context, attached=attached)
         result: dict[str, Any] = {"item": item, "raw": answer.raw, "notes": answer.notes}
         for strictness in STRICTNESS:
             text, _ = decide(
