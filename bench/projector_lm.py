@@ -107,13 +107,20 @@ def main() -> None:
     parser.add_argument("--gemma", type=Path, default=Path("runs/bench-gemma"))
     parser.add_argument("--builtin", type=Path, default=Path("runs/bench-vqa"))
     parser.add_argument("--only", choices=("caption", "vqa"), default=None)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (a shared 2-core CPU: 1)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     data = [f"data.dir={args.data_dir}", f"cache.dir={args.cache}"]
     started = time.perf_counter()
     builtin_captioner = trained_projector(
         recipe("world-caption"), args.builtin / "world-caption", data, False
     )
-    print(f"world, test split; python {platform.python_version()}, torch {torch.__version__}")
+    print(
+        f"world, test split; python {platform.python_version()}, torch {torch.__version__}, "
+        f"{args.threads} thread(s)"
+    )
     if args.only in (None, "caption"):
         gemma = trained_projector(
             recipe("world-caption-gemma"), args.gemma / "world-caption", data, False
