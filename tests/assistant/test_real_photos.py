@@ -80,6 +80,8 @@ def test_the_notes_hold_what_the_answers_need(seen: Seen) -> None:
     [
         ("coffee", "What is in the cup?", ("coffee", "espresso")),
         ("coffee", "What is this?", ("coffee", "espresso", "cup")),
+        ("chelsea", "What animal is this?", ("cat",)),
+        ("chelsea", "What kind of animal is shown?", ("cat",)),
     ],
 )
 def test_what_is_shown(
@@ -128,6 +130,9 @@ def words(text: str) -> list[str]:
         ("chelsea", "How old is the cat?"),
         ("astronaut", "What is her name?"),
         ("coffee", "Who made the coffee?"),
+        ("chelsea", "Is there a person in this photo?"),  # no face was seen
+        ("coffee", "Is there a cat?"),
+        ("chelsea", "What is the cat sitting on?"),
     ],
 )
 def test_what_no_note_says_is_not_answered(

@@ -27,6 +27,7 @@ import re
 from typing import Any, Literal
 
 from omnifuse.assistant.prompts import (
+    COLOURS,
     NUMBER_WORDS,
     first_line,
     question_kind,
@@ -123,7 +124,8 @@ def noted_words(notes: str, depth: int = 3) -> set[str]:
     scores), with the broader words WordNet knows for each (up to ``depth`` hypernym steps up
     its most common sense)."""
     words = content_words(_FIGURES.sub(" ", notes)) - NOTE_WORDS
-    broad = {b for word in words if not word.isdigit() for b in _broader(word, depth)}
+    things = {w for w in words if not w.isdigit() and w not in COLOURS}  # "grey" is a writer too
+    broad = {b for word in things for b in _broader(word, depth)}
     return words | broad
 
 
