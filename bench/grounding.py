@@ -195,7 +195,10 @@ def summary_rows(name: str, results: Sequence[dict[str, Any]]) -> list[list[str]
         cells = [name, source, str(len(unanswerable)), str(len(answerable))]
         for strictness in STRICTNESS:
             abstained = sum(r[strictness][1] for r in unanswerable) / max(1, len(unanswerable))
-            correct = sum(right(r[strictness][0], r["item"].accepted) for r in answerable)
+            correct = sum(
+                not r[strictness][1] and right(r[strictness][0], r["item"].accepted)
+                for r in answerable
+            )  # an abstention is never right, though it repeats notes that may hold the answer
             refused = sum(r[strictness][1] for r in answerable)
             cells += [
                 f"{abstained:.2f}",
