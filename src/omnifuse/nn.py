@@ -10,7 +10,8 @@ maxima and softmaxes exclude it, and a row with nothing real pools to zeros.
   length), :func:`downsample_tokens` (at most ``limit`` runs, the same for the whole batch),
   :func:`pool_in_runs` (``count`` runs per sample, set by the sample's own length);
 - learned-query attention pooling: :func:`attention_pool` and :class:`AttentionPool`;
-- :func:`mlp`: the two-layer perceptron that fusions, heads and projectors put on top.
+- :func:`mlp`: the two-layer perceptron that fusions, heads and projectors put on top;
+- :class:`ConvBlock`: a masked 1-D convolution over time, for the CNN encoders of audio and series.
 """
 
 from __future__ import annotations
@@ -139,3 +140,22 @@ def mlp(
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(hidden, out_dim))
     return nn.Sequential(*layers)
+
+
+class ConvBlock(nn.Module):
+    """Conv1d over time, LayerNorm over channels, GELU, dropout; padding frames set to zero."""
+
+    def __init__(self, channels_in: int, channels_out: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv1d(channels_in, channels_out, kernel_size=3, stride=stride, padding=1)
+        self.norm = nn.LayerNorm(channels_out)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C_in, T), (B, T) → (B, C_out, T'), (B, T') with T' = ceil(T / stride)."""
+        h = self.conv(x)  # (B, C_out, T')
+        h = self.dropout(nn.functional.gelu(self.norm(h.transpose(1, 2)))).transpose(1, 2)
+        lengths = torch.div(mask.sum(dim=1) + self.stride - 1, self.stride, rounding_mode="floor")
+        mask = torch.arange(h.shape[-1], device=h.device)[None, :] < lengths[:, None]
+        return h * mask.unsqueeze(1).to(h.dtype), mask

@@ -42,6 +42,21 @@ def _image(size: tuple[int, int], seed: int) -> Image.Image:
 
 
 TEXTS = ["a red circle", "two blue squares are left of a large green triangle on the grass"]
+SERIES = [
+    np.random.default_rng(0).normal(size=(9, 3)),
+    {"values": np.random.default_rng(1).normal(size=(50, 3)).tolist(), "rate": 20.0},
+    [[0.5, -1.0, 2.0]] * 4,
+]
+RECORDS = [
+    {"age": 41, "bmi": "22.5", "smoker": "no"},
+    {"age": None, "bmi": 31.0, "smoker": "yes"},
+    {"age": 67, "bmi": float("nan"), "smoker": "never heard of"},
+]
+TABLE = {
+    "numeric": ["age", "bmi"],
+    "categorical": ["smoker"],
+    "categories": {"smoker": ["no", "yes"]},
+}
 IMAGES = [_image((40, 30), 0), _image((64, 64), 1), _image((20, 50), 2)]
 AUDIO = [_tone(0.5, 440.0), _wav_bytes(3.3, 220.0)]
 
@@ -98,15 +113,30 @@ CASES: dict[str, Case] = {
     "hf-audio": (lambda m: {"model": str(m["audio"]), "trainable": True}, "audio"),
     "speaker": (lambda m: {}, "audio"),
     "logmel-cnn": (lambda m: {"dim": 32}, "audio"),
+    "vader": (lambda m: {}, "text"),
+    "prosody": (lambda m: {}, "audio"),
     "video": (
         lambda m: {"image": "cnn-image", "audio": "logmel-cnn", "temporal_pool": "attention"},
         "video",
     ),
+    "series-cnn": (lambda m: {"channels": 3, "rate": 10.0, "dim": 32}, "series"),
+    "series-transformer": (
+        lambda m: {"channels": 3, "rate": 10.0, "dim": 32, "layers": 1, "heads": 2, "patch": 2},
+        "series",
+    ),
+    "tabular": (lambda m: {**TABLE, "dim": 32, "layers": 1, "heads": 2}, "tabular"),
 }
 
 
 def _inputs(modality: str, clips: list[str]) -> list[Any]:
-    return {"text": TEXTS, "image": IMAGES, "audio": AUDIO, "video": clips}[modality]
+    return {
+        "text": TEXTS,
+        "image": IMAGES,
+        "audio": AUDIO,
+        "video": clips,
+        "series": SERIES,
+        "tabular": RECORDS,
+    }[modality]
 
 
 def test_every_registered_encoder_has_a_case() -> None:

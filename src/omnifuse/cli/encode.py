@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -88,7 +88,7 @@ def encode(
     from omnifuse.engines import create_engine
 
     mapping = parse_encoders(encoders)
-    config = parse_encoder_config(encoder_config or [], mapping)
+    config = fitted_config(manifest, mapping, parse_encoder_config(encoder_config or [], mapping))
     runner = create_engine(engine, address=address, workers=workers)
     try:
         report = encode_manifest(
@@ -119,3 +119,18 @@ def encode(
         f"({report.items_per_second:.1f} items/s) → {out}",
         soft_wrap=True,
     )
+
+
+def fitted_config(
+    manifest: Path, mapping: dict[str, str], config: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Each column's encoder options plus what its encoder fits on the manifest's training split
+    (a tabular column's fields, series statistics), as training and the sweep do."""
+    from omnifuse.data.manifest import load_manifest
+    from omnifuse.data.prepare import fit_encoders
+
+    loaded = load_manifest(manifest)
+    split = "train" if loaded.schema.split is not None else None
+    specs = {c: {"name": name, **config.get(c, {})} for c, name in mapping.items()}
+    fitted = fit_encoders(loaded, specs, split=split)
+    return {c: {k: v for k, v in entry.items() if k != "name"} for c, entry in fitted.items()}

@@ -141,11 +141,16 @@ def validate_row(
     issues: list[ManifestIssue] = []
     present = 0
     for column, kind in schema.modalities.items():
-        value = row.get(column)
+        value = table_record(row, column, schema) if kind == "tabular" else row.get(column)
         if value is None or value == "":
             continue  # a missing modality is allowed; the sample just lacks it
         present += 1
-        problem = _check_modality_value(value, kind, root, decode=decode, check_files=check_files)
+        if kind == "tabular":
+            problem = _record_problem(value, column, schema)
+        else:
+            problem = _check_modality_value(
+                value, kind, root, decode=decode, check_files=check_files
+            )
         if problem:
             issues.append(ManifestIssue(line, column, problem))
     if schema.modalities and present == 0:
@@ -165,9 +170,35 @@ def validate_row(
     return issues
 
 
+def table_record(row: dict[str, Any], column: str, schema: ManifestSchema) -> Any:
+    """The record of tabular modality ``column``: an inline mapping under the column's own name,
+    else its declared fields gathered from the row (absent fields stay absent, so checking names
+    them); None when every field is missing, as for any absent modality."""
+    if column in row and row[column] not in (None, ""):
+        return row[column]
+    fields = schema.table_columns(column)
+    record = {f: row[f] for f in fields if f in row}
+    if all(record.get(f) in (None, "") for f in fields):
+        return None
+    return record
+
+
+def _record_problem(value: Any, column: str, schema: ManifestSchema) -> str | None:
+    from omnifuse.io.table import load_record
+
+    table = schema.tables[column]
+    try:
+        load_record(value, table.get("numeric", []), table.get("categorical", []))
+    except InputError as err:
+        return f"{type(err).__name__}: {err.reason}"
+    return None
+
+
 def _check_modality_value(
     value: Any, kind: str, root: Path, *, decode: bool, check_files: bool = True
 ) -> str | None:
+    if kind == "series" and isinstance(value, (list, dict)):
+        return _decode_problem(kind, value) if decode else None
     if not isinstance(value, str):
         expected = "a string" if kind == "text" else "a path string"
         return f"expected {expected}, got {type(value).__name__}"
@@ -183,7 +214,7 @@ def _check_modality_value(
     return _decode_problem(kind, file) if decode else None
 
 
-def _decode_problem(kind: str, value: str | Path) -> str | None:
+def _decode_problem(kind: str, value: Any) -> str | None:
     try:
         _loader(kind)(value)
     except InputError as err:
@@ -199,6 +230,7 @@ def _loader(kind: str) -> Callable[[Any], Any]:
         "image": io.load_image,
         "audio": io.load_audio,
         "video": io.load_video,
+        "series": io.load_series,
     }
     return loaders[kind]
 
@@ -212,8 +244,10 @@ def resolve_media_path(value: str, root: Path) -> Path:
 def _resolve_paths(row: dict[str, Any], schema: ManifestSchema, root: Path) -> dict[str, Any]:
     sample = dict(row)
     for column, kind in schema.modalities.items():
+        if kind == "tabular":
+            sample[column] = table_record(row, column, schema)
         value = sample.get(column)
-        if kind != "text" and isinstance(value, str) and value:
+        if kind not in ("text", "tabular") and isinstance(value, str) and value:
             sample[column] = str(resolve_media_path(value, root))
         elif value in (None, ""):
             sample.pop(column, None)

@@ -17,6 +17,7 @@ from omnifuse.config.sections import CacheSection, DataSection
 from omnifuse.data.builders import available as available_datasets
 from omnifuse.data.builders import datasets as dataset_builders
 from omnifuse.data.cache import EncodeReport, encode_manifest
+from omnifuse.data.manifest import Manifest
 from omnifuse.data.schema import DatasetInfo
 from omnifuse.errors import ConfigError
 
@@ -55,6 +56,42 @@ def prepare_manifest(data: DataSection, root: Path) -> Path:
     if key not in info.manifests:
         raise ConfigError(f"data.manifest: {data.dataset} has manifests {sorted(info.manifests)}")
     return folder / info.manifests[key]
+
+
+def fit_encoders(
+    manifest: Manifest,
+    encoders: Mapping[str, Mapping[str, Any]],
+    *,
+    split: str | None = "train",
+) -> dict[str, dict[str, Any]]:
+    """Every column's encoder entry completed by what its encoder learns from the training data.
+
+    A tabular column's entry gets its fields (``numeric``, ``categorical``) from the manifest
+    schema's ``tables``; then the encoder's :meth:`~omnifuse.encoders.Encoder.fit_options`
+    (normalisation statistics, category lists) read the ``split`` samples (all samples when the
+    manifest has no split column). Options already in an entry are kept as given, so a saved
+    model's config rebuilds the same encoder and a cache keeps its fingerprint.
+    """
+    from omnifuse.encoders import encoders as registry
+    from omnifuse.encoders import list_encoders
+
+    list_encoders()  # imports the built-in encoders
+    samples = manifest.split(split) if split is not None else manifest.samples
+    fitted: dict[str, dict[str, Any]] = {}
+    for column, spec in encoders.items():
+        entry = dict(spec)
+        table = manifest.schema.tables.get(column)
+        if table is not None:
+            for role in ("numeric", "categorical"):
+                entry.setdefault(role, list(table.get(role, [])))
+        factory = registry.get(str(entry["name"]))
+        fit = getattr(factory, "fit_options", None)
+        if fit is not None:
+            raws = [s[column] for s in samples if column in s]
+            learned = fit(raws, encoder_options(entry))
+            entry = {**learned, **entry}
+        fitted[column] = entry
+    return fitted
 
 
 def encode_columns(

@@ -16,29 +16,10 @@ from omnifuse.encoders.base import Encoder, encoders
 from omnifuse.encoders.logmel import SAMPLE_RATE, log_mel
 from omnifuse.errors import ConfigError
 from omnifuse.io import DecodeLimits, load_audio
-from omnifuse.nn import masked_mean
+from omnifuse.nn import ConvBlock, masked_mean
 from omnifuse.types import Encoded
 
 STRIDES = (1, 2, 2)
-
-
-class ConvBlock(nn.Module):
-    """Conv1d over time, LayerNorm over channels, GELU, dropout; padding frames set to zero."""
-
-    def __init__(self, channels_in: int, channels_out: int, stride: int, dropout: float) -> None:
-        super().__init__()
-        self.stride = stride
-        self.conv = nn.Conv1d(channels_in, channels_out, kernel_size=3, stride=stride, padding=1)
-        self.norm = nn.LayerNorm(channels_out)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C_in, T), (B, T) → (B, C_out, T'), (B, T') with T' = ceil(T / stride)."""
-        h = self.conv(x)  # (B, C_out, T')
-        h = self.dropout(nn.functional.gelu(self.norm(h.transpose(1, 2)))).transpose(1, 2)
-        lengths = torch.div(mask.sum(dim=1) + self.stride - 1, self.stride, rounding_mode="floor")
-        mask = torch.arange(h.shape[-1], device=h.device)[None, :] < lengths[:, None]
-        return h * mask.unsqueeze(1).to(h.dtype), mask
 
 
 @encoders.register("logmel-cnn")

@@ -8,7 +8,7 @@ lets a server batch requests that were decoded one by one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -84,6 +84,13 @@ class Encoder(nn.Module):
         self.compute_dtype = resolve_dtype(dtype)
         self.dim = 0
 
+    @classmethod
+    def fit_options(cls, raws: Sequence[Any], options: Mapping[str, Any]) -> dict[str, Any]:
+        """Options learned from training inputs (normalisation statistics, category lists) that
+        the data path merges into the encoder's config before building it, so they are saved
+        with a model and a cache fingerprint like any option. None by default."""
+        return {}
+
     def preprocess(self, raw: Any) -> Any:
         """One raw input → model inputs on the CPU. Raises :class:`InputError` on bad input."""
         raise NotImplementedError
@@ -146,5 +153,9 @@ encoders: Registry[Encoder] = Registry(
         "omnifuse.encoders.audio",
         "omnifuse.encoders.audio_trainable",
         "omnifuse.encoders.video",
+        "omnifuse.encoders.sentiment",
+        "omnifuse.encoders.prosody",
+        "omnifuse.encoders.series",
+        "omnifuse.encoders.tabular",
     ),
 )

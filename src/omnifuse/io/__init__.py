@@ -9,18 +9,25 @@ content rather than by file name, and turns every failure into a typed
 from omnifuse.io.audio import load_audio
 from omnifuse.io.image import load_image
 from omnifuse.io.limits import DEFAULT_LIMITS, DecodeLimits
+from omnifuse.io.series import Series, load_series, resample_series
 from omnifuse.io.sniff import sniff_format
+from omnifuse.io.table import Record, load_record
 from omnifuse.io.text import load_text, normalize_text
 from omnifuse.io.video import VideoClip, load_video
 
 __all__ = [
     "DEFAULT_LIMITS",
     "DecodeLimits",
+    "Record",
+    "Series",
     "VideoClip",
     "load_audio",
     "load_image",
+    "load_record",
+    "load_series",
     "load_text",
     "load_video",
     "normalize_text",
+    "resample_series",
     "sniff_format",
 ]

@@ -18,7 +18,8 @@ class DecodeLimits:
     """Upper bounds on what a loader accepts; exceeding one raises ``InputTooLargeError``.
 
     ``max_text_chars`` applies to the decoded text before normalisation, so the cost of
-    normalising is bounded too.
+    normalising is bounded too. ``max_series_steps`` bounds a series' length before and after
+    resampling (so a tiny file at an absurd rate cannot expand into gigabytes).
     """
 
     max_bytes: int = 200 * MB
@@ -26,6 +27,8 @@ class DecodeLimits:
     max_audio_seconds: float = 600.0
     max_video_seconds: float = 600.0
     max_text_chars: int = 1_000_000
+    max_series_steps: int = 1_000_000
+    max_series_channels: int = 1024
 
     def __post_init__(self) -> None:
         for field in fields(self):

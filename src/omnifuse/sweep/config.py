@@ -29,6 +29,8 @@ MODALITY_ENCODERS: dict[str, dict[str, Any]] = {
     "audio": {"name": "whisper-tiny-en", "pad_to_30s": False},
     "text": {"name": "minilm"},
     "video": {"name": "video"},
+    "series": {"name": "series-cnn"},
+    "tabular": {"name": "tabular"},
 }
 """The encoder a sweep gives a column of each kind unless told otherwise (built-in datasets and
 user manifests alike); an ``--encoder COLUMN=NAME`` with the same name keeps these options."""

@@ -9,7 +9,7 @@ from typing import Any
 from omnifuse.config import CacheSection
 from omnifuse.data.cache import CachedFeatureDataset, CachedSample, EncodeReport, FeatureCache
 from omnifuse.data.manifest import Manifest, load_manifest
-from omnifuse.data.prepare import build_or_reuse, encode_columns
+from omnifuse.data.prepare import build_or_reuse, encode_columns, fit_encoders
 from omnifuse.errors import ConfigError
 from omnifuse.sweep.config import SweepConfig
 
@@ -71,12 +71,19 @@ def build_and_encode(config: SweepConfig) -> tuple[dict[str, float], EncodeRepor
         timings["build_s"] = time.perf_counter() - started
     elif not manifest_path.is_file():
         raise ConfigError(f"manifest {manifest_path} not found")
-    encoders = config.encoder_specs()
     started = time.perf_counter()
+    encoders = fitted_encoders(config, load_manifest(manifest_path))
     cache = CacheSection(batch_size=config.encode_batch_size, seed=config.seed)
-    report = encode_columns(manifest_path, {c: encoders[c] for c in spec.columns}, cache, cache_dir)
+    report = encode_columns(manifest_path, encoders, cache, cache_dir)
     timings["encode_s"] = time.perf_counter() - started
     return timings, report
+
+
+def fitted_encoders(config: SweepConfig, manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """The encoder entry of every swept column with the options its encoder fits on the
+    training split (statistics, category lists); the same for the encoding and every model."""
+    specs = config.encoder_specs()
+    return fit_encoders(manifest, {c: specs[c] for c in config.spec.columns})
 
 
 def load_prepared(
@@ -109,5 +116,5 @@ def load_prepared(
             )
     timings["load_s"] = time.perf_counter() - started
     dims = dict(train.dims)
-    encoders = config.encoder_specs()
+    encoders = fitted_encoders(config, manifest)
     return PreparedData(manifest, splits, pooled, classes, dims, encoders, timings, report)

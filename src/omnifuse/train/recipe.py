@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from omnifuse.config import CacheSection
 from omnifuse.data.manifest import Manifest, load_manifest
-from omnifuse.data.prepare import default_cache_dir, encode_columns, prepare_manifest
+from omnifuse.data.prepare import (
+    default_cache_dir,
+    encode_columns,
+    fit_encoders,
+    prepare_manifest,
+)
 from omnifuse.errors import ConfigError
 from omnifuse.models.config import ModelConfig
 from omnifuse.models.encoders import build_encoder
@@ -48,6 +53,10 @@ def run(config: RunConfig) -> RunOutcome:
         manifest_path = prepare_data(config)
         manifest = load_manifest(manifest_path)
         _check_columns(config, manifest)
+        train_split = config.data.splits.get("train", "train")
+        config = replace(
+            config, encoders=fit_encoders(manifest, config.encoders, split=train_split)
+        )
         classes = config.model.classes or infer_classes(config.model.task, manifest, config.target)
         if config.cache is None:
             model, sets = _end_to_end(config, manifest, classes)

@@ -244,7 +244,11 @@ def _plan_column(
             skipped.append(SkippedItem(name, column, type(err).__name__, str(err)))
             report.skipped += 1
             continue
-        if sources is not None and (record := sources.record(raw, key)) is not None:
+        if (
+            sources is not None
+            and isinstance(raw, str)
+            and (record := sources.record(raw, key)) is not None
+        ):
             plan.sources[raw] = record
         if key not in plan.samples_of:
             plan.samples_of[key] = []

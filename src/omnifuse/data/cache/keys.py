@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from omnifuse.encoders.base import DTYPES, Encoder, encoders
-from omnifuse.errors import InputNotFoundError
+from omnifuse.errors import InputNotFoundError, InvalidValueError
 
 _READ_CHUNK = 1 << 20
 
@@ -43,8 +43,23 @@ def file_key(path: str | Path, *, modality: str | None = None) -> str:
 
 
 def content_key(raw: Any, kind: str) -> str:
-    """Key of a manifest value: text columns hold the text, other columns a file path."""
-    return text_key(raw) if kind == "text" else file_key(raw, modality=kind)
+    """Key of a manifest value: text columns hold the text, media columns a file path, and
+    inline values (a series' numbers, a table record) are keyed by their canonical JSON."""
+    if kind == "text":
+        return text_key(raw)
+    if isinstance(raw, str):
+        return file_key(raw, modality=kind)
+    return inline_key(raw, kind)
+
+
+def inline_key(raw: Any, kind: str) -> str:
+    """Key of a value held inside the manifest: the SHA-256 of ``kind`` and its sorted JSON, so
+    equal records share features and a record never collides with a file of the same bytes."""
+    try:
+        canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError) as err:
+        raise InvalidValueError(f"cannot key this value: {err}", modality=kind) from None
+    return hashlib.sha256(f"{kind}\n{canonical}".encode()).hexdigest()
 
 
 def state_hash(module: torch.nn.Module) -> str:
