@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 import soundfile as sf
@@ -34,20 +35,24 @@ FLITE_VOICES = ("slt", "rms", "awb", "kal")
 
 @dataclass(frozen=True)
 class Voice:
-    """A TTS voice: the engine, its voice name, speaking rate (words/min) and pitch (0-99).
+    """A TTS voice: the engine, its voice name, speaking rate (words/min), pitch (0-99) and
+    pitch range (percent of the voice's own, 100 = unchanged).
 
-    ``rate`` and ``pitch`` apply to espeak-ng; flite voices have their own fixed prosody, and
-    ``rate`` is mapped to its duration stretch.
+    ``rate``, ``pitch`` and ``pitch_range`` apply to espeak-ng (the range through its SSML
+    ``<prosody range>``); flite voices have their own fixed prosody, and ``rate`` is mapped to
+    its duration stretch.
     """
 
     engine: str = "espeak-ng"
     name: str = "en-us"
     rate: int = 160
     pitch: int = 50
+    pitch_range: int = 100
 
     @property
     def key(self) -> str:
-        return f"{self.engine}:{self.name}:{self.rate}:{self.pitch}"
+        base = f"{self.engine}:{self.name}:{self.rate}:{self.pitch}"
+        return base if self.pitch_range == 100 else f"{base}:{self.pitch_range}"
 
 
 def default_voices() -> list[Voice]:
@@ -72,19 +77,11 @@ def synthesize(text: str, voice: Voice | None = None, *, timeout_s: float = 30.0
     with tempfile.TemporaryDirectory(prefix="omnifuse-tts-") as tmp:
         out = Path(tmp) / "speech.wav"
         if voice.engine == "espeak-ng":
-            cmd = [
-                exe,
-                "-v",
-                voice.name,
-                "-s",
-                str(voice.rate),
-                "-p",
-                str(voice.pitch),
-                "-w",
-                str(out),
-                "--",
-                text,
-            ]
+            cmd = [exe, "-v", voice.name, "-s", str(voice.rate), "-p", str(voice.pitch)]
+            if voice.pitch_range != 100:
+                cmd.append("-m")
+                text = f'<prosody range="{voice.pitch_range}%">{xml_escape(text)}</prosody>'
+            cmd += ["-w", str(out), "--", text]
         elif voice.engine == "flite":
             stretch = max(0.5, min(2.0, 160.0 / max(voice.rate, 1)))
             cmd = [
