@@ -128,6 +128,12 @@ def sweep(
     noise: Annotated[bool, typer.Option(help="Noise curves on re-encoded test inputs.")] = False,
     noise_samples: Annotated[int, typer.Option(min=1, help="Test samples for noise.")] = 200,
     plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Manifest column whose values each get a test-accuracy column (e.g. condition)."
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(min=1, help="Training processes, or Ray actors (one torch thread each)."),
@@ -188,6 +194,7 @@ def sweep(
         "noise": noise,
         "noise_samples": noise_samples,
         "plots": plots,
+        "group_by": group_by,
         "workers": workers,
     }
     if config is not None:
@@ -232,6 +239,7 @@ OPTION_FIELDS = {
     "noise": "noise",
     "noise_samples": "noise_samples",
     "plots": "plots",
+    "group_by": "group_by",
     "workers": "workers",
 }
 """Command-line parameter → SweepConfig field."""

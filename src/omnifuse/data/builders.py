@@ -19,6 +19,7 @@ datasets: Registry[DatasetInfo] = Registry(
         "omnifuse.data.av_digits",
         "omnifuse.data.fashion_mnist",
         "omnifuse.data.speech_test",
+        "omnifuse.data.tables",
     ),
 )
 

@@ -28,7 +28,8 @@ class StrategyResult:
     ``metrics`` are the task metrics (accuracy, macro_f1, precision, recall, ece, ...);
     ``subsets`` the accuracy with only some modalities present; ``shapley`` the exact Shapley
     values of the modalities (mean true-class probability); ``weights`` the mean fusion weights
-    where the fusion has them.
+    where the fusion has them; ``groups`` the accuracy on each value of a manifest column (a
+    recording condition, agreement between modalities), to report hard cases on their own.
     """
 
     name: str
@@ -44,6 +45,7 @@ class StrategyResult:
     cost: Cost | None = None
     noise: list[NoiseCurve] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, float] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
@@ -74,6 +76,22 @@ def all_modalities(results: Sequence[StrategyResult]) -> list[str]:
     return sorted({m for r in results for m in r.modalities})
 
 
+def all_groups(results: Sequence[StrategyResult]) -> list[str]:
+    return sorted({g for r in results for g in r.groups})
+
+
+def without_column(results: Sequence[StrategyResult]) -> list[str]:
+    """Modalities that get a "without X" column: only when some model fuses three or more (with
+    two, "without X" is the other's "only" column)."""
+    return all_modalities(results) if any(len(r.modalities) > 2 for r in results) else []
+
+
+def accuracy_without(result: StrategyResult, modality: str) -> float | None:
+    if modality not in result.modalities or len(result.modalities) < 2:
+        return None
+    return result.subset_accuracy([m for m in result.modalities if m != modality])
+
+
 def _fmt(value: float | int | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -86,7 +104,10 @@ def leaderboard_rows(results: Sequence[StrategyResult]) -> tuple[list[str], list
     """Headers and formatted cells of the leaderboard, best first."""
     modalities = all_modalities(results)
     headers = ["#", "strategy", "kind", "accuracy", "macro-F1", "ECE"]
+    dropped, groups = without_column(results), all_groups(results)
     headers += [f"{m} only" for m in modalities]
+    headers += [f"without {m}" for m in dropped]
+    headers += [f"@ {g}" for g in groups]
     headers += [f"φ {m}" for m in modalities]
     headers += ["params", "train s", "ms/sample", "ms/batch", "peak MiB"]
     rows = []
@@ -97,6 +118,8 @@ def leaderboard_rows(results: Sequence[StrategyResult]) -> tuple[list[str], list
             _fmt(r.subset_accuracy([m]) if m in r.modalities and len(r.modalities) > 1 else None)
             for m in modalities
         ]
+        cells += [_fmt(accuracy_without(r, m)) for m in dropped]
+        cells += [_fmt(r.groups.get(g)) for g in groups]
         cells += [_fmt(r.shapley.get(m)) for m in modalities]
         c = r.cost
         cells += [
@@ -136,7 +159,9 @@ def leaderboard_markdown(results: Sequence[StrategyResult], title: str | None = 
     heading = f"## {title}\n\n" if title else ""
     legend = (
         "\n`X only`: test accuracy with only modality X present (a missing-modality test of the "
-        "fused model); `φ X`: exact Shapley value of modality X (mean true-class probability); "
+        "fused model); `without X`: with every modality but X; `@ G`: accuracy on the test "
+        "samples of group G alone; `φ X`: exact Shapley value of modality X (mean true-class "
+        "probability); "
         "ECE: expected calibration error; latency on cached features (fusion + head).\n"
     )
     return heading + markdown_table(headers, rows) + legend
@@ -151,6 +176,8 @@ def leaderboard_csv(results: Sequence[StrategyResult]) -> str:
     headers = ["rank", "strategy", "fusion", "kind", "modalities", "val_metric", *metric_names]
     headers += [f"only_{m}" for m in modalities] + [f"shapley_{m}" for m in modalities]
     headers += [f"weight_{m}" for m in modalities]
+    dropped, groups = without_column(results), all_groups(results)
+    headers += [f"without_{m}" for m in dropped] + [f"group_{g}" for g in groups]
     headers += ["parameters", "trainable_parameters", "train_seconds"]
     headers += ["latency_ms", "batch_latency_ms", "batch_size", "peak_memory_mib"]
     buffer = io.StringIO()
@@ -161,6 +188,7 @@ def leaderboard_csv(results: Sequence[StrategyResult]) -> str:
         row += [r.metrics.get(k) for k in metric_names]
         row += [r.subset_accuracy([m]) if m in r.modalities else None for m in modalities]
         row += [r.shapley.get(m) for m in modalities] + [r.weights.get(m) for m in modalities]
+        row += [accuracy_without(r, m) for m in dropped] + [r.groups.get(g) for g in groups]
         c = r.cost
         row += [c.parameters, c.trainable_parameters, c.train_seconds] if c else [None] * 3
         row += (

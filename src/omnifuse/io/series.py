@@ -244,7 +244,8 @@ def _read_npy(data: bytes, label: str, limits: DecodeLimits) -> np.ndarray:
         raise InvalidValueError(
             f"series values must be numeric, got dtype {dtype}", source=label, modality=MODALITY
         )
-    _check_shape(tuple(int(n) for n in shape), label, limits)
+    if shape:  # a 0-d array (an .npz's rate) has nothing to bound
+        _check_shape(tuple(int(n) for n in shape), label, limits)
     buffer.seek(0)
     try:
         return np.asarray(np.load(buffer, allow_pickle=False))

@@ -52,6 +52,7 @@ class DataSpec:
     builder: str | None = None
     builder_options: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    group_by: str | None = None
 
 
 DATASETS: dict[str, DataSpec] = {
@@ -107,7 +108,9 @@ class SweepConfig:
     - ``max_tokens`` caps each modality's token sequence in token-level fusions;
     - ``noise``: noise curves on at most ``noise_samples`` test samples;
     - ``workers``: training processes (each with ``threads`` torch threads, default 1); the
-      evaluation and the cost measurements run afterwards in this process, one at a time.
+      evaluation and the cost measurements run afterwards in this process, one at a time;
+    - ``group_by``: a manifest column (a recording condition, whether the modalities agree)
+      whose every value gets its own test accuracy column (default: the dataset's own, if any).
     """
 
     data: str = "av-digits"
@@ -143,6 +146,7 @@ class SweepConfig:
     workers: int = 1
     threads: int | None = None
     progress: bool = True
+    group_by: str | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -171,6 +175,11 @@ class SweepConfig:
             same = spec.get("name", specs[column]["name"]) == specs[column]["name"]
             specs[column] = {**specs[column], **spec} if same else dict(spec)
         return specs
+
+    @property
+    def group_column(self) -> str | None:
+        """``group_by``, else the dataset's default grouping column."""
+        return self.group_by or self.spec.group_by
 
     @property
     def data_size(self) -> int:

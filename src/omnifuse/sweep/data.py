@@ -8,6 +8,7 @@ from typing import Any
 
 from omnifuse.config import CacheSection
 from omnifuse.data.cache import CachedFeatureDataset, CachedSample, EncodeReport, FeatureCache
+from omnifuse.data.cache.encode import sample_name
 from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.data.prepare import build_or_reuse, encode_columns, fit_encoders
 from omnifuse.errors import ConfigError
@@ -77,6 +78,22 @@ def build_and_encode(config: SweepConfig) -> tuple[dict[str, float], EncodeRepor
     report = encode_columns(manifest_path, encoders, cache, cache_dir)
     timings["encode_s"] = time.perf_counter() - started
     return timings, report
+
+
+def test_groups(data: PreparedData, column: str | None) -> list[str] | None:
+    """The value of manifest ``column`` for each test sample, in test order (None: no groups);
+    a sample without one is in group ``"—"``."""
+    if column is None:
+        return None
+    by_name = {
+        sample_name(s, data.manifest, i): s.get(column) for i, s in enumerate(data.manifest.samples)
+    }
+    if not any(v not in (None, "") for v in by_name.values()):
+        raise ConfigError(f"group_by: no sample of {data.manifest.path} has a {column!r} value")
+    return [
+        "—" if by_name.get(name) in (None, "") else str(by_name[name])
+        for name, _, _ in data.splits["test"].rows
+    ]
 
 
 def fitted_encoders(config: SweepConfig, manifest: Manifest) -> dict[str, dict[str, Any]]:

@@ -34,7 +34,7 @@ from omnifuse.models import FusionModel, ModelConfig, build_model
 from omnifuse.models.folder import model_state
 from omnifuse.progress import track
 from omnifuse.sweep.config import Strategy, SweepConfig
-from omnifuse.sweep.data import PreparedData, load_prepared
+from omnifuse.sweep.data import PreparedData, load_prepared, test_groups
 from omnifuse.train import train
 
 
@@ -77,8 +77,10 @@ def evaluate_strategy(
     *,
     shapley: bool,
     val_metric: float | None,
+    groups: Sequence[str] | None = None,
 ) -> StrategyResult:
-    """Every test-set evaluation of one trained model except its cost."""
+    """Every test-set evaluation of one trained model except its cost; ``groups`` (one value per
+    test sample, in order) adds the accuracy on each group's samples."""
     predictions = predict(model, test)
     metrics = model.task.metrics(predictions.logits, predictions.labels)
     numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -95,6 +97,8 @@ def evaluate_strategy(
             "modality_dropout": strategy.modality_dropout,
         },
     )
+    if groups is not None:
+        result.groups = group_accuracy(predictions.logits, predictions.labels, groups)
     if len(strategy.columns) > 1:
         result.subsets = missing_modality_scores(model, test)
         result.ablation = {a.modality: a.delta_accuracy for a in ablation(model, test)}
@@ -102,6 +106,19 @@ def evaluate_strategy(
         if shapley:
             result.shapley = modality_shapley(model, test).values
     return result
+
+
+def group_accuracy(
+    logits: torch.Tensor, labels: torch.Tensor, groups: Sequence[str]
+) -> dict[str, float]:
+    """Accuracy (top class) on the samples of each group; single-label classification only."""
+    if labels.ndim != 1 or len(groups) != len(labels):
+        return {}
+    right = (logits.argmax(dim=-1) == labels).float()
+    return {
+        group: float(right[[i for i, g in enumerate(groups) if g == group]].mean())
+        for group in sorted(set(groups))
+    }
 
 
 @dataclass
@@ -122,7 +139,14 @@ def run_strategy(
     test: Sequence[CachedBatch],
 ) -> Trained:
     model, val_metric, seconds = train_strategy(strategy, data, config)
-    result = evaluate_strategy(strategy, model, test, shapley=config.shapley, val_metric=val_metric)
+    result = evaluate_strategy(
+        strategy,
+        model,
+        test,
+        shapley=config.shapley,
+        val_metric=val_metric,
+        groups=test_groups(data, config.group_column),
+    )
     return Trained(index, result, save_tensors(model_state(model)), seconds)
 
 
