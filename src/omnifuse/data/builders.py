@@ -20,6 +20,7 @@ datasets: Registry[DatasetInfo] = Registry(
         "omnifuse.data.fashion_mnist",
         "omnifuse.data.speech_test",
         "omnifuse.data.tables",
+        "omnifuse.data.affect",
     ),
 )
 
