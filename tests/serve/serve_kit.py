@@ -17,6 +17,7 @@ from omnifuse.serve import ServeLimits
 
 MB = 1024 * 1024
 DIGITS_MODEL = "digits-gated"
+SENSOR_MODEL = "track-record"
 SENTENCES = [
     ("a red circle on a white background", "shapes", 1),
     ("a blue square next to a green triangle", "shapes", 2),
@@ -104,6 +105,42 @@ def train_digits_model(digits: Path, out: Path) -> None:
     )
 
 
+def write_sensor_table(out: Path, count: int = 80) -> Path:
+    """A manifest with an inline sensor track (3 channels, 10 Hz, varying length) and a table
+    record per row; the label (rising or falling) is the track's trend, the record's ``unit``
+    category says how the track is scaled."""
+    import numpy as np
+
+    from omnifuse.data.schema import ManifestSchema, write_manifest
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(count):
+        rising = bool(i % 2)
+        steps = int(rng.integers(8, 30))
+        trend = np.linspace(0.0, 1.0 if rising else -1.0, steps)[:, None]
+        track = trend + rng.normal(0.0, 0.2, size=(steps, 3))
+        rows.append(
+            {
+                "id": f"r{i:03d}",
+                "split": "train" if i < 60 else "val" if i < 70 else "test",
+                "track": {"values": np.round(track, 4).tolist(), "rate": 10.0},
+                "speed": round(float(rng.normal(3.0, 1.0)), 3),
+                "unit": str(rng.choice(["metres", "feet"])),
+                "label": "rising" if rising else "falling",
+            }
+        )
+    schema = ManifestSchema(
+        modalities={"track": "series", "record": "tabular"},
+        labels=["label"],
+        tables={"record": {"numeric": ["speed"], "categorical": ["unit"]}},
+    )
+    path = out / "sensors.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(path, rows, schema)
+    return path
+
+
 def build_sentence_index(out: Path) -> None:
     """A FAISS exact index of MiniLM vectors of :data:`SENTENCES`, with metadata."""
     from omnifuse.encoders import create
@@ -134,6 +171,14 @@ def build_serve_data(root: Path) -> ServeData:
     build("speech-test", speech)
     work = root / "work"
     train_digits_model(digits, work)
+    encoders = {
+        "track": {"name": "series-cnn", "dim": 16, "rate": 10.0},
+        "record": {"name": "tabular", "dim": 16},
+    }
+    sensors = write_sensor_table(allowed / "sensors")
+    train_gated_model(
+        sensors, "label", encoders, work, SENSOR_MODEL, task="classification", dim=16, epochs=8
+    )
     build_sentence_index(root / "index")
     return ServeData(allowed, digits, work / "models", root / "index", speech)
 

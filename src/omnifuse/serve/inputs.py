@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omnifuse.io import DecodeLimits, load_audio, load_image, load_text
+from omnifuse.io import DecodeLimits, load_audio, load_image, load_series, load_text
 from omnifuse.serve.api_errors import APIError
 from omnifuse.serve.media import (
     MediaPolicy,
@@ -23,6 +23,7 @@ from omnifuse.serve.media import (
 from omnifuse.serve.schemas import MediaRef
 
 SAMPLE_RATE = 16000
+INLINE_KINDS = ("series", "tabular")
 
 Source = bytes | Path
 
@@ -42,18 +43,37 @@ async def fetch(value: str | MediaRef, policy: MediaPolicy, *, label: str) -> So
 
 
 async def fetch_input(
-    modality: str, value: str | MediaRef, policy: MediaPolicy, *, label: str
-) -> str | Source:
-    """Text stays text (a plain string is the text itself); media is fetched."""
+    modality: str,
+    value: str | MediaRef | list[Any] | dict[str, Any],
+    policy: MediaPolicy,
+    *,
+    label: str,
+) -> Any:
+    """Text stays text (a plain string is the text itself), inline values (a series' numbers, a
+    table record) stay as they are; media is fetched."""
+    if isinstance(value, (list, dict)):
+        if modality not in INLINE_KINDS:
+            raise APIError(
+                400,
+                f"{label}: a {modality} input is a media reference, not JSON values",
+                code="bad_input",
+            )
+        return value
     if modality == "text" and isinstance(value, str):
         return value
+    if modality == "tabular":
+        raise APIError(400, f"{label}: a table record is a JSON object", code="bad_input")
     return await fetch(value, policy, label=label)
 
 
-def decode(modality: str, source: str | Source, limits: DecodeLimits, *, label: str) -> Any:
+def decode(modality: str, source: Any, limits: DecodeLimits, *, label: str) -> Any:
     """Decode one fetched input for an encoder of ``modality`` (blocking)."""
     if modality == "text":
         return load_text(source, limits=limits, name=label)
+    if modality == "series":
+        return load_series(source, limits=limits, name=label)
+    if modality == "tabular":
+        return source  # the encoder checks the record against its declared columns
     if isinstance(source, str):
         raise APIError(400, f"{label}: expected a media reference", code="bad_input")
     if modality == "image":

@@ -104,14 +104,20 @@ class EmbeddingsResponse(BaseModel):
 
 # -- predict ------------------------------------------------------------------------------------
 
-Sample = dict[Annotated[str, Field(min_length=1, max_length=100)], MediaValue]
+InlineValue = list[Any] | dict[str, Any]
+"""A value held in the request itself: a series' numbers (a list, a list of rows, or
+``{"values": ..., "rate": ...}``) or a table record (``{"age": 41, "smoker": "no"}``)."""
+
+Sample = dict[Annotated[str, Field(min_length=1, max_length=100)], MediaValue | InlineValue]
 
 
 class PredictRequest(Body):
     """A fusion model by name and one sample (or a list): column (or modality) → input.
 
-    Text columns take the text itself; image, audio and video columns take a media reference.
-    Columns left out count as missing modalities.
+    Text columns take the text itself; image, audio and video columns take a media reference;
+    series columns take their numbers inline or a reference to an ``.npy``/``.npz``/``.csv``
+    file; tabular columns take the record as an object. Columns left out count as missing
+    modalities.
     """
 
     model: ModelName

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from omnifuse.data.cache.keys import text_key
+from omnifuse.data.cache.keys import inline_key, text_key
 from omnifuse.data.cache.sources import SourceIndex
 from omnifuse.data.cache.store import CacheMeta, ColumnInfo, ColumnStore
 from omnifuse.errors import ConfigError
@@ -58,10 +58,13 @@ class FeatureCache:
         return dict(self.store(column).rejected)
 
     def key_for(self, column: str, raw: Any) -> str:
-        """The content key of a manifest value of ``column`` (text, or a media path)."""
+        """The content key of a manifest value of ``column`` (text, a media path, or a value held
+        inline such as a series' numbers or a table record)."""
         info = self.info(column)
         if info.kind == "text":
             return text_key(raw)
+        if not isinstance(raw, str):
+            return inline_key(raw, info.kind)
         sources = self._sources.get(column)
         if sources is None:
             sources = SourceIndex(self.root / info.dirname)

@@ -45,9 +45,12 @@ def column_of(predictor: Predictor, key: str) -> str:
 
 
 async def fetch_sample(
-    state: ServerState, predictor: Predictor, sample: dict[str, str | MediaRef], index: int
+    state: ServerState,
+    predictor: Predictor,
+    sample: dict[str, str | MediaRef | list[Any] | dict[str, Any]],
+    index: int,
 ) -> dict[str, Any]:
-    """Column → fetched input (text stays text)."""
+    """Column → fetched input (text and inline values stay as they are)."""
     if not sample:
         raise MissingModalityError(
             "has no inputs; give at least one of " + ", ".join(predictor.columns),
