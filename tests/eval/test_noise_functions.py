@@ -14,10 +14,13 @@ from omnifuse.eval.noise import (
     drop_words,
     gaussian_noise,
     get_noise,
+    jitter,
+    missing_fields,
     noises_for,
     occlude,
     occlusion_side,
     sample_rng,
+    stale_steps,
     typos,
     white_noise,
 )
@@ -86,7 +89,7 @@ def test_drop_words_keeps_fewer_words_at_higher_rates() -> None:
 
 
 def test_noise_table_and_apply_on_raw_inputs(tmp_path: object) -> None:
-    assert {n.kind for n in NOISES.values()} == {"image", "audio", "text"}
+    assert {n.kind for n in NOISES.values()} == {"image", "audio", "text", "series", "tabular"}
     assert [n.name for n in noises_for("image")] == ["gaussian", "occlusion"]
     with pytest.raises(ConfigError):
         get_noise("rain")
@@ -100,6 +103,26 @@ def test_noise_table_and_apply_on_raw_inputs(tmp_path: object) -> None:
     # every default curve starts clean
     for noise in NOISES.values():
         assert noise.levels[0] in (0.0, math.inf)
+
+
+def test_series_and_table_damage_grows_with_the_level() -> None:
+    track = np.cumsum(rng(1).normal(size=(400, 2)), axis=0).astype(np.float32)
+    assert np.array_equal(jitter(track, 0.0, rng()), track)
+    errors = [float(np.abs(jitter(track, s, rng()) - track).mean()) for s in (0.25, 1.0)]
+    assert 0 < errors[0] < errors[1]
+    held = [
+        int((np.diff(stale_steps(track, r, rng()), axis=0) == 0).all(axis=1).sum())
+        for r in (0.1, 0.5)
+    ]
+    assert 0 < held[0] < held[1]
+    record = {f"f{i}": i for i in range(200)}
+    missing = [
+        sum(v is None for v in missing_fields(record, r, rng()).values()) for r in (0.1, 0.5)
+    ]
+    assert 0 < missing[0] < missing[1] < 200
+    out = get_noise("jitter").apply({"values": track.tolist(), "rate": 10.0}, 0.5, rng())
+    assert out.rate == 10.0 and out.values.shape == track.shape
+    assert get_noise("missing-fields").apply({"a": 1}, 0.0, rng()) == {"a": 1}
 
 
 def test_sample_generators_depend_on_seed_noise_level_and_sample_only() -> None:

@@ -13,6 +13,7 @@ values as they are (``normalise="channel"``) or standardises each series on its 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,8 +67,9 @@ class SeriesEncoder(Encoder):
 
     @classmethod
     def fit_options(cls, raws: Sequence[Any], options: Mapping[str, Any]) -> dict[str, Any]:
-        """``channels`` and per-channel ``mean``/``std`` of the training series (after resampling
-        to ``rate``); unreadable series are left out here and reported when encoded."""
+        """``channels`` (the most common count, unless given) and per-channel ``mean``/``std`` of
+        the training series (after resampling to ``rate``); unreadable series and series of
+        another width are left out here and reported when encoded."""
         if "mean" in options or options.get("normalise", "channel") != "channel" or not raws:
             return {}
         rate = options.get("rate")
@@ -81,9 +83,11 @@ class SeriesEncoder(Encoder):
                 continue  # reported, with the item's name, when the column is encoded
         if not arrays:
             raise ConfigError("no readable training series to fit the channel statistics on")
-        widths = {a.shape[1] for a in arrays}
-        if len(widths) != 1:
-            raise ConfigError(f"training series disagree on their channel count: {sorted(widths)}")
+        widths = Counter(a.shape[1] for a in arrays)
+        width = options.get("channels") or widths.most_common(1)[0][0]
+        arrays = [a for a in arrays if a.shape[1] == width]  # others fail when encoded
+        if not arrays:
+            raise ConfigError(f"no training series has the {width} channels asked for")
         stacked = np.concatenate(arrays).astype(np.float64)
         std = stacked.std(axis=0)
         return {

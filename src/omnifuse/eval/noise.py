@@ -9,7 +9,11 @@ unchanged) and a NumPy generator, so a curve is reproducible from a seed. Images
 - ``white-noise``: add white noise at ``level`` dB SNR (``inf`` = clean), measured on the clip;
 - ``typos``: each letter, with probability ``level``, is swapped with the next letter or replaced
   by a random one;
-- ``drop-words``: each word is dropped with probability ``level`` (at least one word stays).
+- ``drop-words``: each word is dropped with probability ``level`` (at least one word stays);
+- ``jitter``: add N(0, (``level`` × the channel's standard deviation)²) to every step of a series;
+- ``stale``: each step of a series, with probability ``level``, repeats the step before (a sensor
+  that stopped updating);
+- ``missing-fields``: each field of a table record is missing with probability ``level``.
 """
 
 from __future__ import annotations
@@ -104,6 +108,33 @@ def drop_words(text: str, rate: float, rng: np.random.Generator) -> str:
     return " ".join(kept)
 
 
+def jitter(values: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """``values`` (steps, channels) + N(0, (scale × the channel's std)²); flat channels stay."""
+    if scale < 0:
+        raise ConfigError(f"jitter scale must be ≥ 0, got {scale}")
+    array = np.asarray(values, dtype=np.float32)
+    if scale == 0:
+        return array.copy()
+    std = array.std(axis=0, keepdims=True)
+    return (array + rng.normal(0.0, 1.0, size=array.shape) * scale * std).astype(np.float32)
+
+
+def stale_steps(values: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Each step after the first, with probability ``rate``, repeats the previous (held) step."""
+    _check_rate(rate)
+    array = np.asarray(values, dtype=np.float32).copy()
+    for step in np.flatnonzero(rng.random(len(array)) < rate):
+        if step > 0:
+            array[step] = array[step - 1]
+    return array
+
+
+def missing_fields(record: dict[str, Any], rate: float, rng: np.random.Generator) -> dict[str, Any]:
+    """Each field, with probability ``rate``, becomes missing (None)."""
+    _check_rate(rate)
+    return {k: (None if rng.random() < rate else v) for k, v in record.items()}
+
+
 @dataclass(frozen=True)
 class Noise:
     """A named perturbation of one modality kind, with the levels a curve uses by default
@@ -118,8 +149,8 @@ class Noise:
     def apply(self, raw: Any, level: float, rng: np.random.Generator) -> Any:
         """Decode ``raw`` (anything :mod:`omnifuse.io` reads, or text) and perturb it.
 
-        Returns a PIL image, a ``(wave, 16000)`` pair or a string: inputs every encoder of the
-        kind accepts.
+        Returns a PIL image, a ``(wave, 16000)`` pair, a string, a
+        :class:`~omnifuse.io.Series` or a record: inputs every encoder of the kind accepts.
         """
         if self.kind == "image":
             from omnifuse.io import load_image
@@ -131,6 +162,13 @@ class Noise:
 
             wave = load_audio(raw, sample_rate=16_000)
             return (self.function(wave, level, rng), 16_000)
+        if self.kind == "series":
+            from omnifuse.io import Series, load_series
+
+            series = load_series(raw)
+            return Series(self.function(series.values, level, rng), series.rate)
+        if self.kind == "tabular":
+            return self.function(dict(raw), level, rng)
         from omnifuse.io import load_text
 
         text = raw if isinstance(raw, str) else load_text(raw)
@@ -145,6 +183,11 @@ NOISES: dict[str, Noise] = {
         Noise("white-noise", "audio", white_noise, (math.inf, 20.0, 10.0, 5.0, 0.0), "SNR dB"),
         Noise("typos", "text", typos, (0.0, 0.05, 0.1, 0.2, 0.4), "letters changed"),
         Noise("drop-words", "text", drop_words, (0.0, 0.1, 0.2, 0.4, 0.6), "words dropped"),
+        Noise("jitter", "series", jitter, (0.0, 0.25, 0.5, 1.0, 2.0), "σ / channel std"),
+        Noise("stale", "series", stale_steps, (0.0, 0.1, 0.2, 0.4, 0.6), "steps held"),
+        Noise(
+            "missing-fields", "tabular", missing_fields, (0.0, 0.1, 0.2, 0.4, 0.6), "fields missing"
+        ),
     )
 }
 
