@@ -16,6 +16,7 @@ datasets: Registry[DatasetInfo] = Registry(
     "dataset",
     builtin_modules=(
         "omnifuse.data.world",
+        "omnifuse.data.world.sensors",
         "omnifuse.data.av_digits",
         "omnifuse.data.fashion_mnist",
         "omnifuse.data.speech_test",
@@ -25,12 +26,13 @@ datasets: Registry[DatasetInfo] = Registry(
 )
 
 
-def build(name: str, out: Path, *, seed: int = 0, size: int = 100, **options: Any) -> DatasetInfo:
-    """Build dataset ``name`` into ``out``; ``options`` go to the builder (e.g. ``noise_std``)."""
+def build(name: str, out: Path, *, seed: int = 0, **options: Any) -> DatasetInfo:
+    """Build dataset ``name`` into ``out``; ``options`` go to the builder (``size``, and its own
+    such as ``noise_std``); a size left out is the builder's default."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     factory = datasets.get(name)
-    return factory(out, seed=seed, size=size, **options)
+    return factory(out, seed=seed, **options)
 
 
 def available() -> list[str]:

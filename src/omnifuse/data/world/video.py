@@ -202,12 +202,27 @@ def video_codec() -> str:
 
 
 def write_mp4(
-    path: Path, frames: np.ndarray, fps: int, audio: np.ndarray, sample_rate: int
+    path: Path,
+    frames: np.ndarray,
+    fps: int,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16_000,
+    *,
+    lossless: bool = False,
 ) -> None:
-    """Encode ``frames`` (uint8 ``[N, H, W, 3]``) and mono ``audio`` into one MP4 file."""
+    """Encode ``frames`` (uint8 ``[N, H, W, 3]``) and mono ``audio`` into one MP4 file; with
+    ``audio`` None the file has no sound stream at all (a camera that records no sound).
+
+    ``lossless`` (H.264 at QP 0; MPEG-4 Part 2 has no lossless mode and gets its finest scale)
+    makes the decoded frames exactly the YUV 4:2:0 frames given, whatever choices the encoder
+    makes: lossy x264 output can differ from one run to another in a few pixels.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     codec = video_codec()
-    options = {"crf": "18", "threads": "1"} if codec == "libx264" else {"qscale": "3"}
+    if codec == "libx264":
+        options = {"qp": "0", "threads": "1"} if lossless else {"crf": "18", "threads": "1"}
+    else:
+        options = {"qscale": "1" if lossless else "3"}
     with av.open(str(path), "w", format="mp4") as container:
         vstream = container.add_stream(codec, rate=fps, options=options)
         if not isinstance(vstream, av.VideoStream):
@@ -215,14 +230,17 @@ def write_mp4(
         vstream.width, vstream.height = int(frames.shape[2]), int(frames.shape[1])
         vstream.pix_fmt = "yuv420p"
         vstream.thread_count = 1  # threaded encoders make output bytes depend on timing
-        astream = container.add_stream("aac", rate=sample_rate)
-        astream.layout = "mono"
-        astream.bit_rate = AUDIO_BIT_RATE
+        astream = None if audio is None else container.add_stream("aac", rate=sample_rate)
+        if astream is not None:  # every stream exists before the first packet
+            astream.layout = "mono"
+            astream.bit_rate = AUDIO_BIT_RATE
         for i, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             frame.pts = i
             container.mux(vstream.encode(frame))
         container.mux(vstream.encode(None))
+        if audio is None or astream is None:
+            return
         chunk = 1024
         for start in range(0, len(audio), chunk):
             samples = np.ascontiguousarray(audio[start : start + chunk], dtype=np.float32)[None, :]
