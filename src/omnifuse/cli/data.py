@@ -27,12 +27,17 @@ def build(
     name: Annotated[str, typer.Argument(help="Dataset name (see `omnifuse data list`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")],
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 0,
-    size: Annotated[int, typer.Option(help="Number of items (scenes, samples, images).")] = 100,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="Number of items (scenes, samples, images, rows); default: the dataset's own."
+        ),
+    ] = None,
 ) -> None:
     """Write a built-in dataset as files plus manifests, deterministic for a seed."""
-    if size < 1:
+    if size is not None and size < 1:
         raise typer.BadParameter("--size must be at least 1")
-    builders.build(name, out, seed=seed, size=size)
+    builders.build(name, out, seed=seed, **({} if size is None else {"size": size}))
     console.print(summary_table(summarize_dataset(out)))
     console.print(f"[green]wrote[/] {name} to {out}", soft_wrap=True)
 
