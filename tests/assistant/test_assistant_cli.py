@@ -96,7 +96,7 @@ def test_ask_with_a_spoken_question(files: dict[str, Path], tmp_path: Path) -> N
     assert payload["question"] == payload["transcript"]
     assert payload["context"].startswith("Image: objects: cat")
     assert payload["answer"] and payload["raw"]
-    assert [tool["name"] for tool in payload["tools"]] == ["asr", "image"]
+    assert [tool["name"] for tool in payload["tools"]] == ["asr", "affect", "image"]
     assert all(tool["seconds"] > 0 for tool in payload["tools"])
     assert isinstance(payload["grounded"], bool)
     assert sf.info(str(spoken)).duration > 0.2

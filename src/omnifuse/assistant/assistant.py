@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from omnifuse.assistant.affect import hear_affect
 from omnifuse.assistant.answer import Answer, AnswerStream
 from omnifuse.assistant.grounding import check_strictness
 from omnifuse.assistant.notes import ToolNote, merge_timings, notes_text
@@ -52,7 +53,9 @@ class Assistant:
     answer) turns that open every conversation (an instruction-tuned model may need none).
     ``trust_models``: a model that was asked the question itself (a VQA model) and answers with
     at least this probability gives the short answer, the LLM's reply staying as ``raw``
-    (None: the LLM's reply always decides).
+    (None: the LLM's reply always decides). ``affect``: a recording's notes include how it was
+    said and what its words convey (:mod:`omnifuse.assistant.affect`: pace, loudness, pitch,
+    VADER's sentiment), so a reply may take the speaker's mood into account.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Assistant:
         native: bool = True,
         notes: bool = True,
         examples: Sequence[tuple[str, str, str]] = FEW_SHOT,
+        affect: bool = True,
     ) -> None:
         self._llm = llm
         self.perceiver = perceiver or Perceiver(asr=asr, captioner=captioner)
@@ -80,6 +84,7 @@ class Assistant:
         self.native = native
         self.notes = notes
         self.examples = tuple(examples)
+        self.affect = affect
 
     @property
     def llm(self) -> LLM:
@@ -123,6 +128,8 @@ class Assistant:
         question = typed or _spoken_question(speech)
         if speech is not None:
             timed[-1] = replace(timed[-1], text=f'"{speech.text}"')
+            if self.affect and speech.text.strip():
+                timed.append(hear_affect(speech.text, audio, self.perceiver.limits))
         inputs = dict(attached or {})
         if image is not None:
             inputs["image"] = self._timed(timed, "image", self._load_image, image)

@@ -79,6 +79,16 @@ DATASETS: dict[str, DataSpec] = {
         size=800,
         builder_options={"video_clips": 1},
     ),
+    "affect": DataSpec(
+        name="affect",
+        builder="affect",
+        manifest="manifest.jsonl",
+        columns=("audio", "text"),
+        target="label",
+        encoders={"audio": {"name": "prosody"}, "text": {"name": "vader"}},
+        size=1200,
+        group_by="agreement",
+    ),
 }
 
 
