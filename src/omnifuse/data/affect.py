@@ -242,8 +242,11 @@ def _row(plan: AffectPlan) -> dict[str, Any]:
 
 @datasets.register("affect")
 def build_affect(out: Path, *, seed: int = 0, size: int = 1200, workers: int = 4) -> DatasetInfo:
-    """Spoken sentences labelled happy/calm/angry/sad; the delivery is synthesised by espeak-ng;
-    test voices unseen in training."""
+    """Spoken sentences labelled happy/calm/angry/sad by their words and espeak-ng delivery.
+
+    The delivery is synthesised (rate, pitch, pitch range, level); test voices are unseen in
+    training.
+    """
     if size < len(SPLITS):
         raise ConfigError(f"affect needs a size of at least {len(SPLITS)}, got {size}")
     if shutil.which("espeak-ng") is None:
