@@ -142,3 +142,28 @@ def test_the_audio_is_as_loud_as_the_plan_says(built: Path) -> None:
 def test_too_small_a_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         build_affect(tmp_path, size=2)
+
+
+def test_a_tiny_affect_sweep_reports_the_agreement_groups(tmp_path: Path) -> None:
+    from omnifuse.sweep import SweepConfig, run_sweep
+
+    config = SweepConfig(
+        data="affect",
+        fusions=["concat"],
+        singles=["concat"],
+        dropout_study=[],
+        out=tmp_path,
+        size=60,
+        epochs=1,
+        batch_size=16,
+        dim=16,
+        shapley=False,
+        plots=False,
+        progress=False,
+    )
+    assert config.encoder_specs() == {"audio": {"name": "prosody"}, "text": {"name": "vader"}}
+    result = run_sweep(config)
+    names = [r.name for r in result.results]
+    assert names == ["concat", "audio only", "text only"]
+    for strategy in result.results:
+        assert set(strategy.groups) == {"agree", "disagree"}
