@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"fusion", "heads", "tasks", "index", "eval"},
     {"models"},
     {"train"},
-    {"align", "sweep", "projector", "assistant"},
+    {"align", "sweep", "projector", "assistant", "generate"},
     {"serve"},
     {"cli"},
     {"__main__"},

@@ -14,6 +14,7 @@ from omnifuse.cli import (
     data,
     demo,
     encode,
+    generate,
     index,
     info,
     predict,
@@ -52,6 +53,7 @@ app.command("chat")(chat.chat)
 app.command("speak")(speak.speak)
 app.command("caption")(caption.caption)
 app.add_typer(projector.app, name="projector")
+app.add_typer(generate.app, name="generate")
 
 
 def main() -> None:

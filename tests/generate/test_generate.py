@@ -1,0 +1,146 @@
+"""The text-to-image generator on a tiny config: its loss falls, sampling is deterministic for a
+seed, a saved folder generates the same pixels, and bad prompts or settings are typed errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from omnifuse.cli import app
+from omnifuse.data.schema import ManifestSchema, write_manifest
+from omnifuse.errors import EmptyInputError, InputError, InputTooLargeError, InvalidValueError
+from omnifuse.generate import (
+    GenerateConfig,
+    GeneratorConfig,
+    TextToImage,
+    UNetConfig,
+    load_generator,
+    train_generator,
+)
+
+COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "green": (40, 180, 60)}
+TINY_TEXT = {"name": "transformer-text", "dim": 32, "layers": 1, "heads": 2}
+TINY_UNET = {"image_size": 16, "widths": [16, 32], "attention_levels": [1], "heads": 2}
+
+
+def _squares(root: Path) -> Path:
+    """Squares of three colours at two places, with captions that say which."""
+    rows = []
+    for i, (name, rgb) in enumerate([*COLOURS.items()] * 4):
+        pixels = np.full((16, 16, 3), 245, np.uint8)
+        left = i % 2 == 0
+        pixels[5:11, 1:7] = rgb if left else pixels[5:11, 1:7]
+        pixels[5:11, 9:15] = pixels[5:11, 9:15] if left else rgb
+        path = root / "images" / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        side = "left" if left else "right"
+        split = "val" if i >= 10 else "train"
+        rows.append(
+            {
+                "id": str(i),
+                "split": split,
+                "image": f"images/{i}.png",
+                "caption": f"a {name} square on the {side}",
+            }
+        )
+    manifest = root / "squares.jsonl"
+    write_manifest(manifest, rows, ManifestSchema(modalities={"image": "image", "caption": "text"}))
+    return manifest
+
+
+def _config(root: Path, **train: object) -> GenerateConfig:
+    return GenerateConfig.from_dict(
+        {
+            "data": {"manifest": str(_squares(root))},
+            "model": {"text_encoder": TINY_TEXT, "unet": {**TINY_UNET, "context_dim": 32}},
+            "train": {
+                "epochs": 25,
+                "batch_size": 10,
+                "lr": 0.003,
+                "grid_every": 20,
+                "grid_prompts": 2,
+                "grid_seeds": 2,
+                "grid_steps": 3,
+                "progress": False,
+                **train,
+            },
+            "output": str(root / "generator"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TextToImage, Path, list[float]]:
+    root = tmp_path_factory.mktemp("gen")
+    model, result = train_generator(_config(root))
+    losses = [float(h["train_loss"]) for h in result.history]
+    return model, root / "generator", losses
+
+
+def test_the_loss_falls_and_grids_are_written(
+    trained: tuple[TextToImage, Path, list[float]],
+) -> None:
+    _, folder, losses = trained
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:3]), losses
+    assert (folder / "samples" / "epoch-0020.png").is_file()
+    assert (folder / "samples" / "final.png").is_file()
+    assert (folder / "samples" / "final.txt").read_text().count("square") == 2
+
+
+def test_sampling_is_deterministic_and_the_folder_reloads(
+    trained: tuple[TextToImage, Path, list[float]],
+) -> None:
+    model, folder, _ = trained
+    prompt = ["a red square on the left"]
+    first = np.asarray(model.generate(prompt, steps=4, guidance=2.0, seed=7)[0])
+    again = np.asarray(model.generate(prompt, steps=4, guidance=2.0, seed=7)[0])
+    other = np.asarray(model.generate(prompt, steps=4, guidance=2.0, seed=8)[0])
+    assert first.shape == (16, 16, 3) and first.dtype == np.uint8
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    reloaded = load_generator(folder)
+    assert np.array_equal(
+        np.asarray(reloaded.generate(prompt, steps=4, guidance=2.0, seed=7)[0]), first
+    )
+
+
+@pytest.mark.parametrize(
+    ("prompts", "steps", "guidance", "error"),
+    [
+        ([""], 4, 2.0, EmptyInputError),
+        (["   "], 4, 2.0, EmptyInputError),
+        ([], 4, 2.0, EmptyInputError),
+        (["x" * 5000], 4, 2.0, InputTooLargeError),
+        (["a red square"], 0, 2.0, InvalidValueError),
+        (["a red square"], 10_000, 2.0, InvalidValueError),
+        (["a red square"], 4, math.nan, InvalidValueError),
+        (["a red square"], 4, math.inf, InvalidValueError),
+        (["a red square"], 4, -1.0, InvalidValueError),
+    ],
+)
+def test_bad_prompts_and_settings_are_typed_errors(
+    prompts: list[str], steps: int, guidance: float, error: type[InputError]
+) -> None:
+    model = TextToImage(
+        GeneratorConfig(text_encoder=TINY_TEXT, unet=UNetConfig(**TINY_UNET, context_dim=32))
+    )
+    with pytest.raises(error):
+        model.generate(prompts, steps=steps, guidance=guidance)
+
+
+def test_generate_image_command(
+    trained: tuple[TextToImage, Path, list[float]], tmp_path: Path
+) -> None:
+    _, folder, _ = trained
+    out = tmp_path / "square.png"
+    args = ["generate", "image", "a blue square on the right", "--model", str(folder)]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--steps", "3", "--scale", "4"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (64, 64)
+    bad = CliRunner().invoke(app, [*args, "--out", str(out), "--steps", "0"])
+    assert bad.exit_code != 0 and isinstance(bad.exception, InvalidValueError)
