@@ -15,6 +15,7 @@ CONFIGS = sorted(recipes_dir().glob("*.yaml"))
 
 def _readers() -> dict[str, Callable[[Path], Any]]:
     from omnifuse.align.config import read_align_config
+    from omnifuse.generate import read_generate_config
     from omnifuse.projector import read_projector_config
     from omnifuse.sweep import read_sweep_config
     from omnifuse.train.recipe import read_run_config
@@ -24,6 +25,7 @@ def _readers() -> dict[str, Callable[[Path], Any]]:
         "omnifuse align --config": lambda path: read_align_config(path, []),
         "omnifuse projector train --config": lambda path: read_projector_config(path, []),
         "omnifuse sweep --config": lambda path: read_sweep_config(path),
+        "omnifuse generate train --config": lambda path: read_generate_config(path),
     }
 
 
