@@ -119,7 +119,7 @@ def test_manifest_loads_with_its_schema_and_dataset_json(data: Path) -> None:
     info = DatasetInfo.read(data)
     assert info.manifests == {"sensors": "sensors.jsonl"}
     assert info.params["radar"]["channels"] == list(CHANNELS)
-    assert info.params["radar"]["rate"] == 10.0
+    assert info.params["radar"]["rate"] == 20.0
     for row in read_rows(data):
         for column in ("camera", "radar", "sound"):
             assert (data / row[column]).is_file()
@@ -130,16 +130,16 @@ def test_manifest_loads_with_its_schema_and_dataset_json(data: Path) -> None:
 
 
 def test_radar_npz_holds_float32_values_and_a_float64_rate(data: Path) -> None:
-    steps = len(sample_times(2.0, 10.0))
+    steps = len(sample_times(2.0, 20.0))
     for row in read_rows(data):
         with np.load(data / row["radar"], allow_pickle=False) as npz:
             assert sorted(npz.files) == ["rate", "values"]
             values, rate = npz["values"], npz["rate"]
-            assert values.dtype == np.float32 and values.shape == (steps, len(CHANNELS)) == (20, 15)
-            assert rate.dtype == np.float64 and rate.shape == () and float(rate) == 10.0
+            assert values.dtype == np.float32 and values.shape == (steps, len(CHANNELS)) == (40, 18)
+            assert rate.dtype == np.float64 and rate.shape == () and float(rate) == 20.0
             assert np.isfinite(values).all()
         series = load_series(data / row["radar"])
-        assert series.rate == 10.0 and series.values.shape == (20, 15)
+        assert series.rate == 20.0 and series.values.shape == (40, 18)
 
 
 def test_undetected_steps_are_all_zero_and_flags_are_binary(data: Path) -> None:
@@ -157,11 +157,12 @@ def test_undetected_steps_are_all_zero_and_flags_are_binary(data: Path) -> None:
 
 def test_tracks_follow_their_objects(data: Path) -> None:
     """Range and bearing of each detected step match the object's true place within the noise;
-    radial speed is negative while an object comes down towards the sensor."""
+    radial speed is negative while an object comes down towards the sensor, cross speed positive
+    while it moves right."""
     for row in read_rows(data):
         clip = clip_of(row)
         values = radar(data, row)
-        times = sample_times(2.0, 10.0)
+        times = sample_times(2.0, 20.0)
         for role, mover in (("sounding", clip.sounding), ("distractor", clip.distractor)):
             if row["radar_missed"] == role:
                 continue
@@ -176,6 +177,22 @@ def test_tracks_follow_their_objects(data: Path) -> None:
                 assert radial.mean() < -1.0
             if mover.direction == "up" and moving.any():
                 assert radial.mean() > 1.0
+            cross = field(values, slot, "cross_mps")[moving]
+            if mover.direction == "right" and moving.any():
+                assert cross.mean() > 1.0
+            if mover.direction == "left" and moving.any():
+                assert cross.mean() < -1.0
+
+
+def test_radial_and_cross_speeds_are_the_rates_of_range_and_bearing() -> None:
+    clip = sample_clip(np.random.default_rng(4), "square", "left", 2.0)
+    t = np.array([(clip.start_s + clip.end_s) / 2])
+    for mover in (clip.sounding, clip.distractor):
+        before, now, after = (kinematics(clip, mover, t + dt)[0] for dt in (-1e-4, 0.0, 1e-4))
+        range_rate = (after[0] - before[0]) / 2e-4
+        bearing_rate = math.radians(after[1] - before[1]) / 2e-4
+        assert now[2] == pytest.approx(range_rate, abs=1e-3)
+        assert now[3] == pytest.approx(now[0] * bearing_rate, abs=1e-3)
 
 
 def clip_of(row: dict[str, Any]) -> Clip:

@@ -3,10 +3,11 @@
 The sensor sits at the bottom centre of the image plane and looks up it, so image ``y`` is depth
 (the image side is :data:`SCENE_METRES`). Each step (``rate`` per second) it reports, per slot,
 ``detected`` (1 or 0), ``range_m``, ``bearing_deg`` (0 straight ahead, positive to the right),
-``radial_mps`` (the range rate, positive when the object moves away) and ``rcs_dbsm``, the radar
-cross-section: a property of the object's *shape* (:data:`SHAPE_RCS_DBSM`) with per-detection
-fluctuation. That cross-section is the radar's only hint of what an object is; it knows nothing
-of colour or sound.
+``radial_mps`` (the Doppler range rate, positive when the object moves away), ``cross_mps`` (the
+tracker's estimate of the speed across the line of sight, positive to the right; noisier than
+Doppler) and ``rcs_dbsm``, the radar cross-section: a property of the object's *shape*
+(:data:`SHAPE_RCS_DBSM`) with per-detection fluctuation. That cross-section is the radar's only
+hint of what an object is; it knows nothing of colour or sound.
 
 Measurements carry Gaussian noise; a detection drops out now and then (``detected`` 0 and every
 value 0, never NaN: the flag says what is missing). The two object tracks fill slots ``a`` and
@@ -26,7 +27,14 @@ from omnifuse.data.world.video import Clip, Mover
 
 SCENE_METRES = 20.0
 SENSOR_XY = (0.5, 1.0)
-FIELDS: tuple[str, ...] = ("detected", "range_m", "bearing_deg", "radial_mps", "rcs_dbsm")
+FIELDS: tuple[str, ...] = (
+    "detected",
+    "range_m",
+    "bearing_deg",
+    "radial_mps",
+    "cross_mps",
+    "rcs_dbsm",
+)
 SLOTS: tuple[str, ...] = ("a", "b", "clutter")
 CHANNELS: tuple[str, ...] = tuple(f"{slot}.{f}" for slot in SLOTS for f in FIELDS)
 SHAPE_RCS_DBSM: dict[str, float] = {"triangle": -6.0, "circle": 0.0, "star": 6.0, "square": 12.0}
@@ -41,6 +49,7 @@ class RadarNoise:
     range_m: float = 0.15
     bearing_deg: float = 1.0
     radial_mps: float = 0.15
+    cross_mps: float = 0.3
     rcs_db: float = 3.0
     dropout: float = 0.1
     clutter: float = 0.3
@@ -52,7 +61,8 @@ def sample_times(seconds: float, rate: float) -> np.ndarray:
 
 
 def kinematics(clip: Clip, mover: Mover, times: np.ndarray) -> np.ndarray:
-    """True ``(range_m, bearing_deg, radial_mps)`` of ``mover`` at ``times``: ``(T, 3)``."""
+    """True ``(range_m, bearing_deg, radial_mps, cross_mps)`` of ``mover`` at ``times``:
+    ``(T, 4)``."""
     motion = clip.end_s - clip.start_s
     rows = []
     for t in times:
@@ -62,9 +72,11 @@ def kinematics(clip: Clip, mover: Mover, times: np.ndarray) -> np.ndarray:
         vy = (mover.y1 - mover.y0) / motion if moving else 0.0
         dx, dy = (x - SENSOR_XY[0]) * SCENE_METRES, (SENSOR_XY[1] - y) * SCENE_METRES
         distance = math.hypot(dx, dy)
-        # Range rate: the velocity along the line of sight (image y points towards the sensor).
+        # The velocity along the line of sight and across it, to the right (image y points
+        # towards the sensor, so the forward speed is -vy).
         radial = (dx * vx - dy * vy) * SCENE_METRES / max(distance, 1e-6)
-        rows.append((distance, math.degrees(math.atan2(dx, dy)), radial))
+        cross = (dy * vx + dx * vy) * SCENE_METRES / max(distance, 1e-6)
+        rows.append((distance, math.degrees(math.atan2(dx, dy)), radial, cross))
     return np.asarray(rows, dtype=np.float64)
 
 
@@ -80,11 +92,8 @@ def track(
     """The measured track of ``mover``: ``(T, len(FIELDS))``, zeros where not detected."""
     true = kinematics(clip, mover, times)
     steps = len(times)
-    measured = true + rng.normal(size=(steps, 3)) * (
-        noise.range_m,
-        noise.bearing_deg,
-        noise.radial_mps,
-    )
+    spread = (noise.range_m, noise.bearing_deg, noise.radial_mps, noise.cross_mps)
+    measured = true + rng.normal(size=(steps, 4)) * spread
     rcs = SHAPE_RCS_DBSM[mover.shape] + rng.normal(0.0, noise.rcs_db, size=steps)
     detected = rng.random(steps) >= noise.dropout
     if missed:
@@ -101,6 +110,7 @@ def clutter(times: np.ndarray, noise: RadarNoise, rng: np.random.Generator) -> n
             np.ones(steps),
             rng.uniform(1.0, SCENE_METRES * 1.2, size=steps),
             rng.uniform(-60.0, 60.0, size=steps),
+            rng.normal(0.0, 1.0, size=steps),
             rng.normal(0.0, 1.0, size=steps),
             rng.uniform(-10.0, 15.0, size=steps),
         ]

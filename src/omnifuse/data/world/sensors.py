@@ -219,7 +219,7 @@ def build_world_sensors(
     seconds: float = 2.0,
     fps: int = 8,
     image_size: int = 96,
-    radar_rate: float = 10.0,
+    radar_rate: float = 20.0,
     trail_s: float = 0.8,
     dark_camera: float = 0.2,
     radar_miss: float = 0.2,
