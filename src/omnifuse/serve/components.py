@@ -93,6 +93,23 @@ class Components:
         return ids
 
     @property
+    def generator_id(self) -> str | None:
+        """The served generator's name (its folder's), or None without one."""
+        folder = self.config.generator_dir
+        return None if folder is None else Path(folder).name
+
+    def generator(self) -> Any:
+        """The text-to-image generator of ``generator_dir`` (blocking: may load it)."""
+
+        def load() -> Any:
+            from omnifuse.generate import load_generator
+
+            assert self.config.generator_dir is not None
+            return load_generator(self.config.generator_dir)
+
+        return self.load("generator", load)
+
+    @property
     def aligned_id(self) -> str:
         assert self.config.align_dir is not None
         return Path(self.config.align_dir).name
