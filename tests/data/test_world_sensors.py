@@ -21,14 +21,17 @@ from omnifuse.data.schema import SPLITS, DatasetInfo, schema_path_for
 from omnifuse.data.world.radar import CHANNELS, FIELDS, SHAPE_RCS_DBSM, kinematics, sample_times
 from omnifuse.data.world.scene import COLOURS
 from omnifuse.data.world.sensors import (
+    CONDITIONS,
     SOUND_STREAM,
     apportion,
+    assign_splits,
     build_world_sensors,
     camera_frames,
 )
-from omnifuse.data.world.video import Clip, Mover, sample_clip, soundtrack
+from omnifuse.data.world.video import Clip, Mover, event_schedule, sample_clip, soundtrack
 from omnifuse.errors import ConfigError
 from omnifuse.io import load_series
+from omnifuse.sweep import SweepConfig, run_sweep
 
 SIZE = 40
 SIZE_PX = 48
@@ -363,6 +366,19 @@ def test_splits_are_disjoint_and_seventy_ten_twenty(data: Path) -> None:
     assert {s: len(ids) for s, ids in by_split.items()} == {"train": 28, "val": 4, "test": 8}
 
 
+def test_splits_are_stratified_by_event() -> None:
+    """Every event is in training from two clips each, and the test split is balanced."""
+    events = [f"{s}-moves-{d}" for s, d in event_schedule(1000, np.random.default_rng(0))]
+    splits = assign_splits(events, np.random.default_rng(1))
+    assert Counter(splits) == {"train": 700, "val": 100, "test": 200}
+    test = Counter(e for e, s in zip(events, splits, strict=True) if s == "test")
+    assert len(test) == 16 and max(test.values()) - min(test.values()) <= 1
+    small = [f"{s}-moves-{d}" for s, d in event_schedule(32, np.random.default_rng(0))]
+    small_splits = assign_splits(small, np.random.default_rng(1))
+    train = {e for e, s in zip(small, small_splits, strict=True) if s == "train"}
+    assert len(train) == 16
+
+
 def test_conditions_take_their_fraction_of_every_split(data: Path) -> None:
     rows = read_rows(data)
     for split in SPLITS:
@@ -406,3 +422,32 @@ def test_apportion_keeps_the_total() -> None:
 def test_bad_options_are_refused(tmp_path: Path, options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_world_sensors(tmp_path, **options)
+
+
+# ----------------------------------------------------------------------------- sweep
+
+
+def test_sweeps_by_name_with_condition_groups_and_without_columns(tmp_path: Path) -> None:
+    """The built-in name builds, encodes (video, series, audio encoders of the sweep's entry)
+    and reports accuracy per condition and without each modality."""
+    config = SweepConfig(
+        data="world-sensors",
+        size=48,
+        builder_options={"image_size": 32},
+        encoders={"camera": {"num_frames": 2}},
+        fusions=["concat"],
+        singles=[],
+        dropout_study=[],
+        epochs=1,
+        out=tmp_path / "sweep",
+        plots=False,
+        progress=False,
+        workers=1,
+    )
+    assert config.group_column == "condition"
+    result = run_sweep(config)
+    (concat,) = result.results
+    assert set(concat.modalities) == {"camera", "radar", "sound"}
+    assert set(concat.groups) <= set(CONDITIONS) and concat.groups
+    board = (tmp_path / "sweep" / "leaderboard.md").read_text()
+    assert "without radar" in board and "@ " in board

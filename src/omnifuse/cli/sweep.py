@@ -87,8 +87,8 @@ def sweep(
     data: Annotated[
         str,
         typer.Option(
-            help="Built-in data (av-digits, world-vqa), or a manifest (.jsonl/.csv) or dataset "
-            "folder of your own."
+            help="Built-in data (av-digits, world-vqa, world-sensors, ...), or a manifest "
+            "(.jsonl/.csv) or dataset folder of your own."
         ),
     ] = "av-digits",
     target: Annotated[
@@ -101,7 +101,11 @@ def sweep(
     ),
     size: Annotated[
         int | None,
-        typer.Option(min=1, help="Dataset size (av-digits: 2000 samples, world-vqa: 800 scenes)."),
+        typer.Option(
+            min=1,
+            help="Dataset size (av-digits: 2000 samples, world-vqa: 800 scenes, world-sensors: "
+            "1000 clips).",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data, the encoders and training.")] = 0,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs per strategy.")] = 15,

@@ -79,6 +79,25 @@ DATASETS: dict[str, DataSpec] = {
         size=800,
         builder_options={"video_clips": 1},
     ),
+    "world-sensors": DataSpec(
+        name="world-sensors",
+        builder="world-sensors",
+        manifest="sensors.jsonl",
+        columns=("camera", "radar", "sound"),
+        target="event",
+        encoders={
+            "camera": {
+                "name": "video",
+                "image_cfg": {"image_size": 96, "center_crop": False},
+                "audio": "logmel-cnn",  # the camera records no sound: its audio half is zeros
+                "num_frames": 6,
+            },
+            "radar": {"name": "series-cnn", "rate": 20.0, "dim": 256, "strides": [1]},
+            "sound": MODALITY_ENCODERS["audio"],
+        },
+        size=1000,
+        group_by="condition",
+    ),
     "affect": DataSpec(
         name="affect",
         builder="affect",

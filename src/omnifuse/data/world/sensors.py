@@ -146,16 +146,25 @@ def apportion(count: int, fractions: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-def assign_splits(count: int, rng: np.random.Generator) -> list[str]:
-    """A split per clip, 70/10/20 in a seeded order (test is the largest held-out part because
-    it is read per condition); val and test non-empty from three clips."""
+def assign_splits(events: list[str], rng: np.random.Generator) -> list[str]:
+    """A split per clip, 70/10/20 (test is the largest held-out part because it is read per
+    condition), stratified by event: the clips of each event, in a seeded order, take the splits
+    in turn as evenly as the totals allow, so every event with a few clips is in every split.
+    Val and test are non-empty from three clips."""
+    count = len(events)
     sizes = apportion(count, SPLIT_FRACTIONS)
     if count >= 3:
         for split in ("val", "test"):
             if sizes[split] == 0:
                 sizes[split], sizes["train"] = 1, sizes["train"] - 1
-    labels = [s for s in SPLITS for _ in range(sizes[s])]
-    return [labels[i] for i in rng.permutation(count)]
+    order = sorted(range(count), key=lambda i: (events[i], float(rng.random())))
+    given = dict.fromkeys(SPLITS, 0)
+    result = [""] * count
+    for j, i in enumerate(order):  # the split furthest behind its share so far goes next
+        split = max(SPLITS, key=lambda s: (sizes[s] * (j + 1) / count - given[s], sizes[s]))
+        given[split] += 1
+        result[i] = split
+    return result
 
 
 def assign_conditions(
@@ -215,7 +224,7 @@ def build_world_sensors(
     out: Path,
     *,
     seed: int = 0,
-    size: int = 800,
+    size: int = 1000,
     seconds: float = 2.0,
     fps: int = 8,
     image_size: int = 96,
@@ -286,7 +295,8 @@ def _write_clips(
     """Make every clip's three recordings; returns the manifest rows."""
     count, fps, seconds = options["size"], options["fps"], options["seconds"]
     schedule = event_schedule(count, np.random.default_rng([seed, EVENT_STREAM]))
-    splits = assign_splits(count, np.random.default_rng([seed, SPLIT_STREAM]))
+    events = [f"{shape}-moves-{direction}" for shape, direction in schedule]
+    splits = assign_splits(events, np.random.default_rng([seed, SPLIT_STREAM]))
     conditions = assign_conditions(
         splits, fractions, np.random.default_rng([seed, CONDITION_STREAM])
     )
