@@ -54,6 +54,21 @@ class Voice:
         base = f"{self.engine}:{self.name}:{self.rate}:{self.pitch}"
         return base if self.pitch_range == 100 else f"{base}:{self.pitch_range}"
 
+    @classmethod
+    def from_key(cls, key: str) -> Voice:
+        """The voice a :attr:`key` names (as a world manifest records each utterance's voice),
+        so a line can be spoken again in the same voice."""
+        parts = key.split(":")
+        try:
+            if len(parts) not in (4, 5):
+                raise ValueError
+            numbers = [int(p) for p in parts[2:]]
+        except ValueError:
+            raise InputError(
+                f"{key!r} is not a voice key (engine:name:rate:pitch[:range])", modality="text"
+            ) from None
+        return cls(parts[0], parts[1], *numbers)
+
 
 def default_voices() -> list[Voice]:
     """Every voice available on this machine: espeak-ng variants first, then flite's."""

@@ -50,18 +50,67 @@ def _pick(rng: np.random.Generator, options: list[str] | tuple[str, ...]) -> str
 # ----------------------------------------------------------------------------- captions
 
 
+@dataclass(frozen=True)
+class CaptionPlan:
+    """Every choice a caption makes, apart from the scene itself: the order its objects are
+    named in (indices into ``scene.objects``), whether sizes are said, the caption's form
+    (``single``, ``list`` or ``relation``) and its template (an index into the form's templates;
+    for ``relation`` the axis, 0 horizontal or 1 vertical). Writing one plan for a scene and for
+    an edited copy of it gives two captions that differ only where the scenes do."""
+
+    order: tuple[int, ...]
+    with_size: bool
+    form: str
+    template: int
+
+
+SINGLE_TEMPLATES: tuple[str, ...] = (
+    "{p}",
+    "a single {b}",
+    "one {b} on a plain background",
+    "a picture of {p}",
+    "there is one shape: {p}",
+)
+LIST_TEMPLATES: tuple[str, ...] = (
+    "{l}",
+    "{n} shapes: {l}",
+    "a picture of {l}",
+    "there are {n} shapes: {l}",
+)
+RELATION_AXES: tuple[tuple[str, str], ...] = (("left of", "right of"), ("above", "below"))
+
+
 def caption(scene: Scene, rng: np.random.Generator) -> str:
     """A true, identifying description of ``scene``."""
-    objects = list(scene.objects)
-    order = rng.permutation(len(objects))
-    objects = [objects[i] for i in order]
+    return write_caption(scene, plan_caption(scene, rng))
+
+
+def plan_caption(scene: Scene, rng: np.random.Generator) -> CaptionPlan:
+    """The random choices of :func:`caption`, drawn in its order from ``rng``."""
+    order = tuple(int(i) for i in rng.permutation(len(scene.objects)))
     with_size = bool(rng.random() < 0.5)
-    phrases = [_object_phrase(o, with_size) for o in objects]
-    if len(objects) == 1:
-        return _single_caption(phrases[0], rng)
+    if len(order) == 1:
+        return CaptionPlan(order, with_size, "single", int(rng.integers(len(SINGLE_TEMPLATES))))
     if rng.random() < 0.5:
-        return _relation_caption(objects, phrases, rng)
-    return _list_caption(phrases, rng)
+        return CaptionPlan(order, with_size, "relation", 0 if rng.random() < 0.5 else 1)
+    return CaptionPlan(order, with_size, "list", int(rng.integers(len(LIST_TEMPLATES))))
+
+
+def write_caption(scene: Scene, plan: CaptionPlan) -> str:
+    """The caption ``plan`` describes for ``scene`` (a relation caption relates the first two
+    objects of its order along its axis, as they lie in ``scene``)."""
+    objects = [scene.objects[i] for i in plan.order]
+    phrases = [_object_phrase(o, plan.with_size) for o in objects]
+    if plan.form == "single":
+        bare = phrases[0].removeprefix("a ")
+        return SINGLE_TEMPLATES[plan.template].format(p=phrases[0], b=bare)
+    if plan.form == "relation":
+        return _relation_caption(objects, phrases, RELATION_AXES[plan.template])
+    return LIST_TEMPLATES[plan.template].format(l=_join(phrases), n=_number_word(len(phrases)))
+
+
+def _number_word(count: int) -> str:
+    return NUMBER_WORDS[count] if count < len(NUMBER_WORDS) else ("five", "six")[count - 5]
 
 
 def _object_phrase(obj: SceneObject, with_size: bool) -> str:
@@ -72,34 +121,9 @@ def _join(phrases: list[str]) -> str:
     return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
 
-def _single_caption(phrase: str, rng: np.random.Generator) -> str:
-    bare = phrase.removeprefix("a ")
-    templates = (
-        "{p}",
-        "a single {b}",
-        "one {b} on a plain background",
-        "a picture of {p}",
-        "there is one shape: {p}",
-    )
-    return _pick(rng, templates).format(p=phrase, b=bare)
-
-
-def _list_caption(phrases: list[str], rng: np.random.Generator) -> str:
-    templates = (
-        "{l}",
-        "{n} shapes: {l}",
-        "a picture of {l}",
-        "there are {n} shapes: {l}",
-    )
-    return _pick(rng, templates).format(l=_join(phrases), n=NUMBER_WORDS[len(phrases)])
-
-
-def _relation_caption(
-    objects: list[SceneObject], phrases: list[str], rng: np.random.Generator
-) -> str:
+def _relation_caption(objects: list[SceneObject], phrases: list[str], axis: tuple[str, str]) -> str:
     """``"a red circle above a blue square, with a green star"``: the first two objects related."""
     a, b = objects[0], objects[1]
-    axis = ("left of", "right of") if rng.random() < 0.5 else ("above", "below")
     relation = next(r for r in axis if holds(r, a, b))
     text = f"{phrases[0]} {RELATION_PHRASES[relation]} {phrases[1]}"
     if len(objects) > 2:

@@ -61,14 +61,18 @@ class Speaker:
         if key not in self._cache:
             self._cache[key] = self._pool.submit(synthesize, text, voice)
 
-    def write(self, path: Path, text: str, voice: Voice, index: int) -> None:
-        """Write utterance ``index`` to ``path``, with noise when a noise level was given."""
+    def wave(self, text: str, voice: Voice, index: int) -> np.ndarray:
+        """Utterance ``index`` (16 kHz), with noise when a noise level was given."""
         self.request(text, voice)
         wave = self._cache[(text, voice.key)].result()
         if self.noise_snr_db is not None:
             rng = np.random.default_rng([self.seed, NOISE_STREAM, index])
             wave = add_white_noise(wave, self.noise_snr_db, rng)
-        write_wav(path, wave)
+        return wave
+
+    def write(self, path: Path, text: str, voice: Voice, index: int) -> None:
+        """Write utterance ``index`` to ``path``."""
+        write_wav(path, self.wave(text, voice, index))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
