@@ -48,7 +48,12 @@ def train_reader(data: Path, work: Path) -> FusionModel:
         from omnifuse.train.recipe import RunConfig, run
 
         rows = [
-            {"id": r["id"], "split": r["split"], "image": r["image"], "objects": objects_of(r)}
+            {
+                "id": r["id"],
+                "split": r["split"],
+                "image": str(Path(r["image"]).resolve()),
+                "objects": objects_of(r),
+            }
             for r in load_manifest(data / "scenes.jsonl").samples
         ]
         manifest = work / "attributes.jsonl"
