@@ -37,6 +37,14 @@ def serve(
         Path | None,
         typer.Option("--align", help="Aligned model folder: one embedding space for all."),
     ] = None,
+    generator: Annotated[
+        Path | None,
+        typer.Option(
+            "--generator",
+            help="Text-to-image generator folder (omnifuse generate train): "
+            "/v1/images/generations.",
+        ),
+    ] = None,
     host: Annotated[
         str, typer.Option(help="Address to bind; other than loopback needs --api-key.")
     ] = "127.0.0.1",
@@ -95,6 +103,7 @@ def serve(
         index_uri=index_uri,
         index_collection=index_collection,
         align_dir=align,
+        generator_dir=generator,
         api_keys=tuple(api_keys or ()),
         allowed_root=allowed_root,
         allowed_url_hosts=tuple(url_hosts or ()),
@@ -123,6 +132,7 @@ def print_banner(config: ServeConfig) -> None:
         ("index", config.index_dir),
         ("index", config.index_uri and f"{config.index_uri} ({config.index_collection})"),
         ("aligned model", config.align_dir),
+        ("generator", config.generator_dir),
         ("allowed root", config.allowed_root),
     ):
         if value is not None:
