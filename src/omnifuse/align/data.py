@@ -172,7 +172,7 @@ def _group_key(group_by: str | None, name: str, sample: Mapping[str, Any]) -> st
 def _stride(config: AlignConfig, column: str) -> int | None:
     """The token stride of the column's head, or None when the head reads pooled vectors."""
     head = config.head_config(column)
-    return head.stride if head.pool == "attention" else None
+    return head.stride if head.uses_tokens else None
 
 
 def _column_features(

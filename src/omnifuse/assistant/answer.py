@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from omnifuse.assistant.grounding import Strictness, abstention, is_grounded
 from omnifuse.assistant.notes import ToolNote, notes_text
 from omnifuse.assistant.perception import PerceptionContext
+from omnifuse.assistant.premise import premise_refusal
 from omnifuse.assistant.prompts import short_answer
 from omnifuse.assistant.tools import model_answer
 from omnifuse.llm.base import ChatMessage
@@ -129,8 +130,12 @@ def decide(
     trust: float | None = None,
 ) -> tuple[str, bool]:
     """The short answer to ``question`` from the LLM's reply ``raw`` and whether the notes
-    support it: a trusted model's answer when one was asked the question, else the reply's
-    short form when grounded, else what the assistant says when it cannot tell."""
+    support it: that the image does not show what the question assumes, when the consistency
+    tool refuted a premise; a trusted model's answer when one was asked the question, else the
+    reply's short form when grounded, else what the assistant says when it cannot tell."""
+    refusal = premise_refusal(tools)
+    if refusal is not None:  # a premise the image contradicts is not answered
+        return refusal, True
     trusted = None if trust is None else model_answer(tools, trust)
     if trusted is not None:
         return trusted.text, True

@@ -4,7 +4,9 @@
 or recording, turns what it perceives into notes (:mod:`omnifuse.assistant.perception`), and
 asks the language model (default: Gemma-3-270M through llama.cpp) to answer from them.
 Before it answers, a :class:`~omnifuse.assistant.tools.Toolbox` consults omnifuse's own
-trained models and index, and their findings join the notes; the reply is then checked against
+trained models and index, and their findings join the notes (when the ``consistency`` tool
+finds that the image contradicts what the question takes for granted, the assistant says so
+instead of asking the LLM: :mod:`omnifuse.assistant.premise`); the reply is then checked against
 the notes (:mod:`omnifuse.assistant.grounding`) and replaced by "I can't tell" with what was
 perceived when they do not support it. ``ask_stream`` yields the answer as it is decoded;
 ``speak`` turns text into 16 kHz speech with espeak-ng.
@@ -26,6 +28,7 @@ from omnifuse.assistant.answer import Answer, AnswerStream
 from omnifuse.assistant.grounding import check_strictness
 from omnifuse.assistant.notes import ToolNote, merge_timings, notes_text
 from omnifuse.assistant.perception import ImageCaptioner, Perceiver, PerceptionContext
+from omnifuse.assistant.premise import premise_refusal
 from omnifuse.assistant.prompts import FEW_SHOT, build_messages, first_line, user_turn
 from omnifuse.assistant.tools import Toolbox, ToolRequest
 from omnifuse.errors import EmptyInputError, InputError
@@ -154,7 +157,12 @@ class Assistant:
         notes = notes_text(context, tools) if self.notes or not (images or heard) else ""
         messages = build_messages(notes, question, history, examples=self.examples)
         messages[-1] = replace(messages[-1], images=images, audio=heard)
-        pieces = self.llm.chat_stream(messages, config or DEFAULT_GENERATION)
+        refusal = premise_refusal(tools)  # the image contradicts what the question assumes
+        pieces = (
+            iter([refusal])
+            if refusal is not None
+            else self.llm.chat_stream(messages, config or DEFAULT_GENERATION)
+        )
         return AnswerStream(
             pieces,
             question=question,

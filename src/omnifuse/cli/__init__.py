@@ -11,6 +11,7 @@ from omnifuse.cli import (
     ask,
     caption,
     chat,
+    consistency,
     data,
     demo,
     encode,
@@ -53,6 +54,7 @@ app.command("chat")(chat.chat)
 app.command("speak")(speak.speak)
 app.command("caption")(caption.caption)
 app.add_typer(projector.app, name="projector")
+app.add_typer(consistency.app, name="consistency")
 app.add_typer(generate.app, name="generate")
 
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from omnifuse.assistant.tools import RetrievalTool, Toolbox
+    from omnifuse.assistant.premise import PremiseTool
+    from omnifuse.assistant.tools import RetrievalTool, Tool, Toolbox
 
 ModelsOption = Annotated[
     list[Path] | None,
@@ -28,14 +29,18 @@ IndexOption = Annotated[
 AlignOption = Annotated[
     Path | None,
     typer.Option(
-        "--align", help="The aligned model that embeds for --index (default: the index's own)."
+        "--align",
+        help="An aligned model: embeds for --index (default: the index's own) and, once "
+        "calibrated (omnifuse consistency calibrate), checks the question's premises against "
+        "the image (tool 'consistency').",
     ),
 ]
 ToolsOption = Annotated[
     str | None,
     typer.Option(
         "--tools",
-        help="Comma-separated tools allowed to run (index, model:NAME, model:*; default all).",
+        help="Comma-separated tools allowed to run (index, consistency, model:NAME, model:*; "
+        "default all).",
     ),
 ]
 GroundingOption = Annotated[
@@ -67,13 +72,24 @@ class ToolOptions:
 
     def toolbox(self) -> Toolbox:
         """The tools these options name; models and indexes load when first consulted."""
+        from omnifuse.align.consistency.checker import CALIBRATION_FILE
         from omnifuse.assistant.tools import TaskModelTool, Toolbox
 
-        found: list[TaskModelTool | RetrievalTool] = [TaskModelTool(m) for m in self.models]
+        found: list[Tool] = [TaskModelTool(m) for m in self.models]
         if self.index is not None:
             found.append(self._retrieval())
+        if self.align is not None and (self.align / CALIBRATION_FILE).is_file():
+            found.append(self._premises(self.align))
         enabled = None if self.tools is None else [t.strip() for t in self.tools.split(",")]
         return Toolbox(found, enabled=[t for t in enabled if t] if enabled else None)
+
+    @staticmethod
+    def _premises(folder: Path) -> PremiseTool:
+        """The premise check of a calibrated aligned model, loaded when first consulted."""
+        from omnifuse.align.consistency import ConsistencyChecker
+        from omnifuse.assistant.premise import PremiseTool
+
+        return PremiseTool(lambda: ConsistencyChecker.load(folder))
 
     def _retrieval(self) -> RetrievalTool:
         from omnifuse.assistant.tools import RetrievalTool

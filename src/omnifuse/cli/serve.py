@@ -35,7 +35,11 @@ def serve(
     ] = "omnifuse_items",
     align: Annotated[
         Path | None,
-        typer.Option("--align", help="Aligned model folder: one embedding space for all."),
+        typer.Option(
+            "--align",
+            help="Aligned model folder: one embedding space for all; once calibrated, "
+            "/v1/consistency and the assistant's premise check.",
+        ),
     ] = None,
     generator: Annotated[
         Path | None,
@@ -88,7 +92,10 @@ def serve(
     ] = "normal",
     tools: Annotated[
         str | None,
-        typer.Option(help="Comma-separated assistant tools allowed (index, model:NAME, model:*)."),
+        typer.Option(
+            help="Comma-separated assistant tools allowed (index, consistency, model:NAME, "
+            "model:*)."
+        ),
     ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAI-compatible where OpenAI has the endpoint)."""

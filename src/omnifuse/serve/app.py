@@ -14,15 +14,25 @@ from omnifuse.errors import ServiceUnavailableError
 from omnifuse.serve.api_errors import install_error_handlers
 from omnifuse.serve.config import ServeConfig
 from omnifuse.serve.guard import Guard
-from omnifuse.serve.routes import audio, chat, embeddings, images, predict, search, system
+from omnifuse.serve.routes import (
+    audio,
+    chat,
+    consistency,
+    embeddings,
+    images,
+    predict,
+    search,
+    system,
+)
 from omnifuse.serve.state import ServerState
 from omnifuse.serve.web import router as web_router
 
 log = logging.getLogger("omnifuse.serve")
 
 DESCRIPTION = (
-    "Embeddings, fusion-model predictions, cross-modal search, multimodal chat, speech "
-    'transcription and image generation. Errors are JSON: {"error": {"message", "type", "code"}}.'
+    "Embeddings, fusion-model predictions, cross-modal search, cross-modal consistency, "
+    "multimodal chat, speech transcription and image generation. "
+    'Errors are JSON: {"error": {"message", "type", "code"}}.'
 )
 
 
@@ -62,7 +72,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     )
     app.state.omnifuse = state
     install_error_handlers(app)
-    for module in (embeddings, predict, search, chat, audio, images, system):
+    for module in (embeddings, predict, search, chat, audio, consistency, images, system):
         app.include_router(module.router)
     app.include_router(web_router)
     app.add_middleware(

@@ -172,6 +172,24 @@ class Components:
             raise APIError(503, message, code="model_unusable") from None
         return AlignedEmbedder(self.aligned_id, model)
 
+    def consistency(self) -> Any:
+        """The consistency checker: the aligned model with the calibration beside it (503
+        while the folder has none)."""
+        return self.load("consistency", self._load_consistency)
+
+    def _load_consistency(self) -> Any:
+        from omnifuse.align.consistency import ConsistencyChecker, read_calibration
+        from omnifuse.errors import ConfigError
+
+        assert self.config.align_dir is not None
+        model = cast(AlignedEmbedder, self.embedder(self.aligned_id)).model
+        try:
+            calibration = read_calibration(self.config.align_dir)
+        except ConfigError as err:
+            message = f"consistency checks are not available: {err}"
+            raise APIError(503, message, code="not_calibrated") from None
+        return ConsistencyChecker(model, calibration)
+
     def model_folders(self) -> dict[str, Path]:
         """Fusion model folders under ``models_dir`` by name (those holding a config.json)."""
         root = self.config.models_dir
@@ -279,8 +297,9 @@ class Components:
         )
 
     def _toolbox(self) -> Any:
-        """The assistant's tools: every served fusion model (sharing the loaded model) and the
-        index with the aligned model that embeds for it. A model folder that cannot be read is
+        """The assistant's tools: every served fusion model (sharing the loaded model), the
+        index with the aligned model that embeds for it, and the premise check of a calibrated
+        aligned model. A model folder that cannot be read is
         left out here; ``/v1/predict`` reports it."""
         from omnifuse.assistant.tools import RetrievalTool, TaskModelTool, Toolbox
         from omnifuse.errors import OmnifuseError
@@ -294,6 +313,12 @@ class Components:
                 continue
         if self.config.has_index and self.config.align_dir is not None:
             tools.append(RetrievalTool(self.index, self._aligned_vectors))
+        if self.config.align_dir is not None:
+            from omnifuse.align.consistency import CALIBRATION_FILE
+            from omnifuse.assistant.premise import PremiseTool
+
+            if (Path(self.config.align_dir) / CALIBRATION_FILE).is_file():
+                tools.append(PremiseTool(self.consistency))
         return Toolbox(tools, enabled=self.config.tools)
 
     def _aligned_vectors(self, modality: str, raws: Sequence[Any]) -> Any:

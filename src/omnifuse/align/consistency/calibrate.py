@@ -1,0 +1,119 @@
+"""Fit an aligned model's consistency calibration on world validation pairs, and score it.
+
+:func:`calibrate` embeds the validation scenes of the model's world build with their true,
+edited and other captions (:mod:`omnifuse.align.consistency.pairs`), fits each modality pair's
+Platt scaling and threshold (:mod:`omnifuse.align.consistency.calibration`), and a text–image
+one on the short statements questions presuppose ("a red circle", "a red circle above a blue
+square"), and writes ``consistency.json`` beside the model. :func:`score_split` applies a
+calibration to another split (the test split) and returns the same figures, which is what
+``bench/consistency.py`` reports.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from omnifuse.align.consistency.calibration import calibrate_pair, figures
+from omnifuse.align.consistency.checker import Calibration, write_calibration
+from omnifuse.align.consistency.pairs import (
+    CaseEmbeddings,
+    embed_cases,
+    modality_pairs,
+    pair_scores,
+    premise_scores,
+    world_cases,
+)
+from omnifuse.align.model import AlignedModel, load_aligned, read_metrics
+from omnifuse.errors import ConfigError
+
+
+def training_manifest(folder: str | Path) -> Path:
+    """The manifest the aligned model in ``folder`` was trained on (its metrics say)."""
+    path = Path(str(read_metrics(folder).get("data", {}).get("manifest", "")))
+    if not path.is_file():
+        raise ConfigError(
+            f"{folder}: its training manifest {path} is gone; give a world scenes manifest"
+        )
+    return path
+
+
+def build_noise(manifest: Path) -> float | None:
+    """The noise level the world build gave its speech (so spoken edits match it)."""
+    info = json.loads((manifest.parent / "dataset.json").read_text(encoding="utf-8"))
+    value = info.get("params", {}).get("noise_snr_db")
+    return None if value is None else float(value)
+
+
+def embed_split(
+    model: AlignedModel,
+    manifest: Path,
+    split: str,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+) -> CaseEmbeddings:
+    """The cases of ``split`` (the first ``limit`` scenes), embedded by ``model``."""
+    cases = world_cases(manifest, split, limit=limit, seed=seed)
+    return embed_cases(model, cases, noise_snr_db=build_noise(manifest))
+
+
+def calibrate(
+    folder: str | Path,
+    *,
+    manifest: str | Path | None = None,
+    split: str = "val",
+    limit: int | None = None,
+    seed: int = 0,
+    model: AlignedModel | None = None,
+) -> Calibration:
+    """Fit every modality pair of the aligned model in ``folder`` on ``split`` of its world
+    manifest (or ``manifest``) and write ``consistency.json`` into the folder."""
+    started = time.perf_counter()
+    path = Path(manifest) if manifest is not None else training_manifest(folder)
+    model = model or load_aligned(folder)
+    embedded = embed_split(model, path, split, limit=limit, seed=seed)
+    pairs = {}
+    for a, b in modality_pairs(model):
+        fitted = calibrate_pair(a, b, pair_scores(embedded, a, b))
+        pairs[fitted.key] = fitted
+    source: dict[str, Any] = {
+        "manifest": str(path),
+        "split": split,
+        "scenes": len(embedded.image),
+        "seed": seed,
+    }
+    premise = None
+    if {"text", "image"} <= set(model.modalities):
+        scores = premise_scores(model, path, split, limit=limit, seed=seed)
+        premise = calibrate_pair("text", "image", scores)
+    source["seconds"] = round(time.perf_counter() - started, 2)
+    calibration = Calibration(pairs, source, premise)
+    write_calibration(folder, calibration)
+    return calibration
+
+
+def score_split(
+    model: AlignedModel,
+    calibration: Calibration,
+    manifest: str | Path,
+    split: str = "test",
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Per calibrated pair (``"image–text"``), the figures of ``split`` under ``calibration``:
+    AUROC against edits (all, and per kind) and other scenes' captions, ECE, balanced
+    accuracy at the threshold."""
+    embedded = embed_split(model, Path(manifest), split, limit=limit, seed=seed)
+    out: dict[str, dict[str, Any]] = {}
+    for (a, b), pair in calibration.pairs.items():
+        scores = pair_scores(embedded, a, b)
+        out[f"{a}–{b}"] = figures(scores, pair.platt, pair.threshold)
+    if calibration.premise is not None:
+        premise = calibration.premise
+        scores = premise_scores(model, manifest, split, limit=limit, seed=seed)
+        out["premise"] = figures(scores, premise.platt, premise.threshold)
+    return out

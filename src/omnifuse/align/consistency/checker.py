@@ -1,0 +1,221 @@
+"""``ConsistencyChecker``: do a text, an image and a recording describe the same thing?
+
+Each pair of inputs is embedded by the aligned model, its cosine similarity turned into a
+probability by the pair's calibration (``consistency.json`` beside the model, written by
+:func:`~omnifuse.align.consistency.calibrate.calibrate`), and compared with the pair's
+threshold. The inputs are consistent when every pair is: the overall probability is the
+least of the pairs' (all of them must describe one thing, so the weakest pair decides), and
+the overall verdict is "consistent" only when no pair falls below its threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omnifuse.align.consistency.calibration import PairCalibration, pair_key
+from omnifuse.align.model import AlignedModel, load_aligned
+from omnifuse.errors import ConfigError, InvalidValueError, MissingModalityError
+from omnifuse.fileio import write_json_atomic
+
+CALIBRATION_FILE = "consistency.json"
+FORMAT = "omnifuse-consistency/1"
+MODALITIES = ("text", "image", "audio")
+
+
+class NotCalibratedError(ConfigError):
+    """An aligned model folder without a consistency calibration."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Every calibrated modality pair of one aligned model, and where it was fitted."""
+
+    pairs: dict[tuple[str, str], PairCalibration]
+    source: dict[str, Any] = field(default_factory=dict)
+    premise: PairCalibration | None = None
+    """Text–image, fitted on the short statements a question presupposes ("a red circle")
+    rather than whole captions: what the assistant's premise check reads."""
+
+    def pair(self, a: str, b: str) -> PairCalibration:
+        key = pair_key(a, b)
+        if key not in self.pairs:
+            known = ", ".join(f"{x}–{y}" for x, y in self.pairs) or "none"
+            raise MissingModalityError(
+                f"no calibration for {key[0]}–{key[1]} (calibrated pairs: {known})",
+                modality=key[1],
+            )
+        return self.pairs[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "format": FORMAT,
+            "source": self.source,
+            "pairs": [p.to_dict() for p in self.pairs.values()],
+        }
+        if self.premise is not None:
+            out["premise"] = self.premise.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        if data.get("format") != FORMAT:
+            raise ConfigError(f"not a consistency calibration (format {data.get('format')!r})")
+        pairs = [PairCalibration.from_dict(p) for p in data.get("pairs") or []]
+        if not pairs:
+            raise ConfigError("the consistency calibration holds no pairs")
+        premise = data.get("premise")
+        return cls(
+            {p.key: p for p in pairs},
+            dict(data.get("source") or {}),
+            None if premise is None else PairCalibration.from_dict(premise),
+        )
+
+
+def write_calibration(folder: str | Path, calibration: Calibration) -> Path:
+    """Write ``consistency.json`` into the aligned model's folder (atomically)."""
+    path = Path(folder) / CALIBRATION_FILE
+    write_json_atomic(path, calibration.to_dict())
+    return path
+
+
+def read_calibration(folder: str | Path) -> Calibration:
+    """The calibration beside an aligned model; :class:`NotCalibratedError` when absent."""
+    import json
+
+    path = Path(folder) / CALIBRATION_FILE
+    if not path.is_file():
+        raise NotCalibratedError(
+            f"{folder} has no {CALIBRATION_FILE}; write one with "
+            f"`omnifuse consistency calibrate --align {folder}`"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    try:
+        return Calibration.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    """One pair of inputs: cosine similarity, calibrated probability, threshold, verdict."""
+
+    a: str
+    b: str
+    similarity: float
+    probability: float
+    threshold: float
+
+    @property
+    def consistent(self) -> bool:
+        return self.probability >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "similarity": round(self.similarity, 6),
+            "probability": round(self.probability, 6),
+            "threshold": round(self.threshold, 6),
+            "verdict": verdict(self.consistent),
+        }
+
+
+def verdict(consistent: bool) -> str:
+    return "consistent" if consistent else "inconsistent"
+
+
+@dataclass(frozen=True)
+class ConsistencyResult:
+    """Every pair's verdict; ``probability`` the least pair probability, ``consistent`` only
+    when every pair is."""
+
+    pairs: tuple[PairVerdict, ...]
+
+    @property
+    def probability(self) -> float:
+        return min(p.probability for p in self.pairs)
+
+    @property
+    def consistent(self) -> bool:
+        return all(p.consistent for p in self.pairs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pairs": [p.to_dict() for p in self.pairs],
+            "probability": round(self.probability, 6),
+            "verdict": verdict(self.consistent),
+        }
+
+
+class ConsistencyChecker:
+    """An aligned model with its calibration: :meth:`check` scores raw inputs by modality."""
+
+    def __init__(self, model: AlignedModel, calibration: Calibration) -> None:
+        self.model = model
+        self.calibration = calibration
+
+    @classmethod
+    def load(cls, folder: str | Path, *, device: str = "cpu") -> ConsistencyChecker:
+        """The aligned model in ``folder`` and its ``consistency.json``."""
+        calibration = read_calibration(folder)
+        return cls(load_aligned(folder, device=device), calibration)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(m for m in MODALITIES if m in self.model.modalities)
+
+    def check(self, inputs: Mapping[str, Any]) -> ConsistencyResult:
+        """``{"text": "...", "image": path or PIL image, "audio": path or (wave, rate)}`` —
+        two or more — → every pair's verdict. Inputs are embedded by the aligned model."""
+        given = {m: v for m, v in inputs.items() if v is not None}
+        self.require(given)
+        vectors = {m: self.model.embed(m, [raw])[0] for m, raw in given.items()}
+        return self.check_embedded(vectors)
+
+    def require(self, inputs: Mapping[str, Any]) -> None:
+        """Refuse fewer than two inputs, or one the model (or its calibration) cannot read."""
+        if len(inputs) < 2:
+            raise InvalidValueError(
+                f"consistency compares two or more inputs; got {len(inputs)} "
+                f"({', '.join(inputs) or 'none'})"
+            )
+        for modality in inputs:
+            if modality not in self.modalities:
+                raise MissingModalityError(
+                    f"this aligned model embeds {', '.join(self.modalities)}; not {modality!r}",
+                    modality=modality,
+                )
+        names = list(inputs)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                self.calibration.pair(a, b)
+
+    def check_embedded(self, vectors: Mapping[str, np.ndarray]) -> ConsistencyResult:
+        """Verdicts of unit vectors already in the aligned space, by modality."""
+        self.require(vectors)
+        names = [m for m in MODALITIES if m in vectors]
+        verdicts = []
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                pair = self.calibration.pair(a, b)
+                similarity = float(np.dot(vectors[a], vectors[b]))
+                probability = float(pair.platt.probability(similarity))
+                verdicts.append(PairVerdict(a, b, similarity, probability, pair.threshold))
+        return ConsistencyResult(tuple(verdicts))
+
+    def text_image(self, texts: Sequence[str], image: Any) -> list[tuple[float, float]]:
+        """(probability, threshold) of each text describing ``image`` (embedded once) under
+        the premise calibration (the text–image one when there is none): the assistant's
+        premise check."""
+        pair = self.calibration.premise or self.calibration.pair("text", "image")
+        picture = self.model.embed("image", [image])[0]
+        similarity = self.model.embed("text", list(texts)) @ picture
+        return [(float(p), pair.threshold) for p in pair.platt.probability(similarity)]
