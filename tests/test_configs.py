@@ -26,6 +26,7 @@ def _readers() -> dict[str, Callable[[Path], Any]]:
         "omnifuse projector train --config": lambda path: read_projector_config(path, []),
         "omnifuse sweep --config": lambda path: read_sweep_config(path),
         "omnifuse generate train --config": lambda path: read_generate_config(path),
+        "omnifuse consistency train --config": lambda path: read_align_config(path, []),
     }
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
+from alignkit import tiny_config
 from typer.testing import CliRunner
 
 from omnifuse.align import AlignResult, load_aligned
@@ -193,3 +195,52 @@ def test_http_route_answers_pairs_and_refuses_bad_requests(
     with TestClient(create_app(ServeConfig(align_dir=tiny_run.folder))) as uncalibrated:
         later = uncalibrated.post("/v1/consistency", json={"text": "a", "image": data_uri(image)})
         assert later.status_code == 503 and later.json()["error"]["code"] == "not_calibrated"
+
+
+def test_training_with_edits_writes_a_calibrated_aligned_model(
+    tiny_run: AlignResult, tiny_world: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "consistency.yaml"
+    raw = tiny_config(tiny_world, tmp_path / "cache")
+    raw["encoders"]["image"] = {"name": "effnet-lite0", "image_size": 64, "center_crop": False}
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "model"
+    args = ["consistency", "train", "--config", str(config), "--out", str(out), "--epochs", "12"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "pairs: 12 epochs" in result.output and "val AUROC against edits" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [s["name"] for s in metrics["train"]["stages"]] == ["pairs", "bind:caption_audio"]
+    train_rows = metrics["data"]["train"]
+    assert 3 * train_rows <= metrics["train"]["edits"]["train"] <= 4 * train_rows
+    calibration = read_calibration(out)  # on 4 unseen scenes: what the model can tell apart
+    assert calibration.source["split"] == "val" and ("image", "text") in calibration.pairs
+    skipped = calibration.source.get("skipped", {})
+    assert set(calibration.pairs) | {tuple(sorted(k.split("–"))) for k in skipped} == {
+        ("image", "text"),
+        ("audio", "image"),
+        ("audio", "text"),
+    }
+    assert set(load_aligned(out).modalities) == {"text", "image", "audio"}
+    both = runner.invoke(app, ["consistency", "train", "--config", str(config), "--align", "x"])
+    assert both.exit_code != 0 and "either --config" in both.output
+
+
+def test_edits_of_a_split_hold_captions_and_drawn_scenes(
+    tiny_run: AlignResult, tiny_world: Path
+) -> None:
+    from omnifuse.align.consistency.negatives import make_edits
+    from omnifuse.align.consistency.train import recipe_of
+    from omnifuse.align.data import load_training_data
+
+    _, splits = load_training_data(recipe_of(tiny_run.folder), tiny_run.folder)
+    model = load_aligned(tiny_run.folder)
+    edits = make_edits(model, splits["train"], 0, variants=2, seed=0, render_size=48)
+    rows = len(splits["train"])
+    assert edits.images is not None and len(edits.images.pooled) == len(edits) > 3 * rows
+    assert edits.captions.pooled.shape == (len(edits), 384)
+    assert set(edits.kinds) == {"colour", "shape", "count", "relation"}
+    for row in range(rows):
+        mine = [t for t, o in zip(edits.texts, edits.owner.tolist(), strict=True) if o == row]
+        assert len(mine) == len(set(mine)) and splits["train"].samples[row]["caption"] not in mine
+    assert edits.of_rows([0, 1]) == [i for i, o in enumerate(edits.owner.tolist()) if o in (0, 1)]

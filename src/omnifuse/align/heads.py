@@ -20,7 +20,7 @@ from omnifuse.errors import ConfigError
 from omnifuse.nn import attention_pool, masked_mean, mlp, stride_pool
 
 HEAD_KINDS = ("linear", "mlp")
-POOLS = ("mean", "attention", "grid")
+POOLS = ("mean", "attention")
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,7 @@ class HeadConfig:
     """Projection-head settings: output ``dim``; ``kind`` linear or a 2-layer MLP of
     ``hidden`` units; ``pool`` the encoder's pooled vector (mean) or learned multi-query
     attention over its tokens (``queries``, at most ``max_tokens`` tokens averaged over runs of
-    ``stride``) or every token kept in its place (``grid``: each of the first ``max_tokens``
-    tokens reduced to ``cell`` features, for images whose grid cells say where things are);
-    ``dropout``; ``locked`` heads never learn (LiT)."""
+    ``stride``); ``dropout``; ``locked`` heads never learn (LiT)."""
 
     dim: int = 256
     kind: str = "mlp"
@@ -39,7 +37,6 @@ class HeadConfig:
     queries: int = 4
     max_tokens: int = 512
     stride: int = 1
-    cell: int = 32
     dropout: float = 0.1
     locked: bool = False
 
@@ -48,7 +45,7 @@ class HeadConfig:
             raise ConfigError(f"head.kind {self.kind!r} is not one of {HEAD_KINDS}")
         if self.pool not in POOLS:
             raise ConfigError(f"head.pool {self.pool!r} is not one of {POOLS}")
-        for name in ("dim", "hidden", "queries", "max_tokens", "stride", "cell"):
+        for name in ("dim", "hidden", "queries", "max_tokens", "stride"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"head.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -56,7 +53,7 @@ class HeadConfig:
 
     @property
     def uses_tokens(self) -> bool:
-        return self.pool in ("attention", "grid")
+        return self.pool == "attention"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,43 +97,13 @@ class AttentionPool(nn.Module):
         return torch.cat([attended.flatten(1), masked_mean(x, mask)], dim=1)
 
 
-class GridPool(nn.Module):
-    """Every token kept where it is: each of the first ``max_tokens`` (layer-normalised) tokens
-    reduced to ``cell`` features by one shared linear map, the cells laid side by side in token
-    order (missing ones zero), then the plain masked mean: (B, max_tokens · cell + D_in).
-
-    Attention pooling sums tokens, so it keeps what is in an image but little of where; a
-    relation ("the circle above the square") needs both, and a fixed grid of image cells keeps
-    both at a small cost per cell.
-    """
-
-    def __init__(self, spec: HeadSpec) -> None:
-        super().__init__()
-        self.max_tokens = spec.max_tokens
-        self.norm = nn.LayerNorm(spec.input_dim)
-        self.cells = nn.Linear(spec.input_dim, spec.cell)
-        self.out_dim = spec.max_tokens * spec.cell + spec.input_dim
-
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.norm(tokens[:, : self.max_tokens])  # (B, T', D)
-        kept = mask[:, : self.max_tokens]
-        cells = self.cells(x) * kept.unsqueeze(-1).to(x.dtype)  # (B, T', cell)
-        missing = self.max_tokens - cells.shape[1]
-        cells = F.pad(cells, (0, 0, 0, missing))  # (B, max_tokens, cell)
-        return torch.cat([cells.flatten(1), masked_mean(x, kept)], dim=1)
-
-
 class ProjectionHead(nn.Module):
     """Features of one modality → unit vectors in the shared space (see the module docstring)."""
 
     def __init__(self, spec: HeadSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.pool: AttentionPool | GridPool | None = None
-        if spec.pool == "attention":
-            self.pool = AttentionPool(spec)
-        elif spec.pool == "grid":
-            self.pool = GridPool(spec)
+        self.pool = AttentionPool(spec) if spec.uses_tokens else None
         width = self.pool.out_dim if self.pool is not None else spec.input_dim
         self.proj: nn.Module
         if spec.kind == "linear":
@@ -170,7 +137,7 @@ class ProjectionHead(nn.Module):
         unit rows."""
         if self.pool is not None:
             if tokens is None or mask is None:
-                raise ValueError(f"a {self.spec.pool}-pooling head needs tokens and their mask")
+                raise ValueError("an attention-pooling head needs tokens and their mask")
             features = self.pool(tokens, mask)
         else:
             features = pooled

@@ -5,7 +5,7 @@
     omnifuse consistency --align runs/align-world --text "a red circle above a blue square" \\
         --image scene.png --audio caption.wav [--json]
     omnifuse consistency calibrate --align runs/align-world      # writes consistency.json
-    omnifuse consistency train --config world-align --out runs/align-world-edits
+    omnifuse consistency train --config world-consistency     # → runs/align-world-consistency
 
 The check prints every pair's cosine similarity, calibrated probability and verdict, and the
 overall verdict (consistent only when every pair is; the overall probability is the least of
@@ -119,22 +119,31 @@ def calibrate(
 
 @app.command("train")
 def train(
-    out: Annotated[Path, typer.Option("--out", "-o", help="The new model folder.")],
-    config: Annotated[str | None, recipe_option("world-align")] = None,
+    config: Annotated[str | None, recipe_option("world-consistency")] = None,
     align: Annotated[
         Path | None,
-        typer.Option("--align", help="Instead of --config: fine-tune this aligned model."),
+        typer.Option("--align", help="Instead of --config: go on from this aligned model."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Model folder (overrides 'output').")
     ] = None,
     overrides: Overrides = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs per stage.")] = 30,
-    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate.")] = 1e-3,
-    patience: Annotated[int, typer.Option(min=1, help="Epochs without progress.")] = 6,
-    variants: Annotated[int, typer.Option(min=1, help="Edits of each kind per scene.")] = 2,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Epochs per stage (default: the recipe's).")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="Learning rate (the recipe's).")] = None,
+    patience: Annotated[
+        int | None, typer.Option(min=1, help="Epochs without progress (the recipe's).")
+    ] = None,
+    variants: Annotated[int, typer.Option(min=1, help="Edits of each kind per scene.")] = 1,
+    render: Annotated[
+        bool, typer.Option("--render/--no-render", help="Draw the edited scenes as images too.")
+    ] = True,
     seed: Annotated[int, typer.Option(help="Picks the edits.")] = 0,
 ) -> None:
-    """Train an aligned world model with edited captions (one colour, shape, count or relation
-    changed) as extra negatives — from a recipe, or from an aligned model's weights — then
-    calibrate it on the validation split."""
+    """Train an aligned world model with each scene's edits (one colour, shape, count or
+    relation changed) in its batch — from a recipe, or from an aligned model's weights and
+    recipe — then calibrate it on the validation split."""
     from omnifuse.align.config import read_align_config
     from omnifuse.align.consistency.train import (
         ConsistencyTraining,
@@ -147,8 +156,10 @@ def train(
             "give either --config RECIPE or --align DIR", param_hint="--config"
         )
     recipe = read_align_config(config, overrides or []) if config else recipe_of(align or "")
+    if out is None and align is not None:
+        raise typer.BadParameter("with --align, give the new folder with --out", param_hint="--out")
     settings = ConsistencyTraining(
-        epochs=epochs, lr=lr, patience=patience, variants=variants, seed=seed
+        epochs=epochs, lr=lr, patience=patience, variants=variants, render=render, seed=seed
     )
     _, metrics = train_consistency(recipe, out, settings, init=align)
     for stage in metrics["train"]["stages"]:
@@ -156,4 +167,7 @@ def train(
             f"{stage['name']}: {stage['epochs']} epochs, best {stage['best_epoch']} "
             f"(val AUROC against edits {stage['best_val_auroc']:.3f})"
         )
-    console.print(f"[green]done[/] in {metrics['train']['seconds']:.0f} s → {out}")
+    folder = out or recipe.output
+    if "calibration" in metrics:
+        console.print(f"[yellow]{metrics['calibration']}[/]")
+    console.print(f"[green]done[/] in {metrics['train']['seconds']:.0f} s → {folder}")

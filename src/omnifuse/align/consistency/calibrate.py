@@ -27,7 +27,7 @@ from omnifuse.align.consistency.pairs import (
     world_cases,
 )
 from omnifuse.align.model import AlignedModel, load_aligned, read_metrics
-from omnifuse.errors import ConfigError
+from omnifuse.errors import ConfigError, InvalidValueError
 
 
 def training_manifest(folder: str | Path) -> Path:
@@ -70,25 +70,38 @@ def calibrate(
     model: AlignedModel | None = None,
 ) -> Calibration:
     """Fit every modality pair of the aligned model in ``folder`` on ``split`` of its world
-    manifest (or ``manifest``) and write ``consistency.json`` into the folder."""
+    manifest (or ``manifest``) and write ``consistency.json`` into the folder. A pair whose
+    matching pairs are not more similar than the mismatching ones is left out (``source``
+    says why); :class:`~omnifuse.errors.InvalidValueError` when no pair is left."""
     started = time.perf_counter()
     path = Path(manifest) if manifest is not None else training_manifest(folder)
     model = model or load_aligned(folder)
     embedded = embed_split(model, path, split, limit=limit, seed=seed)
     pairs = {}
+    skipped: dict[str, str] = {}
     for a, b in modality_pairs(model):
-        fitted = calibrate_pair(a, b, pair_scores(embedded, a, b))
+        try:
+            fitted = calibrate_pair(a, b, pair_scores(embedded, a, b))
+        except InvalidValueError as err:  # this pair cannot be told apart; the others may
+            skipped[f"{a}–{b}"] = str(err)
+            continue
         pairs[fitted.key] = fitted
+    if not pairs:
+        raise InvalidValueError(f"no modality pair could be calibrated: {skipped}")
     source: dict[str, Any] = {
         "manifest": str(path),
         "split": split,
         "scenes": len(embedded.image),
         "seed": seed,
+        **({"skipped": skipped} if skipped else {}),
     }
     premise = None
     if {"text", "image"} <= set(model.modalities):
         scores = premise_scores(model, path, split, limit=limit, seed=seed)
-        premise = calibrate_pair("text", "image", scores)
+        try:
+            premise = calibrate_pair("text", "image", scores)
+        except InvalidValueError as err:
+            source.setdefault("skipped", {})["premise"] = str(err)
     source["seconds"] = round(time.perf_counter() - started, 2)
     calibration = Calibration(pairs, source, premise)
     write_calibration(folder, calibration)

@@ -38,27 +38,31 @@ from omnifuse.align.model import AlignedModel, load_aligned, read_aligned_config
 from omnifuse.align.train import Stage, StageObjective, build_aligned_model, stages
 from omnifuse.data.world.edits import dataset_seed
 from omnifuse.encoders.base import resolve_device
-from omnifuse.errors import ConfigError
+from omnifuse.errors import ConfigError, InvalidValueError
 from omnifuse.tasks.metrics import roc_auc
 from omnifuse.train.loop import fit
 
 
 @dataclass(frozen=True)
 class ConsistencyTraining:
-    """What consistency training changes in the recipe: ``epochs`` and ``lr`` per stage,
-    ``patience``; ``variants`` edits of each kind per training scene, with their scenes
-    drawn as images too when ``render``; ``seed`` picks the edits."""
+    """How consistency training departs from the recipe: ``epochs`` and ``lr`` per stage and
+    ``patience`` (None: the recipe's); ``variants`` edits of each kind per training scene,
+    their scenes drawn as images too when ``render``; ``seed`` picks the edits."""
 
-    epochs: int = 30
-    lr: float = 1e-3
-    patience: int = 6
+    epochs: int | None = None
+    lr: float | None = None
+    patience: int | None = None
     variants: int = 1
     render: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.variants < 1 or self.patience < 1 or not self.lr > 0:
-            raise ConfigError("epochs, variants and patience must be ≥ 1 and lr positive")
+        if (self.epochs is not None and self.epochs < 1) or self.variants < 1:
+            raise ConfigError("epochs and variants must be at least 1")
+        if (self.patience is not None and self.patience < 1) or (
+            self.lr is not None and not self.lr > 0
+        ):
+            raise ConfigError("patience must be at least 1 and lr positive")
 
 
 class EditObjective(StageObjective):
@@ -148,29 +152,34 @@ def edit_auroc(objective: EditObjective, data: SplitData, edits: Edits) -> dict[
 
 def train_consistency(
     config: AlignConfig,
-    out: str | Path,
+    out: str | Path | None = None,
     settings: ConsistencyTraining | None = None,
     *,
     init: str | Path | None = None,
 ) -> tuple[AlignedModel, dict[str, Any]]:
-    """Train the aligned model ``config`` describes with edited captions as negatives —
+    """Train the aligned model ``config`` describes with each scene's edits in its batch —
     from the weights of the aligned model in ``init`` when given (same heads), else from
-    scratch — save it to ``out`` and calibrate it on the validation split."""
+    scratch — save it to ``out`` (default: the recipe's ``output``) and calibrate it on the
+    validation split (when that fails, ``metrics["calibration"]`` says why and the model is
+    kept)."""
     from omnifuse.align.consistency.calibrate import calibrate
 
     settings = settings or ConsistencyTraining()
     started = time.perf_counter()
     config = dataclasses.replace(config)
+    train = config.train
     config.train = dataclasses.replace(
-        config.train,
-        epochs=settings.epochs,
-        lr=settings.lr,
-        patience=settings.patience,
-        bind_epochs=None,
-        bind_lr=None,
+        train,
+        epochs=settings.epochs or train.epochs,
+        lr=settings.lr or train.lr,
+        patience=settings.patience or train.patience,
+        bind_epochs=None if settings.epochs else train.bind_epochs,
+        bind_lr=None if settings.lr else train.bind_lr,
         hard_negatives="none",
     )
-    folder = Path(out)
+    folder = Path(out or config.output or "")
+    if folder == Path():
+        raise ConfigError("give an output folder (out=..., or 'output' in the recipe)")
     manifest, splits = load_training_data(config, folder)
     if init is not None:
         model = load_aligned(init, device=resolve_device(config.train.device))
@@ -228,7 +237,10 @@ def train_consistency(
         if role in splits:
             metrics[role] = evaluate_split(model, splits[role])
     save_aligned(model, folder, metrics=metrics, extra={"config": config.to_dict()})
-    calibrate(folder, manifest=manifest, model=model)
+    try:
+        calibrate(folder, manifest=manifest, model=model)
+    except InvalidValueError as err:  # the model is kept; calibrate it later on more scenes
+        metrics["calibration"] = f"not calibrated: {err}"
     return model, metrics
 
 
