@@ -4,9 +4,10 @@ On the first ``--prompts`` test captions of the generator's data (a world build)
 caption is sampled (``--steps`` Euler steps, guidance ``--guidance``, seed = the caption's
 position), timed, and scored three ways, each beside the same score of the real test renders:
 
-- **prompt retrieval**: an aligner trained here on the same data's train split (MiniLM captions ↔
-  EfficientNet-Lite0 images, CLIP-style) embeds each generated image and the 100 captions; R@1 is
-  how often the image's own caption ranks first (chance 1/100);
+- **prompt retrieval**: an aligner trained here on the same data's train split (MiniLM captions
+  ↔ EfficientNet-Lite0 images, CLIP-style), or ``--aligner`` an aligned world model, embeds each
+  generated image and the 100 captions; R@1 is how often the image's own caption ranks first
+  (chance 1/100);
 - **attribute accuracy**: a reader trained here on the real train renders (a small CNN, multi-label
   over every colour–shape pair) says which colour–shape pairs each image holds; accuracy is the
   share of the caption's objects it finds (probability > 0.5);
@@ -159,6 +160,12 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("runs/generate-world"))
     parser.add_argument("--data", type=Path, default=Path("runs/data/world-gen-4000-s0"))
     parser.add_argument("--work", type=Path, default=Path("runs/generate-eval"))
+    parser.add_argument(
+        "--aligner",
+        type=Path,
+        default=None,
+        help="An aligned world model to use instead of training one.",
+    )
     parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--guidance", type=float, default=3.0)
@@ -168,7 +175,8 @@ def main() -> None:
     test = manifest.split("test")[: args.prompts]
     train = manifest.split("train")[: args.prompts]
     captions = [r["caption"] for r in test]
-    reader, aligner = train_reader(args.data, args.work), train_aligner(args.data, args.work)
+    reader = train_reader(args.data, args.work)
+    aligner = load_aligned(args.aligner) if args.aligner else train_aligner(args.data, args.work)
     generator = load_generator(args.model)
     started = time.perf_counter()
     generated = [
