@@ -100,6 +100,9 @@ def test_the_assistant_refuses_a_false_premise_and_answers_a_true_one(
     assert false.raw == false.text  # the LLM was not asked
     note = next(n for n in false.tools if n.name == "consistency")
     assert note.data["refuted"] == f"a {absent(obj)}" and note.confidence is not None
+    unknown = assistant.ask("what colour is the cat?", image=image)  # not a world word
+    note = next(n for n in unknown.tools if n.name == "consistency")
+    assert "never saw cat" in note.data["skipped"] and "doesn't seem" not in unknown.text
     true = assistant.ask(f"what size is the {obj['colour']} {obj['shape']}?", image=image)
     assert "doesn't seem to show" not in true.text and true.raw.strip()  # the LLM answered
     note = next(n for n in true.tools if n.name == "consistency")

@@ -14,6 +14,7 @@ from omnifuse.align.consistency.calibration import (
     calibrate_pair,
     expected_calibration_error,
     fit_platt,
+    recall_threshold,
     youden_threshold,
 )
 from omnifuse.align.consistency.checker import (
@@ -78,6 +79,20 @@ def test_youden_threshold_separates_separable_scores() -> None:
     # a weight that makes one mistake cheap moves the cut past it
     y2 = np.array([0, 0, 1, 0, 1, 1])
     assert youden_threshold(p, y2, np.array([1, 1, 1, 0.01, 1, 1])) == pytest.approx(0.275)
+
+
+def test_recall_threshold_keeps_the_share_of_true_pairs_asked_for() -> None:
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    y = np.array([0, 1, 0, 1, 0, 1, 1, 1])
+    ones = np.ones(8)
+    assert recall_threshold(p, y, ones, 1.0) == 0.2
+    assert recall_threshold(p, y, ones, 0.8) == 0.4  # 4 of 5 true pairs at or above
+    assert recall_threshold(p, y, ones, 0.6) == 0.6
+    heavy = np.where(p == 0.8, 4.0, 1.0)  # one true pair holding half the weight
+    assert recall_threshold(p, y, heavy, 0.5) == 0.8
+    scores = PairScores(p, y, ["own" if t else "colour" for t in y], ones)
+    pair = calibrate_pair("text", "image", scores, keep=0.8)
+    assert pair.val["true_kept"] >= 0.8 and 0 <= pair.val["false_refused"] <= 1
 
 
 def test_expected_calibration_error() -> None:

@@ -1,5 +1,6 @@
-"""What a question presupposes, and the premise tool's note and refusal (the tool on a real
-aligned model is tested in tests/align/test_consistency_assistant.py)."""
+"""What a question presupposes (the things it names, not the relations between them), and the
+premise tool's note and refusal (the tool on a real aligned model is tested in
+tests/align/test_consistency_assistant.py)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,7 @@ from omnifuse.assistant.tools import Toolbox, ToolRequest
     [
         ("What colour is the cat?", ["a cat"]),
         ("what is the cat's name?", ["a cat"]),
-        ("Why is the red square above the circle?", ["a red square above a circle"]),
-        (
-            "why is the red circle to the left of the blue square?",
-            ["a red circle to the left of a blue square"],
-        ),
+        ("Why is the red square above the circle?", ["a red square", "a circle"]),
         ("is the red circle to the left of the blue square?", ["a red circle", "a blue square"]),
         ("what colour is the shape to the left of the circle?", ["a circle"]),
         ("what size is the large red circle?", ["a large red circle"]),
@@ -48,8 +45,9 @@ def test_presuppositions(question: str, statements: list[str]) -> None:
 class WordChecker:
     """Probability 0.9 for statements naming a word of the scene, else 0.1; threshold 0.5."""
 
-    def __init__(self, words: set[str]) -> None:
+    def __init__(self, words: set[str], vocabulary: frozenset[str] | None = None) -> None:
         self.words = words
+        self.vocabulary = vocabulary
         self.calls: list[list[str]] = []
 
     def text_image(self, texts: Sequence[str], image: Any) -> list[tuple[float, float]]:
@@ -93,3 +91,18 @@ def test_a_refuted_premise_replaces_the_answer() -> None:
     )
     box = Toolbox([PremiseTool(WordChecker(set()))], enabled=["index"])
     assert box.consult(ToolRequest("what colour is the cat?", image=Image.new("RGB", (4, 4)))) == []
+
+
+def test_statements_in_words_the_model_never_read_are_not_checked() -> None:
+    image = Image.new("RGB", (8, 8))
+    vocabulary = frozenset(["a", "red", "blue", "square", "circle", "shapes"])
+    checker = WordChecker(set(), vocabulary)
+    tool = PremiseTool(checker)
+    cat = tool.run(ToolRequest("what colour is the cat?", image=image))
+    assert cat is not None and cat.text == "" and "never saw cat" in cat.data["skipped"]
+    assert checker.calls == [] and premise_refusal([cat]) is None
+    mixed = tool.run(ToolRequest("is the cat left of the red squares?", image=image))
+    assert mixed is not None and mixed.data["skipped"]  # "the red squares" is a plural
+    both = tool.run(ToolRequest("is the dog left of the blue circle?", image=image))
+    assert both is not None and both.data["unchecked"] == ["a dog"]
+    assert both.data["refuted"] == "a blue circle" and checker.calls == [["a blue circle"]]

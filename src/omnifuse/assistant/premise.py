@@ -1,24 +1,30 @@
 """False premises: a question that takes for granted something the image does not show.
 
 "What colour is the cat?" presupposes a cat; "why is the red square above the circle?"
-presupposes a red square above a circle. Answering such a question about an image without a
-cat (or with the square below the circle) answers a premise the image contradicts. The
+presupposes a red square and a circle (and that one is above the other). Answering such a
+question about an image without a cat answers a premise the image contradicts. The
 ``consistency`` tool (:class:`PremiseTool`) puts each presupposition to a cross-modal
 consistency checker (an aligned model with calibrated thresholds, given by the caller) and,
 when one falls below its threshold, the assistant says that the image does not seem to show
-it (:func:`premise_refusal`) instead of answering.
+it (:func:`premise_refusal`) instead of answering. A statement in words the checker's model
+never read in training ("a cat" put to a model of coloured shapes) is not checked: the model
+cannot judge it either way.
 
 What counts as a presupposition is kept simple and predictable:
 
 - questions that ask whether something is there — "is/are there ...", "can/do you see ...",
   "does it/the image show/have/contain ...", "is it/this/that ..." — and "how many ..."
   questions (zero is an answer) presuppose nothing;
-- "why/how come is|are the A <relation> the B" presupposes the relation: "a A <relation> a B";
 - otherwise each singular definite noun phrase ("the" + up to three words before a verb,
   preposition or the end) is a presupposition, stated with "a"/"an": "the red square" → "a
   red square". Phrases about the picture itself or a place in it ("the image", "the left",
   "the background") and ones headed by a generic word ("the object", "the shape") or a plural
   are left out.
+
+The objects a question relates are checked, not the relation itself: the aligned world models
+tell one changed colour, shape or count from the true caption far better than one reversed
+relation, which they do not tell at all (docs/BENCHMARKS.md, "Cross-modal consistency"), so a
+relation check would refuse true premises at random.
 """
 
 from __future__ import annotations
@@ -36,30 +42,6 @@ _NO_PREMISE = re.compile(
     r"^(?:is there|are there|is it|is this|is that|are these|are those|can you see|do you see|"
     r"could you see|does (?:it|this|that|the (?:image|picture|photo|scene)) "
     r"(?:show|have|contain|include)|how many)\b"
-)
-RELATIONS = (
-    "to the left of",
-    "to the right of",
-    "left of",
-    "right of",
-    "above",
-    "below",
-    "under",
-    "over",
-    "next to",
-    "beside",
-    "behind",
-    "in front of",
-    "on top of",
-    "inside",
-    "on",
-    "in",
-    "near",
-)
-_RELATION = "|".join(re.escape(r) for r in RELATIONS)
-_WHY = re.compile(
-    rf"^(?:why|how come) (?:is|are) the ((?:\w+ ){{0,2}}\w+) ({_RELATION}) "
-    rf"the ((?:\w+ ){{0,2}}\w+)$"
 )
 STOP = frozenset(
     """is are was were be been to of in on at with and or but that which who than as from by for
@@ -99,17 +81,11 @@ def _noun_phrase(words: Sequence[str]) -> str | None:
 
 
 def presuppositions(question: str) -> list[str]:
-    """What ``question`` takes for granted, as statements to check against an image ("a red
-    square", "a red square above a circle"); empty when it presupposes nothing."""
+    """The things ``question`` takes for granted, as statements to check against an image ("a
+    red square", "a circle"); empty when it presupposes nothing."""
     text = " ".join(re.sub(r"[^a-z0-9' -]", " ", question.lower()).split())
     if not text or _NO_PREMISE.match(text):
         return []
-    why = _WHY.match(text)
-    if why:
-        a, relation, b = (why.group(i) for i in (1, 2, 3))
-        first, second = _noun_phrase(a.split()), _noun_phrase(b.split())
-        if first and second:
-            return [f"{first} {relation} {second}"]
     words = text.split()
     found: list[str] = []
     for i, word in enumerate(words):
@@ -142,7 +118,10 @@ class PremiseCheck:
 
 class PremiseChecker(Protocol):
     """Something that scores texts against an image: an aligned model with its consistency
-    calibration (``ConsistencyChecker.text_image``)."""
+    calibration (``ConsistencyChecker.text_image``). ``vocabulary``: the words of the texts it
+    was trained on (None: unknown), since it can only judge statements in those words."""
+
+    vocabulary: frozenset[str] | None
 
     def text_image(self, texts: Sequence[str], image: Any) -> list[tuple[float, float]]:
         """(probability, threshold) of each text describing the image."""
@@ -178,8 +157,13 @@ class PremiseTool:
         statements = presuppositions(request.question)
         if request.image is None or not statements:
             return None
-        scored = self.checker.text_image(statements, request.image)
-        checks = [PremiseCheck(s, p, t) for s, (p, t) in zip(statements, scored, strict=True)]
+        unchecked = self._unknown(statements)
+        asked = [s for s in statements if s not in unchecked]
+        if not asked:  # nothing in words the model knows: it has nothing to say (to the LLM)
+            reason = "; ".join(f"{s}: never saw {', '.join(w)}" for s, w in unchecked.items())
+            return ToolNote(self.name, "", data={"skipped": f"not checked ({reason})"})
+        scored = self.checker.text_image(asked, request.image)
+        checks = [PremiseCheck(s, p, t) for s, (p, t) in zip(asked, scored, strict=True)]
         refuted = next((c for c in checks if not c.holds), None)
         if refuted is not None:
             text = f"the image does not seem to show {refuted.statement}"
@@ -193,8 +177,21 @@ class PremiseTool:
             data={
                 "premises": [c.to_dict() for c in checks],
                 "refuted": None if refuted is None else refuted.statement,
+                "unchecked": list(unchecked),
             },
         )
+
+    def _unknown(self, statements: Sequence[str]) -> dict[str, list[str]]:
+        """The statements with words the checker's model never read, and those words."""
+        from omnifuse.assistant.domain import unknown_words
+        from omnifuse.assistant.grounding import content_words
+
+        vocabulary = getattr(self.checker, "vocabulary", None)
+        if vocabulary is None:
+            return {}
+        known = content_words(" ".join(sorted(vocabulary)))
+        found = {s: unknown_words(s, known) for s in statements}
+        return {s: words for s, words in found.items() if words}
 
 
 def premise_refusal(tools: Sequence[ToolNote]) -> str | None:

@@ -103,17 +103,20 @@ def calibrate(
     table = Table(title=f"calibration on {split}", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("pair", "pairs", "AUROC edits", "AUROC other", "ECE", "threshold p"):
         table.add_column(column, justify="left" if column == "pair" else "right")
-    for pair in result.pairs.values():
+    named = [(f"{p.a}–{p.b}", p) for p in result.pairs.values()]
+    for name, pair in named + ([("premise", result.premise)] if result.premise else []):
         val = pair.val
         table.add_row(
-            f"{pair.a}–{pair.b}",
+            name,
             str(val["pairs"]),
             f"{val['auroc_swaps']:.3f}",
-            f"{val['auroc_other']:.3f}",
+            "–" if val["auroc_other"] is None else f"{val['auroc_other']:.3f}",
             f"{val['ece']:.3f}",
             f"{pair.threshold:.3f}",
         )
     console.print(table)
+    for name, reason in result.source.get("skipped", {}).items():
+        console.print(f"[yellow]left out[/] {name}: {reason}")
     console.print(f"[green]wrote[/] {align / 'consistency.json'}")
 
 

@@ -179,6 +179,7 @@ class Components:
 
     def _load_consistency(self) -> Any:
         from omnifuse.align.consistency import ConsistencyChecker, read_calibration
+        from omnifuse.align.consistency.checker import training_vocabulary
         from omnifuse.errors import ConfigError
 
         assert self.config.align_dir is not None
@@ -188,7 +189,8 @@ class Components:
         except ConfigError as err:
             message = f"consistency checks are not available: {err}"
             raise APIError(503, message, code="not_calibrated") from None
-        return ConsistencyChecker(model, calibration)
+        vocabulary = training_vocabulary(self.config.align_dir, model)
+        return ConsistencyChecker(model, calibration, vocabulary)
 
     def model_folders(self) -> dict[str, Path]:
         """Fusion model folders under ``models_dir`` by name (those holding a config.json)."""

@@ -10,7 +10,8 @@ so positives and negatives weigh the same and the probability reads against an e
 ("given nothing else, as likely to match as not"). The decision threshold maximises Youden's
 J (true-positive rate minus false-positive rate) on the same weighted pairs; the expected
 calibration error is the weighted gap between the mean probability and the fraction of true
-pairs in ten equal-width probability bins.
+pairs in ten equal-width probability bins. A check that acts on a refusal (the assistant's
+premise check) takes instead the threshold that keeps a set share of the true pairs.
 """
 
 from __future__ import annotations
@@ -102,6 +103,19 @@ def youden_threshold(probability: np.ndarray, labels: np.ndarray, weights: np.nd
     return best
 
 
+def recall_threshold(
+    probability: np.ndarray, labels: np.ndarray, weights: np.ndarray, keep: float
+) -> float:
+    """The highest probability threshold that still calls at least ``keep`` of the (weighted)
+    matching pairs consistent: for a check whose false alarms cost more than its misses."""
+    p = np.asarray(probability, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    w = np.asarray(weights, dtype=np.float64)
+    order = np.argsort(-p[y])
+    kept = np.cumsum(w[y][order]) / w[y].sum()
+    return float(p[y][order][int(np.searchsorted(kept, keep - 1e-12))])
+
+
 def expected_calibration_error(
     probability: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
 ) -> float:
@@ -143,8 +157,9 @@ class PairScores:
 
 
 def figures(scores: PairScores, platt: Platt, threshold: float) -> dict[str, Any]:
-    """AUROC of positives against all, one-attribute-swap and other-scene negatives, and per
-    swap kind; ECE; balanced accuracy at the threshold; the number of pairs."""
+    """AUROC of positives against all, one-attribute-swap and other-scene negatives (None
+    without any), and per swap kind; ECE; balanced accuracy at the threshold; the number of
+    pairs."""
     p = platt.probability(scores.similarity)
     y = scores.labels.astype(bool)
     w = scores.weights
@@ -154,10 +169,12 @@ def figures(scores: PairScores, platt: Platt, threshold: float) -> dict[str, Any
         "positives": int(y.sum()),
         "auroc": roc_auc(y, scores.similarity),
         "auroc_swaps": roc_auc(*_subset(scores, set(swaps))),
-        "auroc_other": roc_auc(*_subset(scores, {"other"})),
+        "auroc_other": roc_auc(*_subset(scores, {"other"})) if "other" in scores.kinds else None,
         "per_swap": {k: roc_auc(*_subset(scores, {k})) for k in swaps},
         "ece": expected_calibration_error(p, y, w),
         "balanced_accuracy": _balanced_accuracy(p >= threshold, y, w),
+        "true_kept": float(w[(p >= threshold) & y].sum() / w[y].sum()),
+        "false_refused": float(w[(p < threshold) & ~y].sum() / w[~y].sum()),
     }
     return out
 
@@ -218,9 +235,15 @@ def pair_key(a: str, b: str) -> tuple[str, str]:
     return first, second
 
 
-def calibrate_pair(a: str, b: str, scores: PairScores) -> PairCalibration:
-    """Platt scaling and a Youden threshold fitted on ``scores``, with its own figures."""
+def calibrate_pair(
+    a: str, b: str, scores: PairScores, *, keep: float | None = None
+) -> PairCalibration:
+    """Platt scaling fitted on ``scores``, with its own figures, and the threshold: Youden's,
+    or with ``keep`` the one that calls that share of the matching pairs consistent."""
     platt = fit_platt(scores.similarity, scores.labels, scores.weights)
     p = platt.probability(scores.similarity)
-    threshold = youden_threshold(p, scores.labels, scores.weights)
+    if keep is None:
+        threshold = youden_threshold(p, scores.labels, scores.weights)
+    else:
+        threshold = recall_threshold(p, scores.labels, scores.weights, keep)
     return PairCalibration(a, b, platt, threshold, figures(scores, platt, threshold))

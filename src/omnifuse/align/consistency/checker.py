@@ -158,15 +158,23 @@ class ConsistencyResult:
 class ConsistencyChecker:
     """An aligned model with its calibration: :meth:`check` scores raw inputs by modality."""
 
-    def __init__(self, model: AlignedModel, calibration: Calibration) -> None:
+    def __init__(
+        self,
+        model: AlignedModel,
+        calibration: Calibration,
+        vocabulary: frozenset[str] | None = None,
+    ) -> None:
         self.model = model
         self.calibration = calibration
+        self.vocabulary = vocabulary
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "cpu") -> ConsistencyChecker:
-        """The aligned model in ``folder`` and its ``consistency.json``."""
+        """The aligned model in ``folder``, its ``consistency.json`` and the words of the
+        texts it was trained on (``vocabulary``: None when its manifest is gone)."""
         calibration = read_calibration(folder)
-        return cls(load_aligned(folder, device=device), calibration)
+        model = load_aligned(folder, device=device)
+        return cls(model, calibration, training_vocabulary(folder, model))
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -219,3 +227,24 @@ class ConsistencyChecker:
         picture = self.model.embed("image", [image])[0]
         similarity = self.model.embed("text", list(texts)) @ picture
         return [(float(p), pair.threshold) for p in pair.platt.probability(similarity)]
+
+
+def training_vocabulary(folder: str | Path, model: AlignedModel) -> frozenset[str] | None:
+    """The lower-case words of the text column of the model's training manifest (every split),
+    or None when the model reads no text or the manifest cannot be read."""
+    import re
+
+    from omnifuse.align.model import read_metrics
+    from omnifuse.data.manifest import load_manifest
+    from omnifuse.errors import OmnifuseError
+
+    if "text" not in model.specs:
+        return None
+    manifest = read_metrics(folder).get("data", {}).get("manifest")
+    try:
+        rows = load_manifest(str(manifest), check_files=False).samples
+    except (OSError, TypeError, ValueError, OmnifuseError):
+        return None
+    column = model.specs["text"].column
+    words = {w for row in rows for w in re.findall(r"[a-z]+", str(row.get(column, "")).lower())}
+    return frozenset(words) or None

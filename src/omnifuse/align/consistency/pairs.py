@@ -204,9 +204,9 @@ def premise_scores(
     seed: int = 0,
 ) -> PairScores:
     """Statements a question may presuppose (:func:`~omnifuse.data.world.edits.
-    premise_statements`: each object alone, one relation; true and with one thing changed)
-    against the images of ``split``; each scene's true statements share weight 1, and so do
-    its false ones."""
+    premise_statements`: each object alone, true or with its colour or shape changed) against
+    the images of ``split``; each scene's true statements share weight 1, and so do its false
+    ones."""
     rows = load_manifest(Path(manifest)).split(split)[:limit]
     if not rows:
         raise ConfigError(f"split {split!r} of {manifest} has no scenes")

@@ -26,14 +26,8 @@ from typing import Any
 import numpy as np
 
 from omnifuse.data.world.builder import CAPTION_STREAM
-from omnifuse.data.world.language import (
-    RELATION_AXES,
-    RELATION_PHRASES,
-    CaptionPlan,
-    plan_caption,
-    write_caption,
-)
-from omnifuse.data.world.scene import COLOURS, SHAPES, SIZES, Scene, SceneObject, holds
+from omnifuse.data.world.language import CaptionPlan, plan_caption, write_caption
+from omnifuse.data.world.scene import COLOURS, SHAPES, SIZES, Scene, SceneObject
 from omnifuse.errors import ConfigError, InvalidValueError
 
 SWAP_KINDS: tuple[str, ...] = ("colour", "shape", "count", "relation")
@@ -163,9 +157,7 @@ def swapped_captions(
 def premise_statements(scene: Scene, rng: np.random.Generator) -> list[tuple[str, bool, str]]:
     """What a question may take for granted about ``scene`` — ``(statement, true?, kind)`` —
     stated as the assistant states a presupposition: each object as "a red circle" (true) and
-    with its colour or its shape changed to a pair the scene lacks (false); with two objects
-    or more, one relation between two of them as it holds ("a red circle above a blue
-    square", true) and reversed (false)."""
+    with its colour or its shape changed to a pair the scene lacks (false, of that kind)."""
     taken = {(o.colour, o.shape) for o in scene.objects}
     out: list[tuple[str, bool, str]] = []
     for obj in scene.objects:
@@ -179,15 +171,6 @@ def premise_statements(scene: Scene, rng: np.random.Generator) -> list[tuple[str
                 colour, shape = options[int(rng.integers(len(options)))]
                 out.append((f"a {colour} {shape}", False, kind))
                 break
-    if len(scene.objects) >= 2:
-        i, j = (int(k) for k in rng.choice(len(scene.objects), size=2, replace=False))
-        a, b = scene.objects[i], scene.objects[j]
-        axis = RELATION_AXES[int(rng.integers(2))]
-        holding = next(r for r in axis if holds(r, a, b))
-        wrong = axis[1] if holding == axis[0] else axis[0]
-        for relation, true in ((holding, True), (wrong, False)):
-            phrase = RELATION_PHRASES[relation]
-            out.append((f"a {a.name} {phrase} a {b.name}", true, "own" if true else "relation"))
     return out
 
 
