@@ -48,7 +48,7 @@ from omnifuse.progress import track
 from omnifuse.train import distributed
 from omnifuse.train.config import TrainConfig, TrainResult
 from omnifuse.train.loop import fit, seed_everything
-from omnifuse.train.objective import Objective, decay_groups, shuffled_batches
+from omnifuse.train.objective import ModuleObjective, decay_groups, shuffled_batches
 
 VAL_SAMPLES = 256
 
@@ -163,8 +163,10 @@ def load_pairs(
     return Pairs(stacked, [bank_index[c] for c in captions], captions)
 
 
-class GeneratorObjective(Objective):
+class GeneratorObjective(ModuleObjective):
     """Flow matching on image–prompt pairs, with prompt dropout and seeded noise."""
+
+    model: TextToImage
 
     def __init__(
         self,
@@ -248,15 +250,6 @@ class GeneratorObjective(Objective):
             steps=self.config.grid_steps,
             guidance=self.config.grid_guidance,
         )
-
-    def train_mode(self) -> None:
-        self.model.train()
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-
-    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(weights)
 
 
 def write_sample_grid(

@@ -14,7 +14,7 @@ from omnifuse.errors import ConfigError
 from omnifuse.projector.decoder import DecoderConfig, DecoderLM, WordTokenizer
 from omnifuse.train.config import TrainConfig
 from omnifuse.train.loop import fit, seed_everything
-from omnifuse.train.objective import Objective, decay_groups, shuffled_batches
+from omnifuse.train.objective import ModuleObjective, decay_groups, shuffled_batches
 
 
 @dataclass
@@ -51,8 +51,10 @@ def lm_loss(model: DecoderLM, ids: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
-class DecoderObjective(Objective):
+class DecoderObjective(ModuleObjective):
     """Language modelling on token rows for the training loop (no validation split)."""
+
+    model: DecoderLM
 
     def __init__(
         self, model: DecoderLM, rows: list[torch.Tensor], pad_id: int, config: TrainConfig
@@ -80,15 +82,6 @@ class DecoderObjective(Objective):
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return lm_loss(self.model, *batch)
-
-    def train_mode(self) -> None:
-        self.model.train()
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-
-    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(weights)
 
 
 def pretrain_decoder(

@@ -87,7 +87,23 @@ class Objective:
         return {}
 
 
-class DataObjective(Objective):
+class ModuleObjective(Objective):
+    """An objective whose trained tensors are those of one module, ``model``: its training mode,
+    its state-dict snapshot and its restore."""
+
+    model: nn.Module
+
+    def train_mode(self) -> None:
+        self.model.train()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(weights)
+
+
+class DataObjective(ModuleObjective):
     """An objective over a training set, shuffled into batches of ``config.batch_size`` every
     epoch, and an optional validation set, on the device the config names."""
 
@@ -104,9 +120,6 @@ class DataObjective(Objective):
         return shuffled_batches(
             len(self.train_data), self.config.batch_size, self.config.seed * 1_000_003 + epoch
         )
-
-    def train_mode(self) -> None:
-        self.model.train()
 
 
 def shuffled_batches(count: int, batch_size: int, seed: int) -> list[Sequence[int]]:
