@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -22,6 +23,7 @@ from omnifuse.generate import (
     load_generator,
     train_generator,
 )
+from omnifuse.generate.train import GenerateTrain, GeneratorObjective
 
 COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "green": (40, 180, 60)}
 TINY_TEXT = {"name": "transformer-text", "dim": 32, "layers": 1, "heads": 2}
@@ -144,3 +146,29 @@ def test_generate_image_command(
     assert Image.open(out).size == (64, 64)
     bad = CliRunner().invoke(app, [*args, "--out", str(out), "--steps", "0"])
     assert bad.exit_code != 0 and isinstance(bad.exception, InvalidValueError)
+
+
+def test_the_moving_average_follows_the_weights_and_survives_a_snapshot() -> None:
+    model = TextToImage(
+        GeneratorConfig.from_dict(
+            {"text_encoder": TINY_TEXT, "unet": {**TINY_UNET, "context_dim": 32}}
+        )
+    )
+    train = GenerateTrain(ema_decay=0.9)
+    objective = GeneratorObjective(model, None, None, None, train, Path("unused"))  # type: ignore[arg-type]
+    first = next(model.parameters())
+    start = first.detach().clone()
+    with torch.no_grad():
+        first.add_(1.0)
+    objective.after_step(1000)
+    averaged = objective.averaged[0]
+    assert torch.allclose(averaged, start + 0.1, atol=1e-6)
+    snapshot = objective.weights()
+    with objective.averaged_weights():
+        assert torch.allclose(next(model.parameters()), averaged)
+    assert torch.allclose(next(model.parameters()), start + 1.0)
+    objective.after_step(1001)
+    objective.load_weights(snapshot)
+    assert torch.allclose(objective.averaged[0], start + 0.1, atol=1e-6)
+    objective.use_averaged_weights()
+    assert torch.allclose(next(model.parameters()), start + 0.1, atol=1e-6)

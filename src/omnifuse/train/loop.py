@@ -239,6 +239,7 @@ def _run_epoch(
                 nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()
             step += 1
+            objective.after_step(step)
             if deadline is not None and _past(deadline, device):
                 return step, index + 1
         ran = index + 1

@@ -79,6 +79,10 @@ class Objective:
     def train_mode(self) -> None:
         """Put the modules in training mode at the start of an epoch."""
 
+    def after_step(self, step: int) -> None:
+        """Called after each optimizer step (``step`` counts them from 1): where an objective
+        keeps running averages of its weights."""
+
     def describe(self, record: dict[str, Any]) -> None:
         """Add objective-specific fields to an epoch's log record."""
 
