@@ -25,6 +25,7 @@ from omnifuse.cli import (
     sweep,
     train,
     transcribe,
+    tune,
 )
 from omnifuse.cli import eval as evaluate
 from omnifuse.cli.render import console_err
@@ -47,6 +48,7 @@ app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("predict")(predict.predict)
 app.command("sweep")(sweep.sweep)
+app.command("tune")(tune.tune)
 app.command("serve")(serve.serve)
 app.command("transcribe")(transcribe.transcribe)
 app.command("ask")(ask.ask)

@@ -23,7 +23,7 @@ from omnifuse.eval.report import StrategyResult, all_modalities, ranked
 DPI = 90
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     try:
         import matplotlib
     except ModuleNotFoundError:
@@ -34,16 +34,16 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def accuracy_vs_latency(results: Sequence[StrategyResult], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     points = [(r.cost.latency_ms, r.accuracy, r.name) for r in results if r.cost is not None]
     for latency, accuracy, name in points:
@@ -57,7 +57,7 @@ def accuracy_vs_latency(results: Sequence[StrategyResult], path: Path) -> Path:
     ax.set_ylabel("test accuracy")
     ax.set_title("Accuracy vs latency")
     ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _level_labels(levels: Sequence[float]) -> list[str]:
@@ -75,7 +75,7 @@ def _line_style(name: str, index: int) -> dict[str, Any]:
 
 
 def robustness_curves(results: Sequence[StrategyResult], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     panels = list(dict.fromkeys((c.column, c.noise) for r in results for c in r.noise))
     if not panels:
         raise ValueError("no noise curves to plot")
@@ -121,7 +121,7 @@ def _grouped_bars(
 
 
 def missing_subsets(results: Sequence[StrategyResult], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fused = [r for r in ranked(results) if len(r.modalities) > 1 and r.subsets]
     subsets = list(dict.fromkeys(s.label for r in fused for s in r.subsets))
     series = {
@@ -131,18 +131,18 @@ def missing_subsets(results: Sequence[StrategyResult], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(fused) + 2), 4.5))
     _grouped_bars(ax, [r.name for r in fused], series, "test accuracy with only these present")
     ax.set_title("Missing modalities")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def contributions(results: Sequence[StrategyResult], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fused = [r for r in ranked(results) if len(r.modalities) > 1 and r.shapley]
     modalities = all_modalities(fused)
     series = {m: [r.shapley.get(m, math.nan) for r in fused] for m in modalities}
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(fused) + 2), 4.5))
     _grouped_bars(ax, [r.name for r in fused], series, "Shapley value (true-class probability)")
     ax.set_title("Modality contributions")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_plots(results: Sequence[StrategyResult], out: Path) -> dict[str, Path]:

@@ -201,7 +201,7 @@ class GeneratorObjective(ModuleObjective):
         if not self.averaged:
             yield
             return
-        parameters = list(self.model.parameters())
+        parameters: list[torch.Tensor] = list(self.model.parameters())
         current = [p.detach().clone() for p in parameters]
         with torch.no_grad():
             torch._foreach_copy_(parameters, self.averaged)
@@ -215,7 +215,8 @@ class GeneratorObjective(ModuleObjective):
         """Replace the model's weights by the moving average for good (before saving)."""
         if self.averaged:
             with torch.no_grad():
-                torch._foreach_copy_(list(self.model.parameters()), self.averaged)
+                parameters: list[torch.Tensor] = list(self.model.parameters())
+                torch._foreach_copy_(parameters, self.averaged)
 
     def weights(self) -> dict[str, torch.Tensor]:
         weights = super().weights()

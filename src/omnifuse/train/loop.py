@@ -17,7 +17,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,14 +68,16 @@ def fit(
     metric: str = "loss",
     history: Sequence[dict[str, Any]] = (),
     description: str = "epoch",
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``objective`` under ``config``; it ends with its best weights (by validation
     ``metric``, or by training loss without validation) unless the run was interrupted by
     ``stop_after_epochs``. ``history``: records of earlier runs into the same log (a previous
-    stage), kept at the head of ``metrics.jsonl``."""
+    stage), kept at the head of ``metrics.jsonl``. ``on_epoch`` sees each epoch's record once it
+    is logged; an exception it raises ends the run there (how a tuner prunes a trial)."""
     config.validate()
     with torch_threads(config.threads):
-        return _fit(objective, config, metric, list(history), description)
+        return _fit(objective, config, metric, list(history), description, on_epoch)
 
 
 def _fit(
@@ -84,6 +86,7 @@ def _fit(
     metric: str,
     earlier: list[dict[str, Any]],
     description: str,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     shard = distributed.init_from_env(objective.device)  # the process group's start-up aside
     started = time.perf_counter()
@@ -171,6 +174,8 @@ def _fit(
                     best_weights=best_weights,
                     settings=settings,
                 )
+            if on_epoch is not None:
+                on_epoch(record)
             if config.patience is not None and state.bad_epochs >= config.patience:
                 stopped_early = True
                 break

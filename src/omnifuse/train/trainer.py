@@ -7,7 +7,7 @@ random (modality dropout), and the task's loss comes back; validation is the tas
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -114,17 +114,21 @@ def train(
     train_data: Dataset[Any],
     val_data: Dataset[Any] | None,
     config: TrainConfig,
+    *,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``train_data`` (cached features or a
     :class:`~omnifuse.models.RawDataset`), validating on ``val_data`` after every epoch; the
-    model ends with its best validation weights. See :class:`TrainConfig` for the settings."""
+    model ends with its best validation weights. See :class:`TrainConfig` for the settings;
+    ``on_epoch`` as in :func:`~omnifuse.train.loop.fit`."""
     config.validate()
     objective = FusionObjective(model, train_data, val_data, config)
     resuming = config.resume and config.checkpoint_dir and has_checkpoint(config.checkpoint_dir)
     if not resuming:
         seed_everything(config.seed)
         calibrate_head(model, train_data, objective.targets)
-    result = fit(objective, config, metric=resolve_metric(config.metric, model, val_data))
+    metric = resolve_metric(config.metric, model, val_data)
+    result = fit(objective, config, metric=metric, on_epoch=on_epoch)
     result.skipped_inputs = _skipped(train_data)
     return result
 
