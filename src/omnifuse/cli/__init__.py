@@ -15,6 +15,7 @@ from omnifuse.cli import (
     data,
     demo,
     encode,
+    export,
     generate,
     index,
     info,
@@ -47,6 +48,8 @@ app.add_typer(index.app, name="index")
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("predict")(predict.predict)
+app.command("export")(export.export)
+app.command("quantize")(export.quantize)
 app.command("sweep")(sweep.sweep)
 app.command("tune")(tune.tune)
 app.command("serve")(serve.serve)

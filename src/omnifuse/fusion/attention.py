@@ -101,10 +101,11 @@ class CrossAttentionFusion(Fusion):
         self.mlp = mlp(2 * dim, 2 * dim, dim, dropout=dropout)
 
     def fuse(self, features: Mapping[str, Encoded], present: torch.Tensor) -> FusionOutput:
-        tokens, mask, owners = self.tokens(features, present)  # (B, T, dim), (B, T), (T,)
-        is_query = owners.to(tokens.device) == self.modalities.index(self.query)
-        query, query_mask = tokens[:, is_query], mask[:, is_query]
-        context, context_mask = tokens[:, ~is_query], mask[:, ~is_query]
+        tokens, mask, _ = self.tokens(features, present)  # (B, T, dim), (B, T)
+        start, end = self.tokens.spans(features)[self.modalities.index(self.query)]
+        query, query_mask = tokens[:, start:end], mask[:, start:end]
+        context = torch.cat([tokens[:, :start], tokens[:, end:]], dim=1)
+        context_mask = torch.cat([mask[:, :start], mask[:, end:]], dim=1)
         context_mask = context_mask | ~context_mask.any(dim=1, keepdim=True)
         keys = self.norm_context(context)
         attended, _ = self.attend(

@@ -88,10 +88,11 @@ class Fusion(nn.Module):
 def _batch_size(
     features: Mapping[str, Encoded], present: torch.Tensor, modalities: tuple[str, ...]
 ) -> int:
+    """The batch size (left symbolic while the model is traced for export, not fixed)."""
     for m in modalities:
         if m in features:
-            return int(features[m].pooled.shape[0])
-    return int(present.shape[0])
+            return features[m].pooled.shape[0]
+    return present.shape[0]
 
 
 class ModalityVectors(nn.Module):
@@ -166,6 +167,21 @@ class ModalityTokens(nn.Module):
                 masks.append(torch.ones(batch, 1, dtype=torch.bool, device=present.device))
                 owners.append(torch.full((1,), i, dtype=torch.long, device=present.device))
         return torch.cat(tokens, dim=1), torch.cat(masks, dim=1), torch.cat(owners)
+
+    def spans(self, features: Mapping[str, Encoded]) -> list[tuple[int, int]]:
+        """Where each modality's tokens (its "missing" token included) lie in what
+        :meth:`forward` returns: contiguous ``(start, end)`` column ranges, from shapes alone."""
+        spans, start = [], 0
+        for m in self.modalities:
+            length = 1
+            if m in features:
+                count = features[m].tokens.shape[1]
+                if self.max_tokens is not None and count > self.max_tokens:
+                    count = self.max_tokens
+                length = count + 1
+            spans.append((start, start + length))
+            start += length
+        return spans
 
 
 def check_heads(dim: int, heads: int) -> None:

@@ -221,4 +221,5 @@ def _select_sequence(
     new_tokens, new_mask = pad(*new)
     old_tokens, old_mask = pad(*old)
     tokens = torch.where(take.view(-1, 1, 1), new_tokens, old_tokens)
-    return tokens, torch.where(take.view(-1, 1), new_mask, old_mask)
+    chosen = take.view(-1, 1)  # boolean logic, not a where over booleans (which ONNX lacks)
+    return tokens, (new_mask & chosen) | (old_mask & ~chosen)

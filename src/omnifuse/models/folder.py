@@ -54,13 +54,21 @@ def read_config(folder: str | Path) -> ModelConfig:
 
 
 def load_model(folder: str | Path, *, device: str | torch.device = "cpu") -> FusionModel:
-    """Rebuild a saved model, in eval mode, on ``device``."""
+    """Rebuild a saved model, in eval mode, on ``device``; a folder written by ``omnifuse
+    export`` or ``quantize`` runs its fusion and head in onnxruntime (on the CPU)."""
     config = read_config(folder)
     try:
         model = build_model(config)
     except ConfigError as err:
         raise InvalidModelError(f"{Path(folder) / MODEL_FOLDER.config_file}: {err}") from None
     MODEL_FOLDER.load_weights(model, folder, keys=model_state(model))
+    from omnifuse.export.onnx import ExportInfo
+
+    info = ExportInfo.read(folder)
+    if info is not None:
+        from omnifuse.export.runtime import OnnxFusionModel
+
+        return OnnxFusionModel(model.eval(), Path(folder), info)
     return model.to(device).eval()
 
 

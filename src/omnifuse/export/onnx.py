@@ -1,0 +1,248 @@
+"""Exporting a fusion model's fusion and head to ONNX, checking it against torch, and int8.
+
+``export_onnx`` writes a model folder that is the torch folder (config, weights — the encoders
+still come from there) plus ``model.onnx`` and ``export.json``; it traces the graph with
+``torch.export`` (batch size and token count dynamic; token sequences are capped at the
+fusion's ``max_tokens`` before the graph, as the fusion itself would pool them), then runs it in
+onnxruntime on random features with every pattern of missing modalities and on any batches the
+caller gives, and refuses the export when the largest absolute difference in the logits exceeds
+``tolerance``. ``quantize_int8`` turns a folder's graph into int8 weights with onnxruntime's
+dynamic quantisation (activations quantised per batch at run time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import shutil
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnifuse.errors import ConfigError, MissingDependencyError, OmnifuseError
+from omnifuse.export.graph import FusionGraph, graph_inputs, random_features, token_cap
+from omnifuse.fileio import write_json_atomic
+from omnifuse.models import FusionModel
+from omnifuse.models.folder import save_model
+from omnifuse.nn import downsample_tokens
+from omnifuse.types import Encoded
+
+ONNX_FILE = "model.onnx"
+EXPORT_FILE = "export.json"
+RUNTIMES = ("onnx", "onnx-int8")
+
+
+class ExportError(OmnifuseError):
+    """The model does not export, or its graph does not compute what the model does."""
+
+
+@dataclass
+class ExportInfo:
+    """What ``export.json`` records."""
+
+    runtime: str
+    fusion: str
+    inputs: list[str]
+    outputs: list[str]
+    token_cap: int | None
+    max_abs_diff: float
+    checked_samples: int
+    source: str = ""
+
+    @classmethod
+    def read(cls, folder: str | Path) -> ExportInfo | None:
+        path = Path(folder) / EXPORT_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            info = cls(**data)
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ConfigError(f"{path}: not an export record ({err})") from None
+        if info.runtime not in RUNTIMES:
+            raise ConfigError(f"{path}: unknown runtime {info.runtime!r}")
+        return info
+
+    def write(self, folder: Path) -> None:
+        write_json_atomic(folder / EXPORT_FILE, asdict(self))
+
+
+def onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ModuleNotFoundError:
+        raise MissingDependencyError("onnxruntime (pip install 'omnifuse[export]')") from None
+    return onnxruntime
+
+
+def session(path: Path, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session over ``path`` (``threads``: torch's count by default)."""
+    ort = onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def cap_tokens(features: Mapping[str, Encoded], cap: int | None) -> dict[str, Encoded]:
+    """Sequences longer than ``cap`` pooled down to it, as the fusion would."""
+    if cap is None:
+        return dict(features)
+    capped = {}
+    for column, encoded in features.items():
+        if encoded.tokens.shape[1] > cap:
+            tokens, mask = downsample_tokens(encoded.tokens, encoded.mask, cap)
+            encoded = Encoded(tokens, mask, encoded.pooled)
+        capped[column] = encoded
+    return capped
+
+
+def presence_patterns(columns: int, batch: int) -> Iterator[torch.Tensor]:
+    """Presence masks: every non-empty subset of the columns for the whole batch, then a mix."""
+    for size in range(columns, 0, -1):
+        for subset in itertools.combinations(range(columns), size):
+            present = torch.zeros(batch, columns, dtype=torch.bool)
+            present[:, list(subset)] = True
+            yield present
+    mixed = torch.rand(batch, columns, generator=torch.Generator().manual_seed(7)) > 0.5
+    mixed[:, 0] |= ~mixed.any(dim=1)
+    yield mixed
+
+
+def checking_batches(model: FusionModel, cap: int | None) -> Iterator[tuple[dict, torch.Tensor]]:
+    """Random features (token counts below and above the cap) under every presence pattern,
+    and with a column the batch lacks altogether."""
+    longest = (cap or 8) * 2 + 3
+    for seed, tokens in enumerate((1, 5, longest)):
+        features, _ = random_features(model, batch=6, tokens=tokens, seed=seed + 1)
+        for present in presence_patterns(len(model.modalities), 6):
+            yield features, present
+        absent = model.modalities[-1]
+        present = torch.ones(6, len(model.modalities), dtype=torch.bool)
+        present[:, -1] = False
+        yield {c: f for c, f in features.items() if c != absent}, present
+
+
+def largest_difference(
+    model: FusionModel,
+    runner: Any,
+    tokens: bool,
+    cap: int | None,
+    batches: Iterable[tuple[Mapping[str, Encoded], torch.Tensor]],
+) -> tuple[float, int]:
+    """Max |Δ| of the logits between torch and the graph over the batches, and the samples."""
+    dims = {c: model.config.modalities[c] for c in model.modalities}
+    worst, samples = 0.0, 0
+    with torch.inference_mode():
+        for features, present in batches:
+            expected = model(dict(features), present).logits
+            feed = graph_inputs(dims, tokens, cap_tokens(features, cap), present).feed()
+            got = torch.from_numpy(runner.run(["logits"], feed)[0])
+            worst = max(worst, float((got - expected).abs().max()))
+            samples += int(present.shape[0])
+    return worst, samples
+
+
+def export_onnx(
+    model: FusionModel,
+    out: str | Path,
+    *,
+    check: Iterable[tuple[Mapping[str, Encoded], torch.Tensor]] = (),
+    tolerance: float = 1e-4,
+    source: str = "",
+) -> ExportInfo:
+    """Write ``out`` (a model folder with ``model.onnx``) and return what was checked."""
+    out = Path(out)
+    model = model.eval()
+    graph = FusionGraph(model).eval()
+    cap = token_cap(model) if graph.tokens else None
+    example = graph.inputs(*random_features(model, batch=3, tokens=min(cap or 6, 6)))
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        _trace(graph, example.tensors, staging / ONNX_FILE, cap)
+        runner = session(staging / ONNX_FILE)
+        batches = itertools.chain(checking_batches(model, cap), check)
+        worst, samples = largest_difference(model, runner, graph.tokens, cap, batches)
+        if not worst <= tolerance:
+            raise ExportError(
+                f"the ONNX graph of fusion {model.config.fusion!r} differs from torch by "
+                f"{worst:.3g} (> {tolerance:g}) in the logits; not exported"
+            )
+        save_model(model, staging)
+        info = ExportInfo(
+            "onnx", model.config.fusion, graph.input_names, graph.output_names, cap, worst,
+            samples, source,
+        )  # fmt: skip
+        info.write(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return info
+
+
+def _trace(graph: FusionGraph, example: list[torch.Tensor], path: Path, cap: int | None) -> None:
+    batch = torch.export.Dim("batch", min=1)
+    tokens = {  # each column's token count is its own
+        c: torch.export.Dim(f"tokens_{i}", min=1, max=cap or 100_000)
+        for i, c in enumerate(graph.columns)
+    }
+    shapes = []
+    for name in graph.input_names:
+        column, _, part = name.rpartition(".")
+        shapes.append({0: batch, 1: tokens[column]} if part in ("tokens", "mask") else {0: batch})
+    log = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph,
+                tuple(example),
+                str(path),
+                input_names=graph.input_names,
+                output_names=graph.output_names,
+                dynamic_shapes=(tuple(shapes),),
+                dynamo=True,
+                optimize=True,
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ExportError(f"fusion {graph.model.config.fusion!r} does not export: {first}") from err
+
+
+def quantize_int8(folder: str | Path, out: str | Path) -> ExportInfo:
+    """A copy of an exported folder whose graph has int8 weights (dynamic quantisation)."""
+    folder, out = Path(folder), Path(out)
+    info = ExportInfo.read(folder)
+    if info is None or info.runtime != "onnx":
+        raise ConfigError(f"{folder} is not an ONNX export (run omnifuse export first)")
+    onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(ONNX_FILE + "*"))
+    try:
+        quantize_dynamic(
+            str(folder / ONNX_FILE), str(staging / ONNX_FILE), weight_type=QuantType.QInt8
+        )
+        quantized = ExportInfo(**{**asdict(info), "runtime": "onnx-int8", "source": str(folder)})
+        quantized.write(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return quantized
