@@ -29,6 +29,7 @@ from omnifuse.tasks import tasks
 from omnifuse.train import distributed
 from omnifuse.train.augment import Augmenter
 from omnifuse.train.config import TrainConfig, TrainResult
+from omnifuse.train.distill import Distillation
 from omnifuse.train.run_config import RunConfig, read_run_config
 from omnifuse.train.trainer import train
 
@@ -65,7 +66,8 @@ def run(config: RunConfig) -> RunOutcome:
     train_config = config.train
     if train_config.log_dir is None:
         train_config = TrainConfig(**{**train_config.to_dict(), "log_dir": str(config.output)})
-    result = train(model, sets["train"], sets.get("val"), train_config)
+    teacher = Distillation.load(config.distill) if config.distill is not None else None
+    result = train(model, sets["train"], sets.get("val"), train_config, distillation=teacher)
     metrics: dict[str, Any] = {
         "train": {
             "best_epoch": result.best_epoch,

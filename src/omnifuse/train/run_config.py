@@ -23,6 +23,7 @@
       seed: 0                     # seeds randomly initialised encoders
       tokens: true                # store token features (token-level fusions need them)
     augment: {image_crop: 0.8, audio_snr_db: [5, 30], audio_shift_s: 0.1}  # end to end only
+    distill: {teacher: runs/av-digits-transformer, temperature: 2.0, alpha: 0.5}  # optional
     model: {task: classification, fusion: concat, fusion_cfg: {dim: 128}, head: classifier}
     train: {epochs: 30, batch_size: 32, lr: 0.001, patience: 5}   # TrainConfig
     output: runs/av-digits-concat # the model folder
@@ -43,6 +44,7 @@ from omnifuse.config.schema import check_keys, encoder_entries, mapping, section
 from omnifuse.errors import ConfigError
 from omnifuse.train.augment import AugmentConfig
 from omnifuse.train.config import TrainConfig
+from omnifuse.train.distill import DistillSection
 
 
 @dataclass
@@ -84,6 +86,7 @@ class RunConfig:
     output: Path
     cache: CacheSection | None = None
     augment: AugmentConfig | None = None
+    distill: DistillSection | None = None
 
     @property
     def end_to_end(self) -> bool:
@@ -104,6 +107,7 @@ class RunConfig:
                 raise ConfigError(f"missing key {key!r}")
         cache = data.get("cache")
         augment = data.get("augment")
+        distill = data.get("distill")
         if augment is not None and cache is not None:
             raise ConfigError("augment: augmentation needs end-to-end training (remove 'cache')")
         return cls(
@@ -114,6 +118,7 @@ class RunConfig:
             output=Path(str(data["output"])),
             cache=None if cache is None else section(CacheSection, cache, "cache."),
             augment=AugmentConfig.from_dict(augment) if augment is not None else None,
+            distill=None if distill is None else section(DistillSection, distill, "distill."),
         )
 
 
@@ -127,6 +132,7 @@ class _RunKeys:
     output: Any
     cache: dict[str, Any] | None = None
     augment: dict[str, Any] | None = None
+    distill: dict[str, Any] | None = None
     train: dict[str, Any] | None = None
 
 

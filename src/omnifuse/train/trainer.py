@@ -28,6 +28,7 @@ from omnifuse.models.inference import (
 from omnifuse.models.raw import RawDataset
 from omnifuse.train.checkpoint import has_checkpoint
 from omnifuse.train.config import TrainConfig, TrainingError, TrainResult
+from omnifuse.train.distill import Distillation
 from omnifuse.train.loop import fit, seed_everything
 from omnifuse.train.modality_dropout import drop_modalities
 from omnifuse.train.objective import DataObjective
@@ -46,9 +47,14 @@ class FusionObjective(DataObjective):
         train_data: Dataset[Any],
         val_data: Dataset[Any] | None,
         config: TrainConfig,
+        distillation: Distillation | None = None,
     ) -> None:
         super().__init__(model, train_data, val_data, config)
         model.to(self.device)
+        self.distillation = distillation
+        if distillation is not None:
+            distillation.check(model)
+            distillation.teacher.to(self.device)
         self.targets = Targets(model.task, model.config.target, dataset_records(train_data))
         self.drop_p = (
             model.config.modality_dropout
@@ -79,7 +85,10 @@ class FusionObjective(DataObjective):
         if self.drop_p > 0:
             present = drop_modalities(present, self.drop_p)
         out = self.model(features, present)
-        return self.model.loss(out, y, present)
+        loss = self.model.loss(out, y, present)
+        if self.distillation is not None:
+            return self.distillation.loss(out.logits, loss, batch)
+        return loss
 
     def validate(self) -> dict[str, Any] | None:
         if self.val_data is None:
@@ -116,13 +125,15 @@ def train(
     config: TrainConfig,
     *,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    distillation: Distillation | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``train_data`` (cached features or a
     :class:`~omnifuse.models.RawDataset`), validating on ``val_data`` after every epoch; the
     model ends with its best validation weights. See :class:`TrainConfig` for the settings;
-    ``on_epoch`` as in :func:`~omnifuse.train.loop.fit`."""
+    ``on_epoch`` as in :func:`~omnifuse.train.loop.fit`; ``distillation`` adds a teacher's
+    soft labels to the loss (:mod:`omnifuse.train.distill`)."""
     config.validate()
-    objective = FusionObjective(model, train_data, val_data, config)
+    objective = FusionObjective(model, train_data, val_data, config, distillation)
     resuming = config.resume and config.checkpoint_dir and has_checkpoint(config.checkpoint_dir)
     if not resuming:
         seed_everything(config.seed)
