@@ -25,7 +25,31 @@ from omnifuse.llm import LLM, ChatMessage, GenerationConfig, create_llm, llms
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    # nothing but the page under test: no update, sync, telemetry, safe-browsing or
+    # field-trial traffic, no first-run or default-app fetches
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--metrics-recording-only",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--no-pings",
+    "--disable-field-trial-config",
+    "--no-service-autorun",
+]
+"""Every Chromium the tests launch gets these (see :func:`launch_chromium`), stated here rather
+than left to Playwright's defaults, which hold most of them today. No ``--disable-features``:
+Playwright passes its own list (optimisation hints, network time, search preconnects...), and a
+second one would replace it."""
 WORLD_SIZE = 20
 FUSION_MODEL = "world-vqa"
 SLOW_LLM = "llama-cpp-slow"
