@@ -29,6 +29,8 @@ from omnifuse.errors import InvalidValueError
 runner = CliRunner()
 SCENES = 12
 """Calibration scenes: the first of the training split, which the tiny model has learnt."""
+LOCAL = "http://127.0.0.1"
+"""Where the in-process client says it calls: a name the server answers to."""
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +162,7 @@ def test_http_route_answers_pairs_and_refuses_bad_requests(
     row = rows_of(tiny_world)[4]
     image = tiny_world / row["image"]
     config = ServeConfig(align_dir=calibrated, allowed_root=tiny_world)
-    with TestClient(create_app(config)) as client:
+    with TestClient(create_app(config), base_url=LOCAL) as client:
         ok = client.post("/v1/consistency", json={"text": row["caption"], "image": data_uri(image)})
         assert ok.status_code == 200, ok.text
         body = ok.json()
@@ -189,10 +191,11 @@ def test_http_route_answers_pairs_and_refuses_bad_requests(
         )
         assert named.status_code == 404
         assert "/v1/consistency" in client.get("/openapi.json").json()["paths"]
-    with TestClient(create_app(ServeConfig())) as bare:
+    with TestClient(create_app(ServeConfig()), base_url=LOCAL) as bare:
         none = bare.post("/v1/consistency", json={"text": "a", "image": data_uri(image)})
         assert none.status_code == 404 and none.json()["error"]["code"] == "no_aligned_model"
-    with TestClient(create_app(ServeConfig(align_dir=tiny_run.folder))) as uncalibrated:
+    uncalibrated_app = create_app(ServeConfig(align_dir=tiny_run.folder))
+    with TestClient(uncalibrated_app, base_url=LOCAL) as uncalibrated:
         later = uncalibrated.post("/v1/consistency", json={"text": "a", "image": data_uri(image)})
         assert later.status_code == 503 and later.json()["error"]["code"] == "not_calibrated"
 

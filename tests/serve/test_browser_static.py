@@ -89,7 +89,7 @@ def test_the_server_serves_the_page_without_an_api_key() -> None:
     from omnifuse.serve import ServeConfig, create_app
 
     app = create_app(ServeConfig(api_keys=("page-test-key-0123",)))
-    with TestClient(app) as server:
+    with TestClient(app, base_url="http://127.0.0.1") as server:
         assert server.get("/").text == TestClient(web_only_app()).get("/").text
         assert server.get("/static/app.js").status_code == 200
         assert server.get("/v1/models").status_code == 401

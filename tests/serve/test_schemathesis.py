@@ -77,6 +77,8 @@ CHAT_TOKENS = 8
 """Chat requests that name a model ask for at most this many tokens: the LLM runs, briefly."""
 SEED = int(os.environ.get("OMNIFUSE_FUZZ_SEED", "20261122"))
 BODY_PREVIEW = 300
+ASGI_HOST = "testserver"
+"""The Host of schemathesis's in-process requests, allowed like a deployment's own name."""
 
 
 @dataclass
@@ -107,6 +109,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
         models_dir=assets.models,
         index_dir=assets.index,
         allowed_root=assets.world,
+        allowed_hosts=(ASGI_HOST,),
         limits=ServeLimits(max_tokens=CHAT_TOKENS, max_items=16, max_k=50, request_timeout_s=60.0),
     )
     return web_app(config)
@@ -244,3 +247,44 @@ def test_web_page_routes_stay_out_of_the_api_description(app: Any) -> None:
     paths = app.openapi()["paths"]
     assert "/" not in paths and "/static/{name}" not in paths
     assert "/v1/chat/completions" in paths
+
+
+FOREIGN_HOST = "evil.example"
+FOREIGN_EXAMPLES = 5
+"""Generated requests per operation and mode sent with ``Host: evil.example``."""
+
+
+def test_a_foreign_host_is_refused_on_every_operation(app: Any) -> None:
+    """DNS rebinding: generated requests to every operation, valid and invalid, that name
+    another host are each refused (400, ``host_not_allowed``) before any route runs."""
+    from hypothesis import HealthCheck, Phase, given, seed, settings
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    answers: Counter[tuple[str, int, str]] = Counter()
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @seed(SEED)
+            @settings(
+                max_examples=FOREIGN_EXAMPLES,
+                deadline=None,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
+                response = case.call(headers={"Host": FOREIGN_HOST})
+                try:
+                    code = str(response.json()["error"]["code"])
+                except (ValueError, KeyError, TypeError):
+                    code = f"not the JSON error shape: {response.text[:BODY_PREVIEW]}"
+                answers[case.operation.label, response.status_code, code] += 1
+
+            with contextlib.suppress(hypothesis.errors.Unsatisfiable):
+                run()
+
+    assert {label for label, _, _ in answers} == {op.label for op in operations}
+    assert {(status, code) for _, status, code in answers} == {(400, "host_not_allowed")}, answers

@@ -68,6 +68,15 @@ def serve(
         list[str] | None,
         typer.Option("--allow-url-host", help="Host whose http(s) URLs may be fetched."),
     ] = None,
+    allowed_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A name the Host header may carry besides localhost, 127.0.0.1, [::1] and "
+            "--host (repeatable; '*' accepts any, which leaves the server open to DNS "
+            "rebinding).",
+        ),
+    ] = None,
     max_body_mb: Annotated[
         float, typer.Option(min=0.001, help="Largest request body, in MiB.")
     ] = 32.0,
@@ -114,6 +123,7 @@ def serve(
         api_keys=tuple(api_keys or ()),
         allowed_root=allowed_root,
         allowed_url_hosts=tuple(url_hosts or ()),
+        allowed_hosts=tuple(allowed_hosts or ()),
         limits=replace(ServeLimits(), max_body_bytes=int(max_body_mb * MB)),
         batching=BatchingConfig(enabled=batching, max_batch=max_batch, max_wait_ms=max_wait_ms),
         llm=llm,
@@ -145,6 +155,10 @@ def print_banner(config: ServeConfig) -> None:
         if value is not None:
             console.print(f"  {label}: {value}")
     console.print(f"  API keys: {'required' if config.api_keys else 'none (loopback only)'}")
+    if "*" in config.allowed_hosts:
+        console.print("  [yellow]any Host name is accepted[/] (open to DNS rebinding)")
+    elif config.allowed_hosts:
+        console.print(f"  also answers to: {', '.join(config.allowed_hosts)}")
     console.print("try:")
     console.print(
         f"  curl -s {config.url}/v1/embeddings{auth} -H 'Content-Type: application/json' "

@@ -14,6 +14,7 @@ from omnifuse.errors import ServiceUnavailableError
 from omnifuse.serve.api_errors import install_error_handlers
 from omnifuse.serve.config import ServeConfig
 from omnifuse.serve.guard import Guard
+from omnifuse.serve.hosts import HostAllowList
 from omnifuse.serve.routes import (
     audio,
     chat,
@@ -80,5 +81,6 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         api_keys=config.api_keys,
         max_body_bytes=config.limits.max_body_bytes,
         metrics=state.metrics,
+        hosts=HostAllowList(config.host, config.allowed_hosts),
     )
     return app

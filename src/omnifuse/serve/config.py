@@ -15,6 +15,7 @@ from typing import Any
 
 from omnifuse.errors import ConfigError
 from omnifuse.io import DecodeLimits
+from omnifuse.serve.hosts import HostAllowList
 
 MB = 1024 * 1024
 API_KEYS_ENV = "OMNIFUSE_API_KEYS"
@@ -104,6 +105,9 @@ class ServeConfig:
       only allowed on a loopback address);
     - ``allowed_root``: requests may name files under this folder (none: no server paths);
     - ``allowed_url_hosts``: hosts whose http(s) URLs may be fetched (none: no fetching);
+    - ``allowed_hosts``: names a request's ``Host`` header may carry besides the loopback names
+      and ``host`` (``"*"``: any, which gives up the defence against DNS rebinding; see
+      :mod:`omnifuse.serve.hosts`);
     - ``encoders``/``encoder_config``: the pretrained encoder per modality and their options;
     - ``llm``/``llm_config`` and ``asr``: the chat backend and the speech recogniser;
     - ``preload``: load every configured component at start-up instead of on first use;
@@ -123,6 +127,7 @@ class ServeConfig:
     api_keys: tuple[str, ...] = ()
     allowed_root: Path | None = None
     allowed_url_hosts: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     limits: ServeLimits = field(default_factory=ServeLimits)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     encoders: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ENCODERS))
@@ -145,6 +150,7 @@ class ServeConfig:
                 f"refusing to serve on {self.host!r} without API keys: a non-loopback address "
                 f"is reachable from other machines; pass --api-key or set {API_KEYS_ENV}"
             )
+        HostAllowList(self.host, self.allowed_hosts)  # ConfigError for a malformed name
         from omnifuse.assistant.grounding import check_strictness
 
         check_strictness(self.grounding)

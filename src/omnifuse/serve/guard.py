@@ -1,5 +1,8 @@
-"""The ASGI middleware in front of every route: API keys, body size, request metrics.
+"""The ASGI middleware in front of every route: Host names, API keys, body size, request metrics.
 
+- **Host names**: a request whose ``Host`` header is not a name of this server (DNS rebinding,
+  see :mod:`omnifuse.serve.hosts`) is answered 400 (``host_not_allowed``) on every path, the web
+  page included.
 - **API keys**: when the server has keys, ``/v1/*`` and ``/metrics`` need
   ``Authorization: Bearer <key>``; the key is compared with every configured key in constant
   time. ``/healthz``, the web page and the API description stay open.
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from omnifuse.serve.api_errors import BodyTooLarge, error_response
+from omnifuse.serve.hosts import HostAllowList
 from omnifuse.serve.metrics import ServeMetrics
 
 PROTECTED_PREFIXES = ("/v1/", "/metrics")
@@ -32,8 +36,10 @@ class Guard:
         api_keys: Sequence[str],
         max_body_bytes: int,
         metrics: ServeMetrics,
+        hosts: HostAllowList,
     ) -> None:
         self.app = app
+        self.hosts = hosts
         self.keys = [key.encode("utf-8") for key in api_keys]
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
@@ -71,6 +77,9 @@ class Guard:
 
     def _reject(self, scope: Scope) -> ASGIApp | None:
         """A response for a request refused before it reaches a route, or None."""
+        hosts = headers_named(scope, b"host")
+        if not self.hosts.accepts(hosts):
+            return error_response(400, self.hosts.refusal(hosts), "host_not_allowed")
         path = scope.get("path", "")
         if self.keys and path.startswith(PROTECTED_PREFIXES) and not self._authorized(scope):
             return error_response(
@@ -125,6 +134,13 @@ def header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+def headers_named(scope: Scope, name: bytes) -> list[str]:
+    """Every value of header ``name`` (lower-case bytes), decoded as Latin-1."""
+    return [
+        bytes(value).decode("latin-1") for key, value in scope.get("headers", ()) if key == name
+    ]
 
 
 def route_label(scope: Scope) -> str:
