@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,8 @@ def aligned_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     model = load_aligned(model_dir)
     rows = [json.loads(line) for line in (world / "scenes.jsonl").read_text().splitlines()]
     images = [str(world / r["image"]) for r in rows]
-    index = create_index("faiss-flat", root / "index", dim=model.dim)
+    recorded = {"model": str(model_dir.resolve()), "modality": "image"}  # as `index build` does
+    index = create_index("faiss-flat", root / "index", dim=model.dim, attributes=recorded)
     index.add(
         [r["id"] for r in rows],
         model.embed("image", images),
@@ -134,3 +136,25 @@ def test_models_list_the_aligned_model_once_loaded(
     assert cards[name]["kind"] == "embedding"
     assert cards[name]["dim"] == 32
     assert len(cards[name]["modalities"]) == 2
+
+
+def test_another_aligned_model_cannot_query_its_index(aligned_world: dict[str, Any]) -> None:
+    """The index records the folder of the model that made its vectors; a server whose aligned
+    model is another folder (here a copy under another name) refuses to search it."""
+    from fastapi.testclient import TestClient
+
+    from omnifuse.serve import create_app
+
+    root = aligned_world["root"]
+    other = root / "other-aligned"
+    shutil.copytree(aligned_world["model_dir"], other)
+    shutil.copytree(root / "index", root / "index-copy")  # the running server holds its own
+    config = ServeConfig(align_dir=other, index_dir=root / "index-copy")
+    with TestClient(create_app(config), base_url="http://127.0.0.1") as client:
+        named = client.post("/v1/search", json={"query": "a red circle", "model": other.name})
+        assert named.status_code == 400, named.text
+        error = named.json()["error"]
+        assert error["code"] == "index_model_mismatch"
+        assert str(Path(aligned_world["model_dir"]).resolve()) in error["message"]
+        auto = client.post("/v1/search", json={"query": "a red circle"})
+        assert auto.status_code == 400 and auto.json()["error"]["code"] == "unsupported_modality"
