@@ -15,6 +15,7 @@ from omnifuse.serve.api_errors import install_error_handlers
 from omnifuse.serve.config import ServeConfig
 from omnifuse.serve.guard import Guard
 from omnifuse.serve.hosts import HostAllowList
+from omnifuse.serve.openapi import declare_errors
 from omnifuse.serve.routes import (
     audio,
     chat,
@@ -73,6 +74,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     )
     app.state.omnifuse = state
     install_error_handlers(app)
+    declare_errors(app)
     for module in (embeddings, predict, search, chat, audio, consistency, images, system):
         app.include_router(module.router)
     app.include_router(web_router)
