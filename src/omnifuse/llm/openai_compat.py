@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from omnifuse.errors import ConfigError, EmptyInputError, InputError, OmnifuseError
 from omnifuse.llm.base import LLM, ChatMessage, GenerationConfig, estimate_tokens, llms
 from omnifuse.llm.deps import require
+from omnifuse.llm.key_scope import KeyScope
 from omnifuse.llm.media import image_data_url, wav_base64
 
 LOCAL_API_KEY = "omnifuse-local"
@@ -40,7 +41,9 @@ class LLMServerError(OmnifuseError):
 class OpenAICompatLLM(LLM):
     """A model behind an OpenAI-compatible server, e.g. ``base_url="http://127.0.0.1:8000/v1"``.
 
-    ``model`` defaults to the first model the server lists; ``api_key`` to ``$OPENAI_API_KEY``.
+    ``model`` defaults to the first model the server lists; ``api_key`` to ``$OPENAI_API_KEY``,
+    sent to ``base_url`` and below only, never on a redirect or request elsewhere
+    (:class:`~omnifuse.llm.key_scope.KeyScope`).
     ``vision`` / ``audio`` declare that the model takes ``image_url`` / ``input_audio`` parts;
     without them a message carrying images or audio is refused rather than sent without them.
     ``stream_usage`` asks for the token usage at the end of a streamed chat (OpenAI's
@@ -72,6 +75,9 @@ class OpenAICompatLLM(LLM):
             api_key=api_key or os.environ.get("OPENAI_API_KEY") or LOCAL_API_KEY,
             timeout=timeout_s,
             max_retries=max_retries,
+            http_client=openai.DefaultHttpxClient(
+                event_hooks={"request": [KeyScope(self.base_url)]}
+            ),
         )
         self.model = model or self._first_model()
         self.stream_usage = stream_usage
