@@ -18,6 +18,7 @@ know the bodies of failures as well as of successes. The statuses follow where t
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -56,6 +57,8 @@ MEANINGS = {
     504: "The request took longer than the server's limit",
 }
 ERROR_REF = "#/components/schemas/ErrorResponse"
+GENERATED_422 = "Validation Error"
+"""FastAPI's description of the 422 it declares itself (replaced by :data:`MEANINGS`)."""
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 
 
@@ -77,7 +80,8 @@ def error_statuses(path: str, operation: dict[str, Any]) -> list[int]:
 
 def add_error_responses(document: dict[str, Any]) -> dict[str, Any]:
     """``document`` with the error responses on every operation and the error schema among its
-    components (FastAPI's unused validation schemas removed)."""
+    components (FastAPI's unused validation schemas removed). An error status a route declares
+    itself keeps its description and gets the error shape."""
     schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
     components = document.setdefault("components", {}).setdefault("schemas", {})
     components.update(schema.pop("$defs", {}))
@@ -88,9 +92,13 @@ def add_error_responses(document: dict[str, Any]) -> dict[str, Any]:
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
-            for status in error_statuses(path, operation):
+            declared = {int(s) for s in responses if s.isdigit() and int(s) >= 400}
+            for status in sorted(declared | set(error_statuses(path, operation))):
+                given = responses.get(str(status), {}).get("description")
+                if given in (None, "", GENERATED_422):
+                    given = MEANINGS.get(status, HTTPStatus(status).phrase)
                 responses[str(status)] = {
-                    "description": MEANINGS[status],
+                    "description": given,
                     "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
                 }
     for unused in ("HTTPValidationError", "ValidationError"):
