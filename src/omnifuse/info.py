@@ -22,6 +22,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "uvicorn"),
     "milvus": ("pymilvus", "milvus_lite"),
     "ray": ("ray", "pyarrow"),
+    "mlflow": ("mlflow",),
+    "importers": ("pyarrow", "ijson", "datasets"),
 }
 
 # offline model -> the package that carries its weights
