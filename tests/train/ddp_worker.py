@@ -2,6 +2,7 @@
 as several processes under ``torch.distributed.run`` by tests/train/test_distributed.py.
 
     python ddp_worker.py KIND OUT [--checkpoint DIR] [--stop-after N] [--resume] [--epochs N]
+                                  [--mlflow STORE]
 
 KIND is ``fusion``, ``align`` or ``projector``; every process writes ``OUT.rank<R>.pid`` when it
 starts (so a test can kill one), and rank 0 writes the weights to ``OUT`` (safetensors).
@@ -57,6 +58,7 @@ def fusion(args: argparse.Namespace) -> dict[str, torch.Tensor]:
         checkpoint_dir=args.checkpoint,
         stop_after_epochs=args.stop_after,
         resume=args.resume,
+        mlflow={"tracking_uri": args.mlflow, "experiment": "ddp"} if args.mlflow else None,
     )
     train(model, samples, None, settings)  # type: ignore[arg-type]
     return model_state(model)
@@ -133,6 +135,7 @@ def main() -> None:
     parser.add_argument("--stop-after", type=int)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--mlflow", help="fusion: track the run in this MLflow file store")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rank = int(os.environ.get("RANK", "0"))

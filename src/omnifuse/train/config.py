@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from omnifuse.errors import ConfigError, OmnifuseError
+from omnifuse.train.tracking import MlflowSettings
 
 
 class TrainingError(OmnifuseError):
@@ -25,6 +26,7 @@ RESUMABLE_CHANGES = frozenset(
         "device",
         "threads",
         "max_minutes",
+        "mlflow",
     }
 )
 """Settings that may differ between a run and its resumption without changing the result."""
@@ -49,7 +51,9 @@ class TrainConfig:
     gets ``metrics.jsonl`` (and TensorBoard events when TensorBoard is installed).
     ``accumulate`` sums the gradients of that many batches before each optimizer step (a larger
     effective batch in the same memory). ``threads`` sets torch's CPU threads while training
-    (None: unchanged).
+    (None: unchanged). ``mlflow`` (``{tracking_uri, experiment, run_name}``, the ``mlflow``
+    extra) also tracks the run in MLflow: params, per-epoch metrics and, for a fusion run, the
+    model folder (:mod:`omnifuse.train.tracking`).
     """
 
     epochs: int = 20
@@ -76,9 +80,17 @@ class TrainConfig:
     accumulate: int = 1
     threads: int | None = None
     max_minutes: float | None = None
+    mlflow: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def mlflow_settings(self) -> MlflowSettings | None:
+        """``mlflow`` parsed (None: no MLflow tracking)."""
+        if self.mlflow is None:
+            return None
+        return MlflowSettings.from_dict(self.mlflow)
 
     @classmethod
     def from_dict(cls: type[_Config], data: Any, *, prefix: str = "train") -> _Config:
@@ -167,6 +179,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"{prefix}.{key}: expected {expected}, got {getattr(self, key)!r}"
                 )
+        if self.mlflow is not None:
+            MlflowSettings.from_dict(self.mlflow, prefix=f"{prefix}.mlflow")
         if self.resume and not self.checkpoint_dir:
             raise ConfigError(f"{prefix}.resume needs {prefix}.checkpoint_dir")
 

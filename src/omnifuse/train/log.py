@@ -28,7 +28,12 @@ class MetricsLog:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return
-        self.writer = SummaryWriter(str(self.path.parent))
+        # a resumed run's writer drops what earlier event files hold past the checkpoint (an
+        # epoch logged before an interruption that the checkpoint did not keep), as readers
+        # such as TensorBoard's EventAccumulator apply the purge step
+        last = history[-1].get("epoch") if history else None
+        purge = last + 1 if isinstance(last, int) else None
+        self.writer = SummaryWriter(str(self.path.parent), purge_step=purge)
 
     def write(self, record: dict[str, Any]) -> None:
         if self.path is None:

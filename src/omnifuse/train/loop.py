@@ -6,9 +6,9 @@ The loop owns everything else, once: AdamW over the objective's parameter groups
 then cosine decay, gradient clipping, bf16 autocast, gradient accumulation, early stopping with
 the best weights restored, a wall-clock budget, a resumable checkpoint after every epoch
 (bit-identical resume: the random generators are saved and every epoch's batches depend only on
-the seed and the epoch), ``metrics.jsonl`` and TensorBoard, a progress bar, seeds and torch's
-thread count. The loss is summed on the device and read back once per epoch, so a step never
-waits for the accelerator.
+the seed and the epoch), ``metrics.jsonl``, TensorBoard and MLflow, a progress bar, seeds and
+torch's thread count. The loss is summed on the device and read back once per epoch, so a step
+never waits for the accelerator.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from torch import nn
 from omnifuse.errors import ConfigError
 from omnifuse.progress import track
 from omnifuse.tasks.base import higher_is_better
-from omnifuse.train import distributed
+from omnifuse.train import distributed, tracking
 from omnifuse.train.checkpoint import (
     TrainingState,
     has_checkpoint,
@@ -88,6 +89,8 @@ def _fit(
     description: str,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
+    if config.mlflow is not None:
+        tracking.require_mlflow()  # on every rank, before any work
     shard = distributed.init_from_env(objective.device)  # the process group's start-up aside
     started = time.perf_counter()
     main = shard.rank == 0
@@ -113,9 +116,12 @@ def _fit(
         objective.load_weights(restored.weights)
         state, best_weights = restored.state, restored.best_weights
     log = MetricsLog(config.log_dir if main else None, earlier + state.history)
-    stopped_early, out_of_time, epochs_run = False, False, 0
+    tracked: tracking.MlflowRun | None = None
+    stopped_early, out_of_time, epochs_run, failed = False, False, 0, True
     deadline = None if config.max_minutes is None else started + 60.0 * config.max_minutes
     try:
+        if main:
+            tracked = _open_tracking(config, objective, earlier + state.history)
         for epoch in range(state.epoch, config.epochs):
             if config.stop_after_epochs is not None and epochs_run >= config.stop_after_epochs:
                 break
@@ -164,6 +170,8 @@ def _fit(
                 state.bad_epochs += 1
             state.history.append(record)
             log.write(record)
+            if tracked is not None:
+                tracked.log_epoch(record)
             epochs_run += 1
             if config.checkpoint_dir and main:
                 save_checkpoint(
@@ -182,8 +190,11 @@ def _fit(
             if deadline is not None and _past(deadline, device):
                 out_of_time = True
                 break
+        failed = False
     finally:
         log.close()
+        if tracked is not None:
+            tracked.end(failed=failed)
     completed = stopped_early or out_of_time or state.epoch >= config.epochs
     if completed and best_weights is not None:
         objective.load_weights(best_weights)
@@ -198,6 +209,26 @@ def _fit(
         completed=completed,
         out_of_time=out_of_time,
         steps=state.step,
+        extra={"mlflow_run_id": tracked.run_id} if tracked is not None else {},
+    )
+
+
+def _open_tracking(
+    config: TrainConfig, objective: Objective, history: list[dict[str, Any]]
+) -> tracking.MlflowRun | None:
+    """The MLflow run of this call when ``train.mlflow`` is set (rank 0 only): the training
+    config and the objective's settings as params, earlier epochs replayed."""
+    settings = config.mlflow_settings
+    if settings is None:
+        return None
+    train = {k: v for k, v in config.to_dict().items() if k != "mlflow"}
+    log_dir = Path(config.log_dir).resolve() if config.log_dir else None
+    return tracking.MlflowRun.start(
+        settings,
+        params={"train": train, **objective.settings()},
+        history=history,
+        default_name=log_dir.name if log_dir else None,
+        tags={"omnifuse.log_dir": str(log_dir)} if log_dir else None,
     )
 
 

@@ -31,6 +31,7 @@ from omnifuse.train.augment import Augmenter
 from omnifuse.train.config import TrainConfig, TrainResult
 from omnifuse.train.distill import Distillation
 from omnifuse.train.run_config import RunConfig, read_run_config
+from omnifuse.train.tracking import log_model_folder
 from omnifuse.train.trainer import train
 
 __all__ = ["RunConfig", "RunOutcome", "prepare_data", "read_run_config", "run"]
@@ -88,7 +89,22 @@ def run(config: RunConfig) -> RunOutcome:
     metrics["train"]["total_seconds"] = round(time.perf_counter() - started, 2)
     if distributed.is_main():
         save_model(model, config.output, metrics)
+        _track_model(train_config, result, config.output, metrics)
     return RunOutcome(model, config.output, result, metrics)
+
+
+def _track_model(
+    train_config: TrainConfig, result: TrainResult, folder: Path, metrics: dict[str, Any]
+) -> None:
+    """The saved folder as the MLflow run's ``model/`` artifacts, with the test split's metrics
+    (``test_accuracy``, …) at the last epoch (validation is already tracked per epoch)."""
+    settings = train_config.mlflow_settings
+    run_id = result.extra.get("mlflow_run_id")
+    if settings is None or not run_id:
+        return
+    last = int(result.history[-1]["epoch"]) if result.history else 0
+    final = {"test": metrics["test"]} if "test" in metrics else {}
+    log_model_folder(settings, run_id, folder, final, step=last)
 
 
 def prepare_data(config: RunConfig) -> Path:
