@@ -182,6 +182,16 @@ def web_app(config: Any) -> Any:
     return create_app(config)
 
 
+def served_routes(app: Any) -> list[Any]:
+    """Every route of ``app``, those of included routers among them (FastAPI ≥ 0.13x keeps an
+    included router as one entry of ``app.routes``); each has ``path``, ``path_regex``,
+    ``methods`` and ``include_in_schema``."""
+    from fastapi import routing
+
+    contexts = getattr(routing, "iter_route_contexts", None)
+    return list(app.routes) if contexts is None else list(contexts(app.routes))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
