@@ -304,6 +304,63 @@ CORPUS: list[Bad] = [
         path="/v1/search",
         json={"query": "cat", "filter": {"bad field!": 1}},
     ),
+    Bad(
+        "consistency of one input",
+        422,
+        path="/v1/consistency",
+        json={"text": "a red circle"},
+        message="two or more",
+    ),
+    Bad(
+        "consistency image of wrong type",
+        422,
+        path="/v1/consistency",
+        json={"text": "a red circle", "image": 5},
+    ),
+    Bad(
+        "consistency without an aligned model",
+        404,
+        path="/v1/consistency",
+        json={"text": "a red circle", "image": {"path": "../../etc/passwd"}},
+        message="no aligned model",
+    ),
+    Bad(
+        "image prompt over the limit",
+        422,
+        path="/v1/images/generations",
+        json={"prompt": "a" * 5000},
+    ),
+    Bad(
+        "too many images",
+        422,
+        path="/v1/images/generations",
+        json={"prompt": "a red circle", "n": 100},
+    ),
+    Bad(
+        "image steps of wrong type",
+        422,
+        path="/v1/images/generations",
+        json={"prompt": "a red circle", "steps": "many"},
+    ),
+    Bad(
+        "images without a generator",
+        404,
+        path="/v1/images/generations",
+        json={"prompt": "a red circle"},
+        message="no image generator",
+    ),
+    Bad("unknown model card", 404, path="/v1/models/gpt-4o", method="GET", message="no model"),
+    Bad("model card of a huge id", 404, path="/v1/models/" + "a" * 5000, method="GET"),
+    Bad("model list by POST", 405, path="/v1/models", json={}),
+    Bad("health by DELETE", 405, path="/healthz", method="DELETE"),
+    Bad("metrics by POST", 405, path="/metrics", json={}),
+    Bad(
+        "foreign Host",
+        400,
+        json={"model": "minilm", "input": "x"},
+        headers={"Host": "evil.example"},
+        message="not a name of this server",
+    ),
     Bad("unknown endpoint", 404, path="/v1/nothing-here", json={}),
     Bad("wrong method", 405, path="/v1/embeddings", method="GET"),
 ]
@@ -393,3 +450,17 @@ def test_a_symlink_out_of_the_root_is_refused(api: httpx.Client, serve_data: Ser
     )
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "path_not_allowed"
+
+
+def test_every_route_is_in_the_corpus(server: Any) -> None:
+    """Each route of the API meets at least one hostile request here (the foreign Host aside,
+    which ``test_hosts`` sends to every route)."""
+    from web_fixtures import served_routes
+
+    paths = {bad.path.split("?")[0] for bad in CORPUS if "Host" not in bad.headers}
+    api = [route for route in served_routes(server.app) if route.include_in_schema]
+    assert len(api) >= 11
+    missing = [
+        route.path for route in api if not any(route.path_regex.match(path) for path in paths)
+    ]
+    assert not missing, f"routes without a hostile request in the corpus: {missing}"
