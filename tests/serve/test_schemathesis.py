@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from tabs_kit import experiments_folder
 from web_fixtures import (
     FUSION_MODEL,
     web_app,
@@ -43,6 +44,11 @@ EXAMPLES: dict[str, int] = {
     "POST /v1/audio/transcriptions": 60,
     "POST /v1/consistency": 60,
     "POST /v1/images/generations": 40,
+    "POST /v1/audio/speech": 40,
+    "GET /v1/items/image": 60,
+    "GET /v1/experiments": 10,
+    "GET /v1/experiments/{experiment_id}": 60,
+    "GET /v1/experiments/{experiment_id}/plots/{name}": 60,
     "GET /v1/models/{model_id}": 140,
     "GET /v1/models": 10,
     "GET /healthz": 10,
@@ -58,17 +64,24 @@ KINDS: dict[str, tuple[str, ...]] = {
     "POST /v1/audio/transcriptions": ("transcription",),
     "POST /v1/consistency": ("embedding",),
     "POST /v1/images/generations": (),
+    "POST /v1/audio/speech": (),
+    "GET /v1/items/image": (),
+    "GET /v1/experiments": (),
+    "GET /v1/experiments/{experiment_id}": ("experiment",),
+    "GET /v1/experiments/{experiment_id}/plots/{name}": ("experiment",),
     "GET /v1/models/{model_id}": MODEL_KINDS,
     "GET /v1/models": (),
     "GET /healthz": (),
     "GET /metrics": (),
 }
-"""The kinds of model (``GET /v1/models``) each operation's valid requests name."""
+"""The kinds of model (``GET /v1/models``) each operation's valid requests name; an
+``experiment`` is one of ``GET /v1/experiments``."""
 ANSWERED = {
     "GET /healthz",
     "GET /metrics",
     "GET /v1/models",
     "GET /v1/models/{model_id}",
+    "GET /v1/experiments",
     "POST /v1/embeddings",
     "POST /v1/search",
     "POST /v1/chat/completions",
@@ -110,6 +123,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
         models_dir=assets.models,
         index_dir=assets.index,
         allowed_root=assets.world,
+        experiments_dir=experiments_folder(tmp_path_factory.getbasetemp()),
         allowed_hosts=(ASGI_HOST,),
         limits=ServeLimits(max_tokens=CHAT_TOKENS, max_items=16, max_k=50, request_timeout_s=60.0),
     )
@@ -155,8 +169,9 @@ def with_model(case: Any, name: str | None) -> Any:
     case as generated."""
     if name is None:
         return case
-    if "model_id" in (case.path_parameters or {}):
-        case.path_parameters["model_id"] = name
+    parameters = case.path_parameters or {}
+    if "model_id" in parameters or "experiment_id" in parameters:
+        case.path_parameters["model_id" if "model_id" in parameters else "experiment_id"] = name
     elif isinstance(case.body, dict):
         case.body["model"] = name
         if "messages" in case.body:
@@ -221,6 +236,9 @@ def test_no_server_error_over_a_thousand_generated_requests(app: Any) -> None:
 
     listing = schema["/v1/models"]["GET"].Case().call().json()["data"]
     by_kind = {kind: sorted(c["id"] for c in listing if c["kind"] == kind) for kind in MODEL_KINDS}
+    shown = schema["/v1/experiments"]["GET"].Case().call().json()["data"]
+    by_kind["experiment"] = sorted(e["id"] for e in shown)
+    assert len(by_kind["experiment"]) == 2
     assert by_kind["fusion"] == [FUSION_MODEL] and by_kind["chat"] == ["llama-cpp"]
 
     tally = Tally()

@@ -49,6 +49,14 @@ def serve(
             "/v1/images/generations.",
         ),
     ] = None,
+    experiments: Annotated[
+        Path | None,
+        typer.Option(
+            "--experiments",
+            help="Folder of sweep and tune outputs (searched 4 levels deep) that the web "
+            "page's Experiments tab and /v1/experiments show.",
+        ),
+    ] = None,
     host: Annotated[
         str, typer.Option(help="Address to bind; other than loopback needs --api-key.")
     ] = "127.0.0.1",
@@ -120,6 +128,7 @@ def serve(
         index_collection=index_collection,
         align_dir=align,
         generator_dir=generator,
+        experiments_dir=experiments,
         api_keys=tuple(api_keys or ()),
         allowed_root=allowed_root,
         allowed_url_hosts=tuple(url_hosts or ()),
@@ -150,6 +159,7 @@ def print_banner(config: ServeConfig) -> None:
         ("index", config.index_uri and f"{config.index_uri} ({config.index_collection})"),
         ("aligned model", config.align_dir),
         ("generator", config.generator_dir),
+        ("experiments", config.experiments_dir),
         ("allowed root", config.allowed_root),
     ):
         if value is not None:

@@ -21,9 +21,12 @@ from omnifuse.serve.routes import (
     chat,
     consistency,
     embeddings,
+    experiments,
     images,
+    items,
     predict,
     search,
+    speech,
     system,
 )
 from omnifuse.serve.state import ServerState
@@ -76,6 +79,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     install_error_handlers(app)
     declare_errors(app)
     for module in (embeddings, predict, search, chat, audio, consistency, images, system):
+        app.include_router(module.router)
+    for module in (items, speech, experiments):
         app.include_router(module.router)
     app.include_router(web_router)
     app.add_middleware(

@@ -101,6 +101,8 @@ class ServeConfig:
     - ``align_dir``: an aligned model; when given, ``/v1/embeddings`` can embed every modality
       it was trained on into one space, and search queries use it;
     - ``generator_dir``: a text-to-image generator folder (``/v1/images/generations``);
+    - ``experiments_dir``: a folder of sweep and tune outputs, shown by ``/v1/experiments``
+      and the web page's Experiments tab;
     - ``api_keys``: bearer tokens accepted on ``/v1/*`` and ``/metrics`` (none: open, which is
       only allowed on a loopback address);
     - ``allowed_root``: requests may name files under this folder (none: no server paths);
@@ -124,6 +126,7 @@ class ServeConfig:
     index_collection: str = "omnifuse_items"
     align_dir: Path | None = None
     generator_dir: Path | None = None
+    experiments_dir: Path | None = None
     api_keys: tuple[str, ...] = ()
     allowed_root: Path | None = None
     allowed_url_hosts: tuple[str, ...] = ()
@@ -157,7 +160,8 @@ class ServeConfig:
         for key in self.api_keys:
             if not isinstance(key, str) or len(key) < 8 or key.strip() != key:
                 raise ConfigError("API keys must be strings of at least 8 characters, no spaces")
-        for name in ("models_dir", "index_dir", "align_dir", "generator_dir", "allowed_root"):
+        folders = ("models_dir", "index_dir", "align_dir", "generator_dir", "experiments_dir")
+        for name in (*folders, "allowed_root"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_dir():
                 raise ConfigError(f"{name} {str(path)!r} is not a folder")
