@@ -16,6 +16,9 @@ from fastapi.testclient import TestClient
 
 from omnifuse.serve.web import STATIC_FILES, router
 
+SCRIPTS = ["common.js", "ask.js", "search.js", "chat.js", "experiments.js", "app.js"]
+"""The page's scripts in load order: shared helpers, one per tab, the start."""
+
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
@@ -34,7 +37,7 @@ def test_page_and_assets_are_served_with_their_types(client: Any) -> None:
     assert script.headers["content-type"] == "text/javascript; charset=utf-8"
     style = client.get("/static/style.css")
     assert style.headers["content-type"] == "text/css; charset=utf-8"
-    assert sorted(STATIC_FILES) == ["app.js", "index.html", "style.css"]
+    assert sorted(STATIC_FILES) == sorted([*SCRIPTS, "index.html", "style.css"])
 
 
 @pytest.mark.parametrize(
@@ -59,12 +62,18 @@ def test_nothing_outside_the_static_files_is_served(client: Any, path: str) -> N
 def test_page_references_only_its_own_files(client: Any) -> None:
     html = client.get("/").text
     references = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert sorted(references) == ["/static/app.js", "/static/style.css", "data:,"]
-    for name in ("/static/app.js", "/static/style.css"):
+    scripts = [f"/static/{name}" for name in SCRIPTS]
+    assert sorted(references) == sorted([*scripts, "/static/style.css", "data:,"])
+    assert references.index("/static/common.js") < min(
+        references.index(name) for name in scripts if name != "/static/common.js"
+    ), "the shared helpers load before the tabs' scripts"
+    assert references[-1] == "/static/app.js", "the start script loads last"
+    for name in (*scripts, "/static/style.css"):
         assert client.get(name).status_code == 200
-    script = client.get("/static/app.js").text
-    assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", script)
-    assert "import " not in script and "eval(" not in script
+    for name in scripts:
+        script = client.get(name).text
+        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", script), name
+        assert "import " not in script and "eval(" not in script, name
 
 
 def test_every_labelled_control_exists(client: Any) -> None:
@@ -78,6 +87,14 @@ def test_every_labelled_control_exists(client: Any) -> None:
         "fusion-model",
         "max-tokens",
         "api-key",
+        "search-text",
+        "search-picture",
+        "search-k",
+        "chat-input",
+        "chat-picture",
+        "chat-sound",
+        "experiment-select",
+        "model-select",
     ):
         assert f'<label for="{control}">' in html
         assert f'id="{control}"' in html
