@@ -114,3 +114,24 @@ def test_sweep_on_ray_equals_local(ray_address: str, tmp_path: Path) -> None:
     assert sorted(r["name"] for r in on_ray) == sorted(expected)
     for result in on_ray:
         assert result["metrics"] == pytest.approx(expected[result["name"]], abs=1e-6)
+
+
+def test_tune_workers_on_ray_share_one_study(ray_address: str, tmp_path: Path) -> None:
+    args = ["tune", "--data", "av-digits", "--fusions", "concat,late-mean", "--size", 80]
+    args += ["--trials", 4, "--epochs", "2..3", "--batch-size", 16, "--no-plots"]
+    args += [
+        "--out",
+        tmp_path / "tune",
+        "--data-dir",
+        tmp_path / "data",
+        "--cache",
+        tmp_path / "cache",
+    ]
+    args += ["--engine", "ray", "--address", ray_address, "--workers", 2]
+    for column, spec in SMALL_ENCODERS.items():
+        args += [f"--encoder={column}={spec['name']}"]
+        args += [f"--encoder={column}.{k}={json.dumps(v)}" for k, v in spec.items() if k != "name"]
+    invoke(*args)
+    record = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    assert record["counts"].get("complete", 0) + record["counts"].get("pruned", 0) == 4
+    assert (tmp_path / "tune" / "best" / "config.json").is_file()

@@ -15,9 +15,9 @@ from omnifuse.cli import app
 from omnifuse.errors import ConfigError
 from omnifuse.export import ExportError, export_onnx, quantize_int8
 from omnifuse.export.graph import random_features
-from omnifuse.export.runtime import OnnxFusionModel
 from omnifuse.fusion import list_fusions
 from omnifuse.models import ModelConfig, build_model
+from omnifuse.models.exported import OnnxFusionModel
 from omnifuse.models.folder import load_model, save_model
 
 DIMS = {"audio": 24, "image": 16, "text": 8}

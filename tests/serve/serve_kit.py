@@ -18,6 +18,7 @@ from omnifuse.serve import ServeLimits
 MB = 1024 * 1024
 DIGITS_MODEL = "digits-gated"
 SENSOR_MODEL = "track-record"
+SENSOR_INT8 = "track-record-int8"  # the same model exported to ONNX with int8 weights
 SENTENCES = [
     ("a red circle on a white background", "shapes", 1),
     ("a blue square next to a green triangle", "shapes", 2),
@@ -179,6 +180,12 @@ def build_serve_data(root: Path) -> ServeData:
     train_gated_model(
         sensors, "label", encoders, work, SENSOR_MODEL, task="classification", dim=16, epochs=8
     )
+    from omnifuse.export import export_onnx, quantize_int8
+    from omnifuse.models import load_model
+
+    exported = work / "exported" / SENSOR_MODEL
+    export_onnx(load_model(work / "models" / SENSOR_MODEL), exported)
+    quantize_int8(exported, work / "models" / SENSOR_INT8)
     build_sentence_index(root / "index")
     return ServeData(allowed, digits, work / "models", root / "index", speech)
 

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from serve_kit import SENSOR_MODEL, ServeData
+from serve_kit import SENSOR_INT8, SENSOR_MODEL, ServeData
 
 from omnifuse.models import load_model
 
@@ -27,8 +27,8 @@ def _record(row: dict[str, Any]) -> dict[str, Any]:
     return {"speed": row["speed"], "unit": row["unit"]}
 
 
-def _post(api: httpx.Client, inputs: Any) -> httpx.Response:
-    return api.post("/v1/predict", json={"model": SENSOR_MODEL, "inputs": inputs, "top_k": 2})
+def _post(api: httpx.Client, inputs: Any, model: str = SENSOR_MODEL) -> httpx.Response:
+    return api.post("/v1/predict", json={"model": model, "inputs": inputs, "top_k": 2})
 
 
 def test_track_and_record_predict_as_in_process(
@@ -50,6 +50,25 @@ def test_track_and_record_predict_as_in_process(
     response = _post(api, [{"track": {"data": encoded}}, {"record": _record(rows[0])}])
     assert response.status_code == 200, response.text
     assert [d["present"] for d in response.json()["data"]] == [["track"], ["record"]]
+
+
+def test_an_int8_onnx_folder_serves_like_its_torch_model(
+    api: httpx.Client, serve_data: ServeData, rows: list[dict[str, Any]]
+) -> None:
+    model = load_model(serve_data.models / SENSOR_MODEL)
+    agree = 0
+    for row in rows[:8]:
+        inputs = {"track": row["track"], "record": _record(row)}
+        response = _post(api, inputs, SENSOR_INT8)
+        assert response.status_code == 200, response.text
+        top = response.json()["data"][0]["top"]
+        local = torch.softmax(model.predict_raw([inputs]).logits.float(), -1)[0]
+        best = model.config.classes[int(local.argmax())]
+        agree += top[0]["label"] == best
+        assert top[0]["score"] == pytest.approx(float(local.max()), abs=0.05)
+    assert agree >= 7
+    bad = _post(api, {"track": [[1.0, 2.0, 3.0], [1.0]]}, SENSOR_INT8)
+    assert bad.status_code in (400, 422)
 
 
 @pytest.mark.parametrize(

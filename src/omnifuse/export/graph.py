@@ -9,27 +9,15 @@ fusion reports them, ``weights`` (B, M). Batch size and token count are dynamic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from omnifuse.models import FusionModel
-from omnifuse.sweep.run import reads_tokens
+from omnifuse.models.exported import GraphInputs, graph_inputs, input_names
+from omnifuse.models.fusion_model import reads_tokens
 from omnifuse.types import Encoded
-
-
-@dataclass(frozen=True)
-class GraphInputs:
-    """The named input tensors of a graph for a batch of features."""
-
-    names: list[str]
-    tensors: list[torch.Tensor]
-
-    def feed(self) -> dict[str, object]:
-        """The inputs as onnxruntime takes them (numpy arrays)."""
-        return {n: t.numpy() for n, t in zip(self.names, self.tensors, strict=True)}
 
 
 class FusionGraph(nn.Module):
@@ -70,32 +58,6 @@ class FusionGraph(nn.Module):
         """The graph's inputs for features and presence in the model's column order."""
         dims = {c: self.model.config.modalities[c] for c in self.columns}
         return graph_inputs(dims, self.tokens, features, present)
-
-
-def input_names(columns: Sequence[str], tokens: bool) -> list[str]:
-    per_column = ("tokens", "mask", "pooled") if tokens else ("pooled",)
-    return [f"{c}.{part}" for c in columns for part in per_column] + ["present"]
-
-
-def graph_inputs(
-    dims: Mapping[str, int], tokens: bool, features: Mapping[str, Encoded], present: torch.Tensor
-) -> GraphInputs:
-    """A graph's inputs, columns in ``dims``' order: each column's features (zeros, masked, for
-    a column the batch lacks — its presence is False), then ``present``."""
-    batch = present.shape[0]
-    tensors: list[torch.Tensor] = []
-    for column, dim in dims.items():
-        encoded = features.get(column)
-        if encoded is None:
-            zeros = torch.zeros(batch, 1, dim)
-            encoded = Encoded(zeros, torch.zeros(batch, 1, dtype=torch.bool), zeros[:, 0])
-        if tokens:
-            tensors += [encoded.tokens.float(), encoded.mask.bool(), encoded.pooled.float()]
-        else:
-            tensors.append(encoded.pooled.float())
-    tensors.append(present.bool())
-    names = input_names(list(dims), tokens)
-    return GraphInputs(names, [t.detach().contiguous() for t in tensors])
 
 
 def token_cap(model: FusionModel) -> int | None:

@@ -15,93 +15,32 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import json
 import shutil
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from omnifuse.errors import ConfigError, MissingDependencyError, OmnifuseError
-from omnifuse.export.graph import FusionGraph, graph_inputs, random_features, token_cap
-from omnifuse.fileio import write_json_atomic
+from omnifuse.errors import ConfigError, OmnifuseError
+from omnifuse.export.graph import FusionGraph, random_features, token_cap
 from omnifuse.models import FusionModel
+from omnifuse.models.exported import (
+    ONNX_FILE,
+    ExportInfo,
+    cap_tokens,
+    graph_inputs,
+    onnxruntime,
+    session,
+)
 from omnifuse.models.folder import save_model
-from omnifuse.nn import downsample_tokens
 from omnifuse.types import Encoded
-
-ONNX_FILE = "model.onnx"
-EXPORT_FILE = "export.json"
-RUNTIMES = ("onnx", "onnx-int8")
 
 
 class ExportError(OmnifuseError):
     """The model does not export, or its graph does not compute what the model does."""
-
-
-@dataclass
-class ExportInfo:
-    """What ``export.json`` records."""
-
-    runtime: str
-    fusion: str
-    inputs: list[str]
-    outputs: list[str]
-    token_cap: int | None
-    max_abs_diff: float
-    checked_samples: int
-    source: str = ""
-
-    @classmethod
-    def read(cls, folder: str | Path) -> ExportInfo | None:
-        path = Path(folder) / EXPORT_FILE
-        if not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            info = cls(**data)
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ConfigError(f"{path}: not an export record ({err})") from None
-        if info.runtime not in RUNTIMES:
-            raise ConfigError(f"{path}: unknown runtime {info.runtime!r}")
-        return info
-
-    def write(self, folder: Path) -> None:
-        write_json_atomic(folder / EXPORT_FILE, asdict(self))
-
-
-def onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ModuleNotFoundError:
-        raise MissingDependencyError("onnxruntime (pip install 'omnifuse[export]')") from None
-    return onnxruntime
-
-
-def session(path: Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session over ``path`` (``threads``: torch's count by default)."""
-    ort = onnxruntime()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def cap_tokens(features: Mapping[str, Encoded], cap: int | None) -> dict[str, Encoded]:
-    """Sequences longer than ``cap`` pooled down to it, as the fusion would."""
-    if cap is None:
-        return dict(features)
-    capped = {}
-    for column, encoded in features.items():
-        if encoded.tokens.shape[1] > cap:
-            tokens, mask = downsample_tokens(encoded.tokens, encoded.mask, cap)
-            encoded = Encoded(tokens, mask, encoded.pooled)
-        capped[column] = encoded
-    return capped
 
 
 def presence_patterns(columns: int, batch: int) -> Iterator[torch.Tensor]:

@@ -62,12 +62,10 @@ def load_model(folder: str | Path, *, device: str | torch.device = "cpu") -> Fus
     except ConfigError as err:
         raise InvalidModelError(f"{Path(folder) / MODEL_FOLDER.config_file}: {err}") from None
     MODEL_FOLDER.load_weights(model, folder, keys=model_state(model))
-    from omnifuse.export.onnx import ExportInfo
+    from omnifuse.models.exported import ExportInfo, OnnxFusionModel
 
     info = ExportInfo.read(folder)
     if info is not None:
-        from omnifuse.export.runtime import OnnxFusionModel
-
         return OnnxFusionModel(model.eval(), Path(folder), info)
     return model.to(device).eval()
 

@@ -231,6 +231,11 @@ def concat_outputs(outputs: Sequence[ModelOutput]) -> ModelOutput:
     return ModelOutput(torch.cat([o.logits for o in outputs]), merged)
 
 
+def reads_tokens(model: nn.Module) -> bool:
+    """Whether any fusion inside the model reads token sequences (not only pooled vectors)."""
+    return any(isinstance(m, Fusion) and m.uses_tokens for m in model.modules())
+
+
 def build_model(
     config: ModelConfig, *, encoders: Mapping[str, Encoder] | None = None
 ) -> FusionModel:

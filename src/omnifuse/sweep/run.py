@@ -20,7 +20,6 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
-from torch import nn
 
 from omnifuse.data.cache import CachedBatch
 from omnifuse.engines import Engine, LocalEngine
@@ -29,9 +28,9 @@ from omnifuse.eval.explain import ablation, modality_shapley, modality_weights
 from omnifuse.eval.inference import predict, prepare_batches, restrict
 from omnifuse.eval.report import StrategyResult
 from omnifuse.eval.robustness import missing_modality_scores
-from omnifuse.fusion import Fusion
 from omnifuse.models import FusionModel, ModelConfig, build_model
 from omnifuse.models.folder import model_state
+from omnifuse.models.fusion_model import reads_tokens
 from omnifuse.progress import track
 from omnifuse.sweep.config import Strategy, SweepConfig
 from omnifuse.sweep.data import PreparedData, load_prepared, test_groups
@@ -51,11 +50,6 @@ def model_config(strategy: Strategy, data: PreparedData, target: str) -> ModelCo
         modality_dropout=strategy.modality_dropout,
         target=target,
     )
-
-
-def reads_tokens(model: nn.Module) -> bool:
-    """Whether any fusion inside the model reads token sequences (not only pooled vectors)."""
-    return any(isinstance(m, Fusion) and m.uses_tokens for m in model.modules())
 
 
 def train_strategy(

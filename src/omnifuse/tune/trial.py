@@ -18,8 +18,9 @@ from omnifuse.eval.cost import latency_ms, parameter_counts, slice_batch
 from omnifuse.eval.inference import predict, prepare_batches, restrict
 from omnifuse.models import build_model
 from omnifuse.models.folder import save_model
+from omnifuse.models.fusion_model import reads_tokens
 from omnifuse.sweep.data import PreparedData
-from omnifuse.sweep.run import model_config, reads_tokens
+from omnifuse.sweep.run import model_config
 from omnifuse.train import train
 from omnifuse.train.trainer import resolve_metric
 from omnifuse.tune.config import TuneConfig
