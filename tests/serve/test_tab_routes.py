@@ -385,3 +385,22 @@ def test_control_characters_are_spoken_as_spaces(speaker: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert response.content.startswith(b"RIFF")
     error_of(speak(b'{"input": "one\\ud800two"}'), 422)  # a lone surrogate is not text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses", "answer"),
+    [
+        ("get", "/v1/items/image", {403, 404, 413, 415, 422}, "image/png"),
+        ("get", "/v1/experiments/{experiment_id}", {404, 422}, "application/json"),
+        ("get", "/v1/experiments/{experiment_id}/plots/{name}", {404, 413, 415, 422}, "image/png"),
+        ("post", "/v1/audio/speech", {400, 404, 413, 422, 503, 504}, "audio/wav"),
+    ],
+)
+def test_every_refusal_above_is_declared_in_the_api_description(
+    method: str, path: str, statuses: set[int], answer: str
+) -> None:
+    from omnifuse.serve import create_app
+
+    responses = create_app(ServeConfig()).openapi()["paths"][path][method]["responses"]
+    assert statuses <= {int(s) for s in responses if s[0] in "45"}
+    assert answer in responses["200"]["content"]

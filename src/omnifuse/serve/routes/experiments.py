@@ -23,6 +23,7 @@ from omnifuse.serve.experiments import (
     find_experiments,
     view_of,
 )
+from omnifuse.serve.openapi import ERROR_REF
 from omnifuse.serve.state import ServerState, state_of
 
 router = APIRouter(tags=["experiments"])
@@ -150,7 +151,10 @@ async def get_experiment(experiment_id: ExperimentId, request: Request) -> Exper
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "The plot as a PNG image."},
-        415: {"description": "The file named like a plot is not a PNG image"},
+        415: {
+            "description": "The file named like a plot is not a PNG image",
+            "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+        },
     },
 )
 async def get_plot(experiment_id: ExperimentId, name: PlotName, request: Request) -> Response:

@@ -22,6 +22,7 @@ from omnifuse.io import load_image
 from omnifuse.io.sniff import IMAGE_FORMATS, describe_format, sniff_format
 from omnifuse.serve.api_errors import APIError
 from omnifuse.serve.media import MediaPolicy, decode_data_uri, kind_of, resolve_path
+from omnifuse.serve.openapi import ERROR_REF
 from omnifuse.serve.state import ServerState, state_of
 
 router = APIRouter(tags=["search"])
@@ -121,7 +122,10 @@ def scaled_jpeg(data: bytes, size: int, state: ServerState) -> bytes:
             "content": {kind: {} for kind in WEB_FORMATS.values()},
             "description": "The picture.",
         },
-        415: {"description": "The item's file is not an image"},
+        415: {
+            "description": "The item's file is not an image",
+            "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+        },
     },
 )
 async def item_image(
