@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from omnifuse.serve import ServeConfig
 from omnifuse.sweep import SweepConfig
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+BASE_URL = "http://127.0.0.1"
 
 SWEEP_ID = "sweeps:av-digits"
 TUNE_ID = "tunes:tracks"
@@ -20,6 +27,23 @@ SMALL_ENCODERS = {
 }
 SWEEP_STRATEGIES = {"concat", "late-mean", "image only", "audio only"}
 """What :func:`run_small_sweep` trains: two fusions and each modality alone."""
+
+
+def client_for(config: ServeConfig) -> TestClient:
+    """The real app of ``config`` called in process, as from this machine (an allowed Host)."""
+    from fastapi.testclient import TestClient
+
+    from omnifuse.serve import create_app
+
+    return TestClient(create_app(config), base_url=BASE_URL)
+
+
+def error_of(response: Any, status: int) -> dict[str, Any]:
+    """The error of ``response``, checked: status ``status``, the one JSON error shape."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "code"} and error["message"]
+    return dict(error)
 
 
 def build_picture_index(world: Path, out: Path) -> Path:

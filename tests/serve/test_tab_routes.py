@@ -4,8 +4,8 @@
   leaderboards parsed as the CSV holds them, per-strategy results, plots byte for byte; unknown
   names, files outside the folders and files that are not PNG refused with typed 4xx;
 - ``GET /v1/items/image``: an indexed item's picture, only under the allowed root, only images,
-  only up to the size limit;
-- ``POST /v1/audio/speech``: espeak-ng's WAV, which the server's own recogniser transcribes back.
+  only up to the size limit (``POST /v1/audio/speech``, the Chat tab's voice, has its own tests
+  in ``test_speech_route.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from tabs_kit import SWEEP_ID, SWEEP_STRATEGIES, TUNE_ID, experiments_folder
+from tabs_kit import SWEEP_ID, SWEEP_STRATEGIES, TUNE_ID, client_for, error_of, experiments_folder
 
 from omnifuse.serve import ServeConfig, ServeLimits
 
@@ -33,21 +33,7 @@ from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.slow
 
-BASE_URL = "http://127.0.0.1"
 MEDIA_LIMIT = 64 * 1024
-
-
-def client_for(config: ServeConfig) -> TestClient:
-    from omnifuse.serve import create_app
-
-    return TestClient(create_app(config), base_url=BASE_URL)
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "code"} and error["message"]
-    return dict(error)
 
 
 # ---------------------------------------------------------------- experiments
@@ -311,80 +297,6 @@ def test_bad_item_picture_requests_are_422(pictures: TestClient, query: dict[str
 def test_item_pictures_need_an_index() -> None:
     with client_for(ServeConfig()) as client:
         assert error_of(client.get("/v1/items/image?id=red"), 404)["code"] == "no_index"
-
-
-# ---------------------------------------------------------------- speech
-
-
-@pytest.fixture(scope="module")
-def speaker() -> Iterator[TestClient]:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
-    with client_for(ServeConfig()) as client:
-        yield client
-
-
-def test_speech_is_a_wav_the_recogniser_understands(speaker: TestClient) -> None:
-    import soundfile as sf
-
-    text = "The red circle is above the blue square."
-    response = speaker.post("/v1/audio/speech", json={"input": text, "voice": "alloy"})
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "audio/wav"
-    wave, rate = sf.read(io.BytesIO(response.content))
-    assert rate == 16000 and wave.ndim == 1 and len(wave) > rate  # over a second of speech
-    assert np.abs(wave).max() > 0.05
-    heard = speaker.post(
-        "/v1/audio/transcriptions",
-        files={"file": ("reply.wav", response.content, "audio/wav")},
-        data={"model": "whisper-1"},
-    )
-    assert heard.status_code == 200, heard.text
-    words = set(heard.json()["text"].lower().replace(".", "").split())
-    assert {"red", "circle", "blue", "square"} <= words, words
-
-
-def test_speech_speed_changes_the_duration(speaker: TestClient) -> None:
-    import soundfile as sf
-
-    def seconds(speed: float) -> float:
-        body = {"input": "one two three four five six", "speed": speed}
-        wave, rate = sf.read(io.BytesIO(speaker.post("/v1/audio/speech", json=body).content))
-        return len(wave) / rate
-
-    assert seconds(2.0) < seconds(1.0) < seconds(0.5)
-
-
-@pytest.mark.parametrize(
-    ("body", "status", "code"),
-    [
-        ({"input": "hi", "model": "gpt-4o-mini-tts"}, 404, "model_not_found"),
-        ({"input": "hi", "voice": "darth"}, 400, "unsupported_voice"),
-        ({"input": ""}, 422, "validation_error"),
-        ({"input": " \n "}, 400, None),
-        ({"input": "x" * 4097}, 422, "validation_error"),
-        ({"input": "hi", "response_format": "mp3"}, 422, "validation_error"),
-        ({"input": "hi", "speed": 10}, 422, "validation_error"),
-    ],
-)
-def test_bad_speech_requests_are_refused(
-    speaker: TestClient, body: dict[str, Any], status: int, code: str | None
-) -> None:
-    error = error_of(speaker.post("/v1/audio/speech", json=body), status)
-    assert code is None or error["code"] == code
-
-
-def test_control_characters_are_spoken_as_spaces(speaker: TestClient) -> None:
-    """The engine takes the text as an argument, where NUL cannot go: it is spoken as a space."""
-
-    def speak(body: bytes) -> Any:
-        headers = {"content-type": "application/json"}
-        return speaker.post("/v1/audio/speech", content=body, headers=headers)
-
-    response = speak(b'{"input": "one\\u0000two\\u0007three\\u001b[31m four"}')
-    assert response.status_code == 200, response.text
-    assert response.content.startswith(b"RIFF")
-    error_of(speak(b'{"input": "one\\ud800two"}'), 422)  # a lone surrogate is not text
 
 
 @pytest.mark.parametrize(
