@@ -44,6 +44,7 @@ def test_a_study_runs_its_trials_and_resumes(tmp_path: Path, manifest: Path) -> 
     best = json.loads(first.paths["json"].read_text())["best"]
     model = load_model(first.paths["best"])
     assert model.config.fusion == best["fusion"]
+    assert best["val_loss"] > 0  # the tie-break among equal validation accuracies
     assert first.paths["history"].stat().st_size > 0
     more = run_tune(_config(tmp_path, manifest, trials=8))
     assert more.ran == [6, 7]  # the same study, two trials more

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -51,15 +52,26 @@ def rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
     if len(study.directions) == 1:
-        completed = study.get_trials(states=(TrialState.COMPLETE,))
-        return [study.best_trial] if completed else []
+        best = best_trial(study)
+        return [best] if best is not None else []
     return list(study.best_trials)
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best trial; among several objectives, the Pareto trial with the best accuracy."""
-    front = pareto_trials(study)
-    return max(front, key=lambda t: float(t.values[0])) if front else None
+    """The trial with the best validation accuracy (among several objectives, on the Pareto
+    front); ties — common when validation accuracy saturates — go to the lower validation loss."""
+    if len(study.directions) == 1:
+        candidates = study.get_trials(states=(TrialState.COMPLETE,))
+    else:
+        candidates = list(study.best_trials)
+    if not candidates:
+        return None
+
+    def rank(trial: FrozenTrial) -> tuple[float, float]:
+        loss = float(trial.user_attrs.get("val_loss", math.inf))
+        return float(trial.values[0]), -(loss if math.isfinite(loss) else math.inf)
+
+    return max(candidates, key=rank)
 
 
 def summary(trial: FrozenTrial) -> dict[str, Any]:

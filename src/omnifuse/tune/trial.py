@@ -85,9 +85,11 @@ def run_trial(
     folder = trial_folder(config.out, trial.number)
     numbers = {f"test_{k}": float(v) for k, v in tests.items() if isinstance(v, (int, float))}
     save_model(model, folder, {"val_" + metric: result.best_metric, **numbers})
+    best_record = result.history[result.best_epoch - 1] if result.best_epoch else {}
     attrs = {
         "metric": metric,
         "val": result.best_metric,
+        "val_loss": float(best_record.get("val_loss", float("nan"))),
         **numbers,
         "latency_ms": latency,
         "params": parameters,
