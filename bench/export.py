@@ -57,9 +57,10 @@ def forward(model: torch.nn.Module, inputs: tuple) -> torch.Tensor:
         return model(*inputs).logits
 
 
-def one_fusion(name: str, config, data, tmp: Path, rounds: int) -> list[str]:
+def one_fusion(name: str, config, data, tmp: Path, rounds: int, threads: int) -> list[str]:
     """Train one fusion, export and quantise it; its row of the table."""
     model, _, _ = train_strategy(fused_strategy(name, config), data, config)
+    torch.set_num_threads(threads)  # encoding and training set their own
     model.eval()
     split = data.splits if reads_tokens(model) else data.pooled
     test = prepare_batches(split["test"], batch_size=64)
@@ -74,9 +75,10 @@ def one_fusion(name: str, config, data, tmp: Path, rounds: int) -> list[str]:
     fb, qb, _, _ = alternate(lambda: forward(fp32, full), lambda: forward(int8, full), rounds)
     torch_acc, int8_acc = accuracy(model, test), accuracy(int8, test)
     return [
-        name, f"{info.max_abs_diff:.1e}", f"{t1 / o1:.2f}", f"{tb / ob:.2f}",
+        name, f"{info.max_abs_diff:.1e}", f"{1e3 * t1:.3f} / {1e3 * o1:.3f}", f"{t1 / o1:.2f}",
+        f"{1e3 * tb:.3f} / {1e3 * ob:.3f} / {1e3 * qb:.3f}", f"{tb / ob:.2f}",
         f"{torch_acc:.3f}", f"{int8_acc:.3f}", f"{100 * (int8_acc - torch_acc):+.1f}",
-        f"{f1 / q1:.2f}", f"{fb / qb:.2f}", f"{tb / qb:.2f}",
+        f"{f1 / q1:.2f}", f"{fb / qb:.2f}",
     ]  # fmt: skip
 
 
@@ -99,27 +101,28 @@ def main() -> None:
     data = prepare_data(config)
     names = list_fusions() if args.fusions == "all" else args.fusions.split(",")
     rows, failed = [], []
-    threads = torch.get_num_threads()
+    threads = args.threads
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             try:
-                rows.append(one_fusion(name, config, data, Path(tmp), args.rounds))
+                rows.append(one_fusion(name, config, data, Path(tmp), args.rounds, args.threads))
             except ExportError as err:
                 failed.append(f"{name}: {err}")
                 continue
             print(" | ".join(rows[-1]), flush=True)
     print(f"\n{config.data}: torch {threads} threads, onnxruntime the same; batch 64 = test[0]\n")
     head = [
-        "fusion", "max |Δ| (test)", "torch/ORT b1", "torch/ORT b64", "acc torch", "acc int8",
-        "Δ pts", "fp32/int8 b1", "fp32/int8 b64", "torch/int8 b64",
+        "fusion", "max |Δ| (test)", "ms b1 torch / ORT", "torch/ORT b1",
+        "ms b64 torch / ORT / int8", "torch/ORT b64", "acc torch", "acc int8", "Δ pts",
+        "fp32/int8 b1", "fp32/int8 b64",
     ]  # fmt: skip
-    print(markdown_table(head, rows, "l" + "r" * 9))
+    print(markdown_table(head, rows, "l" + "r" * 10))
     for line in failed:
         print("not exported:", line)
-    distil(config, data, args.teacher)
+    distil(config, data, args.teacher, args.threads)
 
 
-def distil(config, data, teacher_name: str) -> None:
+def distil(config, data, teacher_name: str, threads: int) -> None:
     teacher, _, _ = train_strategy(fused_strategy(teacher_name, config), data, config)
     teacher.eval()
     tokens = reads_tokens(teacher)
@@ -134,6 +137,7 @@ def distil(config, data, teacher_name: str) -> None:
     train(student, split["train"], split["val"], config.train_config(),
           distillation=Distillation(teacher, temperature=2.0, alpha=0.5))  # fmt: skip
     student.eval()
+    torch.set_num_threads(threads)
     full = teacher.inputs_of(test[0])
     teacher_s, student_s, _, _ = alternate(
         lambda: forward(teacher, full), lambda: forward(student, full), 30
