@@ -1,12 +1,21 @@
 """A load test of the HTTP API on loopback: concurrent clients for a bounded time, mixed work.
 
 Builds a small AV-digits set, trains a fusion model on it (seconds: seeded random CNN
-features), indexes MiniLM vectors of generated sentences, and starts ``omnifuse serve`` on them
-in a subprocess. Then ``--clients`` clients send requests back to back for ``--duration``
-seconds: 60% text embeddings, 20% predictions (image + audio of a digit, by path under the
-allowed root), 20% searches with a filter. Reported: requests, errors (any non-200 or transport
-failure), p50/p99 latency per endpoint and overall, throughput, and the server's resident memory
-after warm-up and at the end.
+features), runs a small sweep on the same set (two fusions and a single-modality baseline, for
+the experiments routes), indexes MiniLM vectors of generated sentences whose items each name a
+digit picture, and starts ``omnifuse serve`` on them in a subprocess with ``--allowed-host``.
+Then ``--clients`` clients send requests back to back for ``--duration`` seconds, every one
+with that Host name, in the proportions of :data:`MIX`: text embeddings, predictions (image +
+audio of a digit, by path under the allowed root), searches with a filter, item pictures (as
+they are and scaled), the experiment list, one experiment and its plots, speech (espeak-ng),
+image generation (4 sampler steps; rare, since the server draws one image at a time; only when
+the generator folder ``--generator`` exists), and requests with a foreign Host, which must be
+refused with 400. Reported: requests, errors (any other status, or a transport failure),
+p50/p99 latency per endpoint and overall, throughput, and the server's resident memory after
+warm-up, every 10 s and at the end.
+
+Before the warm-up, one request of each kind runs on its own: a route that does not answer as
+expected stops the run there, and what each route loads lazily is loaded before memory is read.
 
     python bench/load.py                          # 32 clients for 60 s
     python bench/load.py --clients 8 --duration 10
@@ -27,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +50,48 @@ os.environ.setdefault("OMNIFUSE_PROGRESS", "0")
 
 
 MODEL_NAME = "digits"
-MIX = (("embeddings", 0.6), ("predict", 0.2), ("search", 0.2))
+MIX = (
+    ("embeddings", 0.44),
+    ("predict", 0.15),
+    ("search", 0.15),
+    ("item-image", 0.10),
+    ("experiments", 0.03),
+    ("experiment", 0.03),
+    ("plot", 0.03),
+    ("speech", 0.03),
+    ("generation", 0.003),
+    ("foreign-host", 0.027),
+)
+"""Endpoint kinds and their shares of the requests (generation's share is left out, not
+handed to the others, when there is no generator)."""
+EXPECTED = {"foreign-host": 400}
+"""The status a kind must get when it is not 200."""
 TOPICS = ("shapes", "animals", "food", "travel")
+ALLOWED_HOST = "load.omnifuse.test"
+FOREIGN_HOST = "rebind.example.com"
+GENERATOR = Path(__file__).resolve().parent.parent / "runs" / "generate-world"
+SMALL_ENCODERS = {
+    "image": {"name": "cnn-image", "dim": 16, "image_size": 16, "channels": [8]},
+    "audio": {"name": "logmel-cnn", "dim": 16, "n_mels": 16},
+}
 
 
-def prepare(root: Path) -> dict[str, Any]:
-    """Data, a trained fusion model and a sentence index under ``root``."""
+@dataclass
+class Targets:
+    """What requests name: digit rows, indexed item ids, the experiment and its plots."""
+
+    digits: list[dict[str, Any]]
+    items: list[str]
+    experiment: str = ""
+    plots: tuple[str, ...] = ()
+
+
+def prepare(root: Path) -> Targets:
+    """Data, a trained fusion model, a small sweep and a sentence index under ``root``."""
     from omnifuse.data.builders import build
     from omnifuse.encoders import create
     from omnifuse.index import create_index
+    from omnifuse.sweep import SweepConfig, run_sweep
     from omnifuse.train.recipe import RunConfig, run
 
     digits = root / "allowed" / "digits"
@@ -68,17 +111,39 @@ def prepare(root: Path) -> dict[str, Any]:
             }
         )
     )
+    sweep = SweepConfig(
+        data=str(digits / "manifest.jsonl"),
+        target="label",
+        fusions=["concat", "late-mean"],
+        out=root / "experiments" / "sweep-digits",
+        cache_dir=root / "sweep-cache",
+        epochs=3,
+        batch_size=16,
+        dim=16,
+        encoders=SMALL_ENCODERS,
+        singles=["concat"],
+        dropout_study=[],
+        progress=False,
+    )
+    run_sweep(sweep)
+    rows = [json.loads(line) for line in (digits / "manifest.jsonl").read_text().splitlines()]
+    rows = [row for row in rows if row]
     texts = sentences(500, seed=3)
     vectors = create("minilm").encode(texts, batch_size=64).pooled.numpy()
     index = create_index("faiss-flat", root / "index", dim=vectors.shape[1])
-    index.add(
-        [f"t{i}" for i in range(len(texts))],
-        vectors,
-        [{"source": t, "label": TOPICS[i % 4], "rank": i % 10} for i, t in enumerate(texts)],
-    )
+    ids = [f"t{i}" for i in range(len(texts))]
+    metadata = [
+        {
+            "source": t,
+            "label": TOPICS[i % 4],
+            "rank": i % 10,
+            "image": f"digits/{rows[i % len(rows)]['image']}",
+        }
+        for i, t in enumerate(texts)
+    ]
+    index.add(ids, vectors, metadata)
     index.close()
-    lines = (digits / "manifest.jsonl").read_text().splitlines()
-    return {"digits": [line for line in lines if line.strip()], "root": root}
+    return Targets(digits=rows, items=ids)
 
 
 def rss_mib(pid: int) -> float:
@@ -90,11 +155,14 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def serve(root: Path) -> Iterator[tuple[str, int]]:
+def serve(root: Path, generator: Path | None) -> Iterator[tuple[str, int]]:
     port = free_port()
     command = [sys.executable, "-m", "omnifuse", "serve", "--port", str(port)]
     command += ["--models", str(root / "models"), "--index", str(root / "index")]
     command += ["--allowed-root", str(root / "allowed"), "--log-level", "warning", "--preload"]
+    command += ["--experiments", str(root / "experiments"), "--allowed-host", ALLOWED_HOST]
+    if generator is not None:
+        command += ["--generator", str(generator)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -105,15 +173,60 @@ def serve(root: Path) -> Iterator[tuple[str, int]]:
         process.wait(timeout=30)
 
 
-def request_body(kind: str, rng: random.Random, digits: list[dict[str, Any]]) -> tuple[str, Any]:
+def request_of(kind: str, rng: random.Random, targets: Targets) -> tuple[str, str, dict[str, Any]]:
+    """Method, path and ``httpx`` arguments of one request of ``kind``."""
     if kind == "embeddings":
-        return "/v1/embeddings", {"model": "minilm", "input": [f"request {rng.random():.6f}"]}
+        body: dict[str, Any] = {"model": "minilm", "input": [f"request {rng.random():.6f}"]}
+        return "POST", "/v1/embeddings", {"json": body}
     if kind == "predict":
-        row = rng.choice(digits)
+        row = rng.choice(targets.digits)
         inputs = {"image": f"digits/{row['image']}", "audio": f"digits/{row['audio']}"}
-        return "/v1/predict", {"model": MODEL_NAME, "inputs": inputs}
-    query = {"query": f"a {rng.choice(['red', 'blue'])} circle", "k": 5}
-    return "/v1/search", query | {"filter": {"label": rng.choice(TOPICS)}}
+        return "POST", "/v1/predict", {"json": {"model": MODEL_NAME, "inputs": inputs}}
+    if kind == "search":
+        query = {"query": f"a {rng.choice(['red', 'blue'])} circle", "k": 5}
+        return "POST", "/v1/search", {"json": query | {"filter": {"label": rng.choice(TOPICS)}}}
+    if kind == "item-image":
+        params: dict[str, Any] = {"id": rng.choice(targets.items)}
+        if rng.random() < 0.5:
+            params["size"] = 32
+        return "GET", "/v1/items/image", {"params": params}
+    if kind == "experiments":
+        return "GET", "/v1/experiments", {}
+    if kind == "experiment":
+        return "GET", f"/v1/experiments/{targets.experiment}", {}
+    if kind == "plot":
+        return "GET", f"/v1/experiments/{targets.experiment}/plots/{rng.choice(targets.plots)}", {}
+    if kind == "speech":
+        text = f"digit {rng.randrange(10)} was heard {rng.randrange(100)} times"
+        return "POST", "/v1/audio/speech", {"json": {"input": text, "voice": "alloy"}}
+    if kind == "generation":
+        prompt = f"a {rng.choice(['red', 'blue', 'green'])} {rng.choice(['circle', 'square'])}"
+        body = {"prompt": prompt, "steps": 4, "seed": rng.randrange(1000)}
+        return "POST", "/v1/images/generations", {"json": body}
+    if kind == "foreign-host":
+        return "GET", "/v1/models", {"headers": {"Host": FOREIGN_HOST}}
+    raise ValueError(f"unknown request kind {kind!r}")
+
+
+def find_experiment(url: str) -> tuple[str, tuple[str, ...]]:
+    """The id and plot names of the one experiment the server lists."""
+    response = httpx.get(f"{url}/v1/experiments", headers={"Host": ALLOWED_HOST}, timeout=60)
+    response.raise_for_status()
+    (card,) = response.json()["data"]
+    if not card["plots"]:
+        raise RuntimeError(f"experiment {card['id']!r} has no plots")
+    return str(card["id"]), tuple(card["plots"])
+
+
+def touch_every_route(url: str, mix: dict[str, float], targets: Targets) -> None:
+    """One request of each kind, one at a time; stops at the first unexpected status."""
+    rng = random.Random(0)
+    with httpx.Client(base_url=url, headers={"Host": ALLOWED_HOST}, timeout=300) as client:
+        for kind in mix:
+            method, path, arguments = request_of(kind, rng, targets)
+            response = client.request(method, path, **arguments)
+            if response.status_code != EXPECTED.get(kind, 200):
+                raise RuntimeError(f"{kind}: {response.status_code} {response.text[:300]}")
 
 
 async def sample_rss(pid: int, every: float, samples: list[float], stop_at: float) -> None:
@@ -125,7 +238,8 @@ async def sample_rss(pid: int, every: float, samples: list[float], stop_at: floa
 
 async def run_clients(
     url: str,
-    digits: list[dict[str, Any]],
+    mix: dict[str, float],
+    targets: Targets,
     clients: int,
     seconds: float,
     rss: tuple[int, list[float]] | None = None,
@@ -134,20 +248,22 @@ async def run_clients(
     (server pid, list) the server's memory is sampled every 10 s into the list."""
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
-    kinds = [k for k, _ in MIX]
-    weights = [w for _, w in MIX]
+    kinds, weights = list(mix), list(mix.values())
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    headers = {"Host": ALLOWED_HOST}
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, timeout=60, limits=limits
+    ) as client:
 
         async def worker(seed: int, stop_at: float) -> None:
             rng = random.Random(seed)
             while time.perf_counter() < stop_at:
                 kind = rng.choices(kinds, weights)[0]
-                path, body = request_body(kind, rng, digits)
+                method, path, arguments = request_of(kind, rng, targets)
                 started = time.perf_counter()
                 try:
-                    response = await client.post(path, json=body)
-                    ok = response.status_code == 200
+                    response = await client.request(method, path, **arguments)
+                    ok = response.status_code == EXPECTED.get(kind, 200)
                 except httpx.HTTPError:
                     ok = False
                 latencies[kind].append(time.perf_counter() - started)
@@ -192,26 +308,38 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before")
+    parser.add_argument(
+        "--generator",
+        type=Path,
+        default=GENERATOR,
+        help="generator folder served for image generation (left out of the mix if missing)",
+    )
     args = parser.parse_args()
+    generator = args.generator if (args.generator / "config.json").is_file() else None
+    mix = {k: w for k, w in MIX if generator is not None or k != "generation"}
     root = Path(tempfile.mkdtemp(prefix="omnifuse-load-"))
     try:
         setup_started = time.perf_counter()
-        data = prepare(root)
-        digits = [json.loads(line) for line in data["digits"]]
-        with serve(root) as (url, pid):
-            asyncio.run(run_clients(url, digits, args.clients, args.warmup))
+        targets = prepare(root)
+        with serve(root, generator) as (url, pid):
+            targets.experiment, targets.plots = find_experiment(url)
+            touch_every_route(url, mix, targets)
+            setup = time.perf_counter() - setup_started
+            asyncio.run(run_clients(url, mix, targets, args.clients, args.warmup))
             samples: list[float] = []
             latencies, errors, elapsed = asyncio.run(
-                run_clients(url, digits, args.clients, args.duration, (pid, samples))
+                run_clients(url, mix, targets, args.clients, args.duration, (pid, samples))
             )
             samples.append(rss_mib(pid))
             before, after = samples[0], samples[-1]
-        setup = time.perf_counter() - setup_started - args.warmup - elapsed
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    total = sum(mix.values())
+    shares = ", ".join(f"{k} {100 * w / total:.2g}%" for k, w in mix.items())
     print(
         f"# load: {args.clients} clients for {elapsed:.1f} s (after {args.warmup:g} s warm-up), "
-        f"mix {', '.join(f'{k} {w:.0%}' for k, w in MIX)}; setup {setup:.0f} s\n"
+        f"Host {ALLOWED_HOST}; mix {shares}; "
+        f"generator: {generator or 'none (image generation left out)'}; setup {setup:.0f} s\n"
     )
     head = ["endpoint", "requests", "errors", "requests/s", "p50 ms", "p99 ms"]
     print(markdown_table(head, report(latencies, errors, elapsed), "lrrrrr"))
