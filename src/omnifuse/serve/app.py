@@ -15,6 +15,7 @@ from omnifuse.serve.api_errors import install_error_handlers
 from omnifuse.serve.config import ServeConfig
 from omnifuse.serve.guard import Guard
 from omnifuse.serve.hosts import HostAllowList
+from omnifuse.serve.memory import level_heap
 from omnifuse.serve.openapi import declare_errors
 from omnifuse.serve.routes import (
     audio,
@@ -64,6 +65,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if config.preload:
             await run_in_threadpool(preload, state)
+        level_heap()
         try:
             yield
         finally:
