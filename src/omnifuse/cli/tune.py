@@ -76,8 +76,15 @@ def tune(
     trial's model folder (OUT/best). Run it again, or from other processes on the same
     --storage, to add trials to the same study; a killed run resumes where it stopped."""
     from omnifuse.engines import create_engine
+    from omnifuse.errors import MissingDependencyError
     from omnifuse.sweep import read_sweep_config
-    from omnifuse.tune import SearchSpace, TuneConfig, fusion_choices, run_tune
+
+    try:
+        from omnifuse.tune import SearchSpace, TuneConfig, fusion_choices, run_tune
+    except ModuleNotFoundError as err:
+        if err.name != "optuna":
+            raise
+        raise MissingDependencyError("optuna", extra="tune") from None
     from omnifuse.tune.space import parse_range
 
     base = read_sweep_config(

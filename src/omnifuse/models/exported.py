@@ -67,7 +67,7 @@ def onnxruntime() -> Any:
     try:
         import onnxruntime
     except ModuleNotFoundError:
-        raise MissingDependencyError("onnxruntime (pip install 'omnifuse[export]')") from None
+        raise MissingDependencyError("onnxruntime", extra="export") from None
     return onnxruntime
 
 
