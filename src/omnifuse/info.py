@@ -22,6 +22,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "uvicorn"),
     "milvus": ("pymilvus", "milvus_lite"),
     "ray": ("ray", "pyarrow"),
+    "tune": ("optuna",),
+    "export": ("onnx", "onnxruntime"),
     "mlflow": ("mlflow",),
     "importers": ("pyarrow", "ijson", "datasets"),
 }
