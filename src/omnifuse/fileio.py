@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -99,6 +101,22 @@ def write_text_atomic(path: Path, text: str, **options: bool) -> None:
 def write_json_atomic(path: Path, data: Any, **options: bool) -> None:
     """``data`` as indented UTF-8 JSON with a final newline."""
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", **options)
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """A folder to fill in place of ``out``: ``out.partial``, which replaces ``out`` when the
+    block ends normally and is removed when it raises, so ``out`` is never half written."""
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
 
 
 def json_ready(value: Any) -> Any:

@@ -26,6 +26,7 @@ import torch
 
 from omnifuse.errors import ConfigError, OmnifuseError
 from omnifuse.export.graph import FusionGraph, random_features, token_cap
+from omnifuse.fileio import staged_folder
 from omnifuse.models import FusionModel
 from omnifuse.models.exported import (
     ONNX_FILE,
@@ -103,10 +104,7 @@ def export_onnx(
     graph = FusionGraph(model).eval()
     cap = token_cap(model) if graph.tokens else None
     example = graph.inputs(*random_features(model, batch=3, tokens=min(cap or 6, 6)))
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged_folder(out) as staging:
         _trace(graph, example.tensors, staging / ONNX_FILE, cap)
         runner = session(staging / ONNX_FILE)
         batches = itertools.chain(checking_batches(model, cap), check)
@@ -122,11 +120,6 @@ def export_onnx(
             samples, source,
         )  # fmt: skip
         info.write(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
     return info
 
 
@@ -170,18 +163,13 @@ def quantize_int8(folder: str | Path, out: str | Path) -> ExportInfo:
     onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(ONNX_FILE + "*"))
-    try:
+    with staged_folder(out) as staging:
+        shutil.copytree(
+            folder, staging, ignore=shutil.ignore_patterns(ONNX_FILE + "*"), dirs_exist_ok=True
+        )
         quantize_dynamic(
             str(folder / ONNX_FILE), str(staging / ONNX_FILE), weight_type=QuantType.QInt8
         )
         quantized = ExportInfo(**{**asdict(info), "runtime": "onnx-int8", "source": str(folder)})
         quantized.write(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
     return quantized

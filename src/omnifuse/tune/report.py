@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from omnifuse.eval.plots import pyplot, save_figure
 from omnifuse.eval.report import json_safe
-from omnifuse.fileio import write_json_atomic, write_text_atomic
+from omnifuse.fileio import staged_folder, write_json_atomic, write_text_atomic
 from omnifuse.tune.config import TuneConfig
 
 COLUMNS = (
@@ -147,11 +147,8 @@ def write_reports(study: optuna.Study, config: TuneConfig) -> dict[str, Path]:
     best = best_trial(study)
     if best is not None and "folder" in best.user_attrs:
         paths["best"] = out / "best"
-        staging = out / "best.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(best.user_attrs["folder"], staging)
-        shutil.rmtree(paths["best"], ignore_errors=True)
-        staging.rename(paths["best"])
+        with staged_folder(paths["best"]) as staging:
+            shutil.copytree(best.user_attrs["folder"], staging, dirs_exist_ok=True)
     if config.plots and table:
         if len(config.objectives) > 1:
             paths["pareto"] = pareto_plot(study, table, out / "pareto.png")
