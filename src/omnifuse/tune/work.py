@@ -52,7 +52,8 @@ def open_study(config: TuneConfig, worker: int = 0) -> optuna.Study:
 
 
 def epochs_spent(study: optuna.Study) -> int:
-    return sum(int(t.user_attrs.get("epochs_run", 0)) for t in study.get_trials(states=DONE))
+    done = study.get_trials(deepcopy=False, states=DONE)
+    return sum(int(t.user_attrs.get("epochs_run", 0)) for t in done)
 
 
 def should_stop(study: optuna.Study, config: TuneConfig) -> bool:
