@@ -1,5 +1,11 @@
 """A real Milvus server for tests: ``milvus-lite server`` (Milvus's gRPC protocol) in a process of
-its own on a loopback port, stopped and restarted on the same port and data folder."""
+its own on a loopback port, stopped and restarted on the same port and data folder.
+
+The server shuts down cleanly on SIGINT only through Python's KeyboardInterrupt, and Python leaves
+SIGINT ignored when it starts with it ignored, as a command that a non-interactive shell runs in
+the background does (``pytest ... &`` in a script, some CI runners), and its children inherit
+that. The server therefore installs the handler itself; without it each stop would wait out the
+timeout and end in a SIGKILL, and a test of a clean shutdown would test a crash instead."""
 
 from __future__ import annotations
 
@@ -13,6 +19,10 @@ from types import TracebackType
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
+LAUNCH = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from milvus_lite.cmdline import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def free_port() -> int:
@@ -38,7 +48,7 @@ class MilvusServer:
     def start(self) -> MilvusServer:
         """Start the server and return once it accepts connections."""
         assert self._process is None, "already running"
-        command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir)]
+        command = [sys.executable, "-c", LAUNCH, "server", "--data-dir", str(self.data_dir)]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -56,16 +66,26 @@ class MilvusServer:
         raise TimeoutError(f"milvus-lite server did not start within {STARTUP_TIMEOUT_S:g} s")
 
     def stop(self) -> None:
-        """Shut down as Ctrl-C does (the server drains requests and closes its data folder)."""
+        """Shut down as Ctrl-C does (the server drains requests and closes its data folder).
+        A server that does not exit cleanly is killed and the stop fails: a clean shutdown
+        that silently became a crash would let a test pass for the wrong reason."""
         if self._process is None:
             return
-        self._process.send_signal(signal.SIGINT)
+        process, self._process = self._process, None
+        process.send_signal(signal.SIGINT)
         try:
-            self._process.wait(timeout=STOP_TIMEOUT_S)
+            code = process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+            process.kill()
+            process.wait()
+            raise RuntimeError(
+                f"milvus-lite server ignored SIGINT for {STOP_TIMEOUT_S:g} s and was killed: "
+                f"{self.log.read_text()[-2000:]}"
+            ) from None
+        if code != 0:
+            raise RuntimeError(
+                f"milvus-lite server exited with {code}: {self.log.read_text()[-2000:]}"
+            )
 
     def kill(self) -> None:
         """Die at once, as a crash or an OOM kill does (SIGKILL: nothing is flushed)."""

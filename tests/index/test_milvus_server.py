@@ -5,6 +5,7 @@ typed, readable error while the server is down."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -161,3 +162,17 @@ def test_cli_names_a_server_that_is_down(milvus: MilvusServer, tmp_path: Path) -
     assert proc.returncode == 2, proc.stderr
     assert "IndexUnavailableError" in proc.stderr and milvus.uri in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_server_stops_cleanly_under_a_parent_that_ignores_sigint(tmp_path: Path) -> None:
+    """A process started with SIGINT ignored (a background job of a script) hands that on to
+    the server; the server still shuts down at once and cleanly, so a "stop" in these tests is
+    never a SIGKILL in disguise."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        server = MilvusServer(tmp_path / "data").start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    started = time.monotonic()
+    server.stop()  # raises if the server had to be killed or exited with an error
+    assert time.monotonic() - started < 10.0
