@@ -64,6 +64,24 @@ def test_a_reader_sees_what_another_client_adds(milvus: MilvusServer) -> None:
             assert (hit.id, hit.metadata) == ("v30", {"late": True})
 
 
+def test_a_closed_index_leaves_no_connection_open(milvus: MilvusServer) -> None:
+    """pymilvus would keep a shared connection for the life of the process; each index owns
+    its own, and closing the index closes it."""
+    from pymilvus.client.connection_manager import ConnectionManager
+
+    def connections() -> list[str]:
+        stats = ConnectionManager.get_instance().get_stats()["connections"]
+        return [c["address"] for c in stats if c["address"].endswith(f":{milvus.port}")]
+
+    with create_index("milvus", milvus.uri, dim=DIM) as writer:
+        writer.add(["a"], clustered(1, DIM, seed=6))
+        reader = open_index(milvus.uri, read_only=True)
+        assert len(connections()) == 2
+        reader.close()
+        assert len(connections()) == 1
+    assert connections() == []
+
+
 @pytest.mark.parametrize("how", ["stop", "kill"])
 def test_data_written_before_a_restart_is_there_after_it(milvus: MilvusServer, how: str) -> None:
     """What ``add`` returned from survives a clean shutdown and a SIGKILL of the server, and

@@ -89,11 +89,15 @@ def pymilvus_module() -> Any:
 def connect_client(uri: str, token: str) -> Any:
     """A client of the server at ``uri`` (or of Milvus Lite for a ``.db`` path). gRPC waits
     ever longer between reconnection attempts (up to two minutes); a short ceiling lets a
-    long-lived client (a serving process) find a restarted server within a second or two."""
+    long-lived client (a serving process) find a restarted server within a second or two.
+
+    The client owns its connection (``dedicated``): pymilvus keeps a shared connection open for
+    the life of the process after its last client closes, so every index opened and closed
+    would leave a gRPC channel behind, one that keeps trying to reach a stopped Milvus Lite."""
     pymilvus = pymilvus_module()
     options = {} if uri.endswith(".db") else {"grpc_options": RECONNECT_OPTIONS}
     try:
-        return pymilvus.MilvusClient(uri=uri, token=token, **options)
+        return pymilvus.MilvusClient(uri=uri, token=token, dedicated=True, **options)
     except pymilvus.MilvusException as err:
         if err.code == CONNECT_FAILED:
             raise IndexUnavailableError(
