@@ -8,7 +8,9 @@ and against other scenes' captions, expected calibration error of the probabilit
 and each scene's negatives weighted equally), balanced accuracy at the threshold. Edited
 captions are spoken in the voice of the scene's own recording. The ``premise`` row is the
 text–image calibration the assistant's premise check uses: each object of the scene stated
-alone ("a red circle"), true, or with its colour or shape changed to one the scene lacks.
+alone ("a red circle"), true, or with its colour or shape changed to one the scene lacks. When
+the model folder holds a matcher (``omnifuse consistency match``), text–image pairs are scored
+by its logits and speech–image pairs by its logits for the recording's transcript.
 
     python bench/consistency.py --align runs/align-world-consistency
     python bench/consistency.py --align runs/align-world --calibrate   # refit on val first
@@ -32,6 +34,7 @@ from omnifuse.align import load_aligned
 from omnifuse.align.consistency import calibrate, read_calibration, score_split
 from omnifuse.align.consistency.calibrate import training_manifest
 from omnifuse.align.consistency.checker import NotCalibratedError
+from omnifuse.align.consistency.matcher import has_matcher, load_matcher
 from omnifuse.data.manifest import load_manifest
 from omnifuse.data.world.edits import dataset_seed, edit_scene, row_plan
 from omnifuse.data.world.language import write_caption
@@ -89,7 +92,12 @@ def main() -> None:
             raise NotCalibratedError("refit requested")
     except NotCalibratedError:
         calibration = calibrate(args.align, model=model, limit=args.limit)
-    scores = score_split(model, calibration, manifest, args.split, limit=args.limit)
+    matcher = load_matcher(args.align) if has_matcher(args.align) else None
+    scores = score_split(
+        model, calibration, manifest, args.split, limit=args.limit, matcher=matcher
+    )
+    scorers = {f"{p.a}–{p.b}": p.scorer for p in calibration.pairs.values()}
+    print(f"# scored by: {scorers}")
     print(f"# {args.align} on {manifest} ({args.split}); calibrated on {calibration.source}")
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

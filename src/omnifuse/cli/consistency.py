@@ -6,6 +6,7 @@
         --image scene.png --audio caption.wav [--json]
     omnifuse consistency calibrate --align runs/align-world      # writes consistency.json
     omnifuse consistency train --config world-consistency     # → runs/align-world-consistency
+    omnifuse consistency match --align runs/align-world          # adds a matcher, recalibrates
 
 The check prints every pair's cosine similarity, calibrated probability and verdict, and the
 overall verdict (consistent only when every pair is; the overall probability is the least of
@@ -64,18 +65,24 @@ def consistency(
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
     else:
         table = Table(title="consistency", title_justify="left", box=box.SIMPLE_HEAD)
-        for column in ("pair", "similarity", "probability", "threshold", "verdict"):
-            table.add_column(column, justify="left" if column in ("pair", "verdict") else "right")
+        columns = ("pair", "scorer", "score", "probability", "threshold", "verdict")
+        for column in columns:
+            left = column in ("pair", "scorer", "verdict")
+            table.add_column(column, justify="left" if left else "right")
         for pair in result.pairs:
             row = pair.to_dict()
             table.add_row(
                 f"{pair.a}–{pair.b}",
-                f"{pair.similarity:.3f}",
+                pair.scorer,
+                f"{row['score']:.3f}",
                 f"{pair.probability:.3f}",
                 f"{pair.threshold:.3f}",
                 row["verdict"],
             )
         console.print(table)
+        for pair in result.pairs:
+            if pair.heard is not None:
+                console.print(f"heard in the recording: {pair.heard!r}")
         verdict = result.to_dict()["verdict"]
         console.print(f"overall: [bold]{verdict}[/] (probability {result.probability:.3f})")
     if not result.consistent:
@@ -143,11 +150,19 @@ def train(
         bool, typer.Option("--render/--no-render", help="Draw the edited scenes as images too.")
     ] = True,
     seed: Annotated[int, typer.Option(help="Picks the edits.")] = 0,
+    matcher: Annotated[
+        bool,
+        typer.Option(
+            "--matcher/--no-matcher",
+            help="Also train the matcher that reads description and image together.",
+        ),
+    ] = True,
 ) -> None:
     """Train an aligned world model with each scene's edits (one colour, shape, count or
     relation changed) in its batch — from a recipe, or from an aligned model's weights and
-    recipe — then calibrate it on the validation split."""
+    recipe — and a matcher, then calibrate it on the validation split."""
     from omnifuse.align.config import read_align_config
+    from omnifuse.align.consistency.match_train import MatchTraining
     from omnifuse.align.consistency.train import (
         ConsistencyTraining,
         recipe_of,
@@ -162,7 +177,13 @@ def train(
     if out is None and align is not None:
         raise typer.BadParameter("with --align, give the new folder with --out", param_hint="--out")
     settings = ConsistencyTraining(
-        epochs=epochs, lr=lr, patience=patience, variants=variants, render=render, seed=seed
+        epochs=epochs,
+        lr=lr,
+        patience=patience,
+        variants=variants,
+        render=render,
+        seed=seed,
+        matcher=MatchTraining(seed=seed) if matcher else None,
     )
     _, metrics = train_consistency(recipe, out, settings, init=align)
     for stage in metrics["train"]["stages"]:
@@ -170,7 +191,38 @@ def train(
             f"{stage['name']}: {stage['epochs']} epochs, best {stage['best_epoch']} "
             f"(val AUROC against edits {stage['best_val_auroc']:.3f})"
         )
+    if "matcher" in metrics:
+        found = metrics["matcher"]
+        console.print(
+            f"matcher: {found['epochs']} epochs, best {found['best_epoch']} "
+            f"(val AUROC against edits {found['best_val_auroc']:.3f})"
+        )
     folder = out or recipe.output
     if "calibration" in metrics:
         console.print(f"[yellow]{metrics['calibration']}[/]")
     console.print(f"[green]done[/] in {metrics['train']['seconds']:.0f} s → {folder}")
+
+
+@app.command("match")
+def match(
+    align: AlignDir,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs.")] = 40,
+    per_scene: Annotated[
+        int, typer.Option(min=2, help="Examples of each scene in a batch (drawn afresh).")
+    ] = 12,
+    variants: Annotated[int, typer.Option(min=1, help="Edits of each kind per scene.")] = 1,
+    seed: Annotated[int, typer.Option(help="Picks the edits and the examples.")] = 0,
+) -> None:
+    """Give an aligned world model a matcher — a small cross-encoder that reads a description
+    and an image together, trained on the model's own training scenes and their edits drawn —
+    and calibrate the model again (consistency.json then reads the matcher)."""
+    from omnifuse.align.consistency.match_train import MatchTraining
+    from omnifuse.align.consistency.train import add_matcher
+
+    settings = MatchTraining(epochs=epochs, per_scene=per_scene, seed=seed)
+    figures = add_matcher(align, settings, variants=variants, seed=seed)
+    console.print(
+        f"matcher: {figures['epochs']} epochs, best {figures['best_epoch']} "
+        f"(val AUROC against edits {figures['best_val_auroc']:.3f}) in {figures['seconds']:.0f} s"
+    )
+    console.print(f"[green]wrote[/] {align / 'matcher.safetensors'} and consistency.json")

@@ -178,19 +178,16 @@ class Components:
         return self.load("consistency", self._load_consistency)
 
     def _load_consistency(self) -> Any:
-        from omnifuse.align.consistency import ConsistencyChecker, read_calibration
-        from omnifuse.align.consistency.checker import training_vocabulary
+        from omnifuse.align.consistency import ConsistencyChecker
         from omnifuse.errors import ConfigError
 
         assert self.config.align_dir is not None
         model = cast(AlignedEmbedder, self.embedder(self.aligned_id)).model
         try:
-            calibration = read_calibration(self.config.align_dir)
+            return ConsistencyChecker.for_model(model, self.config.align_dir)
         except ConfigError as err:
             message = f"consistency checks are not available: {err}"
             raise APIError(503, message, code="not_calibrated") from None
-        vocabulary = training_vocabulary(self.config.align_dir, model)
-        return ConsistencyChecker(model, calibration, vocabulary)
 
     def model_folders(self) -> dict[str, Path]:
         """Fusion model folders under ``models_dir`` by name (those holding a config.json)."""

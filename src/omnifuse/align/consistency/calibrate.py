@@ -16,8 +16,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omnifuse.align.consistency.calibration import calibrate_pair, figures
-from omnifuse.align.consistency.checker import Calibration, write_calibration
+from omnifuse.align.consistency.calibration import (
+    PairCalibration,
+    PairScores,
+    calibrate_pair,
+    figures,
+    pair_key,
+)
+from omnifuse.align.consistency.checker import (
+    Calibration,
+    manifest_vocabulary,
+    write_calibration,
+)
+from omnifuse.align.consistency.matcher import Matcher, has_matcher, load_matcher
 from omnifuse.align.consistency.pairs import (
     CaseEmbeddings,
     embed_cases,
@@ -59,10 +70,27 @@ def embed_split(
     *,
     limit: int | None = None,
     seed: int = 0,
+    matcher: Matcher | None = None,
 ) -> CaseEmbeddings:
-    """The cases of ``split`` (the first ``limit`` scenes), embedded by ``model``."""
+    """The cases of ``split`` (the first ``limit`` scenes), embedded by ``model`` (and scored
+    by its ``matcher``, when given; recordings transcribed with the manifest's words as the
+    recogniser's prompt)."""
     cases = world_cases(manifest, split, limit=limit, seed=seed)
-    return embed_cases(model, cases, noise_snr_db=build_noise(manifest))
+    vocabulary = manifest_vocabulary(manifest, model) if matcher is not None else None
+    return embed_cases(
+        model,
+        cases,
+        noise_snr_db=build_noise(manifest),
+        matcher=matcher,
+        vocabulary=vocabulary,
+    )
+
+
+def scorer_of(embedded: CaseEmbeddings, a: str, b: str) -> str:
+    """What pair ``a``–``b`` of these cases is scored by."""
+    if pair_key(a, b) not in embedded.matched:
+        return "cosine"
+    return "transcript" if "audio" in (a, b) else "matcher"
 
 
 def calibrate(
@@ -75,18 +103,21 @@ def calibrate(
     model: AlignedModel | None = None,
 ) -> Calibration:
     """Fit every modality pair of the aligned model in ``folder`` on ``split`` of its world
-    manifest (or ``manifest``) and write ``consistency.json`` into the folder. A pair whose
+    manifest (or ``manifest``) and write ``consistency.json`` into the folder. The text–image
+    pair (and the premise check) read the folder's matcher when it has one. A pair whose
     matching pairs are not more similar than the mismatching ones is left out (``source``
     says why); :class:`~omnifuse.errors.InvalidValueError` when no pair is left."""
     started = time.perf_counter()
     path = Path(manifest) if manifest is not None else training_manifest(folder)
     model = model or load_aligned(folder)
-    embedded = embed_split(model, path, split, limit=limit, seed=seed)
+    matcher = load_matcher(folder) if has_matcher(folder) else None
+    embedded = embed_split(model, path, split, limit=limit, seed=seed, matcher=matcher)
     pairs = {}
     skipped: dict[str, str] = {}
     for a, b in modality_pairs(model):
+        scorer = scorer_of(embedded, a, b)
         try:
-            fitted = calibrate_pair(a, b, pair_scores(embedded, a, b))
+            fitted = calibrate_pair(a, b, pair_scores(embedded, a, b), scorer=scorer)
         except InvalidValueError as err:  # this pair cannot be told apart; the others may
             skipped[f"{a}–{b}"] = str(err)
             continue
@@ -102,9 +133,9 @@ def calibrate(
     }
     premise = None
     if {"text", "image"} <= set(model.modalities):
-        scores = premise_scores(model, path, split, limit=limit, seed=seed)
+        scores = premise_scores(model, path, split, limit=limit, seed=seed, matcher=matcher)
         try:
-            premise = calibrate_pair("text", "image", scores, keep=PREMISE_KEEP)
+            premise = calibrate_pair("text", "image", scores, keep=PREMISE_KEEP, scorer="matcher")
         except InvalidValueError as err:
             source.setdefault("skipped", {})["premise"] = str(err)
     source["seconds"] = round(time.perf_counter() - started, 2)
@@ -121,17 +152,38 @@ def score_split(
     *,
     limit: int | None = None,
     seed: int = 0,
+    matcher: Matcher | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per calibrated pair (``"image–text"``), the figures of ``split`` under ``calibration``:
     AUROC against edits (all, and per kind) and other scenes' captions, ECE, balanced
-    accuracy at the threshold."""
-    embedded = embed_split(model, Path(manifest), split, limit=limit, seed=seed)
+    accuracy at the threshold. ``matcher``: the model's, for pairs calibrated on its logits."""
+    reads_matcher = [p for p in calibration.pairs.values() if p.scorer != "cosine"]
+    if reads_matcher and matcher is None:
+        raise ConfigError("this calibration reads the aligned model's matcher; pass it")
+    embedded = embed_split(model, Path(manifest), split, limit=limit, seed=seed, matcher=matcher)
     out: dict[str, dict[str, Any]] = {}
     for (a, b), pair in calibration.pairs.items():
-        scores = pair_scores(embedded, a, b)
-        out[f"{a}–{b}"] = figures(scores, pair.platt, pair.threshold)
+        out[f"{a}–{b}"] = scored(pair_scores(embedded, a, b), pair)
     if calibration.premise is not None:
         premise = calibration.premise
-        scores = premise_scores(model, manifest, split, limit=limit, seed=seed)
-        out["premise"] = figures(scores, premise.platt, premise.threshold)
+        scores = premise_scores(
+            model,
+            manifest,
+            split,
+            limit=limit,
+            seed=seed,
+            matcher=matcher if premise.scorer == "matcher" else None,
+        )
+        out["premise"] = scored(scores, premise)
     return out
+
+
+def scored(scores: PairScores, pair: PairCalibration) -> dict[str, Any]:
+    """The figures of ``scores`` under a pair's calibration (its blend of cosine and matcher)."""
+    blended = PairScores(
+        pair.score(scores.similarity, 0.0 if scores.matched is None else scores.matched),
+        scores.labels,
+        scores.kinds,
+        scores.weights,
+    )
+    return figures(blended, pair.platt, pair.threshold)

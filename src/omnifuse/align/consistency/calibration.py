@@ -60,29 +60,40 @@ def fit_platt(
 ) -> Platt:
     """The weighted logistic regression of ``labels`` (1: same thing) on ``similarity``."""
     s = np.asarray(similarity, dtype=np.float64).ravel()
-    y = np.asarray(labels, dtype=np.float64).ravel()
-    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
-    if not (len(s) == len(y) == len(w)) or not len(s):
-        raise InvalidValueError("similarities, labels and weights must be equally long, not empty")
-    if not (y.min() == 0 and y.max() == 1):
-        raise InvalidValueError("calibration needs both matching and mismatching pairs")
-    x = np.stack([s, np.ones_like(s)], axis=1)  # (N, 2)
-    theta = np.zeros(2)
-    for _ in range(100):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ theta, -60.0, 60.0)))
-        grad = x.T @ (w * (p - y)) + L2 * w.sum() * np.array([theta[0], 0.0])
-        hessian = (x * (w * p * (1 - p))[:, None]).T @ x + L2 * w.sum() * np.diag([1.0, 0.0])
-        step = np.linalg.solve(hessian + 1e-9 * np.eye(2), grad)
-        theta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    slope, bias = float(theta[0]), float(theta[1])
+    slope, bias = (float(v) for v in fit_logistic(s[:, None], labels, weights))
     if slope <= 0:
         raise InvalidValueError(
             "matching pairs are not more similar than mismatching ones; the aligned model "
             "cannot tell them apart (slope ≤ 0)"
         )
     return Platt(slope, bias)
+
+
+def fit_logistic(
+    features: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Weighted logistic regression of ``labels`` on (N, K) ``features`` by Newton's method
+    (a small L2 penalty on the K coefficients, none on the bias): the K coefficients, then
+    the bias."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    if not (len(x) == len(y) == len(w)) or not len(y):
+        raise InvalidValueError("similarities, labels and weights must be equally long, not empty")
+    if not (y.min() == 0 and y.max() == 1):
+        raise InvalidValueError("calibration needs both matching and mismatching pairs")
+    x = np.concatenate([x, np.ones((len(x), 1))], axis=1)  # (N, K + 1)
+    penalty = np.diag([1.0] * (x.shape[1] - 1) + [0.0]) * L2 * w.sum()
+    theta = np.zeros(x.shape[1])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ theta, -60.0, 60.0)))
+        grad = x.T @ (w * (p - y)) + penalty @ theta
+        hessian = (x * (w * p * (1 - p))[:, None]).T @ x + penalty
+        step = np.linalg.solve(hessian + 1e-9 * np.eye(len(theta)), grad)
+        theta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return theta
 
 
 def youden_threshold(probability: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:
@@ -142,6 +153,8 @@ class PairScores:
     labels: np.ndarray
     kinds: list[str]
     weights: np.ndarray
+    matched: np.ndarray | None = None
+    """The matcher's logits of the same pairs, when a matcher reads this modality pair."""
 
     def select(self, kinds: set[str]) -> PairScores:
         """The positives and the negatives of ``kinds``."""
@@ -153,6 +166,7 @@ class PairScores:
             self.labels[keep],
             [k for k, kept in zip(self.kinds, keep, strict=True) if kept],
             self.weights[keep],
+            None if self.matched is None else self.matched[keep],
         )
 
 
@@ -190,16 +204,44 @@ def _balanced_accuracy(said: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     return float((tpr + tnr) / 2)
 
 
+SCORERS = ("cosine", "matcher", "transcript")
+"""What a pair's score is: the cosine similarity of the aligned embeddings, the logit of the
+aligned model's matcher (:mod:`~omnifuse.align.consistency.matcher`), or its logit for the
+recording's transcript (audio–image)."""
+
+
 @dataclass(frozen=True)
 class PairCalibration:
-    """How similarities of modalities ``a`` and ``b`` become probabilities, the decision
-    threshold, and the validation figures they were fitted on."""
+    """How scores of modalities ``a`` and ``b`` (``scorer``: cosine similarities or matcher
+    logits) become probabilities, the decision threshold, and the validation figures they were
+    fitted on."""
 
     a: str
     b: str
     platt: Platt
     threshold: float
     val: dict[str, Any] = field(default_factory=dict)
+    scorer: str = "cosine"
+    mix: tuple[float, float] = (1.0, 0.0)
+    """The score is ``mix[0] · cosine similarity + mix[1] · matcher logit``."""
+
+    def __post_init__(self) -> None:
+        if self.scorer not in SCORERS:
+            raise ConfigError(f"pair {self.a}–{self.b}: unknown scorer {self.scorer!r}")
+        if (
+            min(self.mix) < 0
+            or max(self.mix) <= 0
+            or (self.scorer == "cosine") != (self.mix[1] == 0)
+        ):
+            raise ConfigError(f"pair {self.a}–{self.b}: mix {self.mix} does not fit {self.scorer}")
+
+    def score(self, similarity: Any, matched: Any = 0.0) -> np.ndarray:
+        """The calibrated score of cosine similarities and matcher logits."""
+        cosine, matcher = self.mix
+        return np.asarray(
+            cosine * np.asarray(similarity, dtype=np.float64)
+            + matcher * np.asarray(matched, dtype=np.float64)
+        )
 
     @property
     def key(self) -> tuple[str, str]:
@@ -213,6 +255,8 @@ class PairCalibration:
             "bias": self.platt.bias,
             "threshold": self.threshold,
             "threshold_similarity": self.platt.similarity_at(self.threshold),
+            "scorer": self.scorer,
+            "mix": list(self.mix),
             "val": self.val,
         }
 
@@ -222,11 +266,13 @@ class PairCalibration:
             platt = Platt(float(data["slope"]), float(data["bias"]))
             threshold = float(data["threshold"])
             a, b = str(data["a"]), str(data["b"])
+            scorer = str(data.get("scorer", "cosine"))
+            cosine, matcher = (float(v) for v in data.get("mix", (1.0, 0.0)))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"a calibrated pair lacks or mistypes {err}") from None
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"pair {a}–{b}: threshold {threshold} is not a probability")
-        return cls(a, b, platt, threshold, dict(data.get("val") or {}))
+        return cls(a, b, platt, threshold, dict(data.get("val") or {}), scorer, (cosine, matcher))
 
 
 def pair_key(a: str, b: str) -> tuple[str, str]:
@@ -236,14 +282,37 @@ def pair_key(a: str, b: str) -> tuple[str, str]:
 
 
 def calibrate_pair(
-    a: str, b: str, scores: PairScores, *, keep: float | None = None
+    a: str, b: str, scores: PairScores, *, keep: float | None = None, scorer: str = "cosine"
 ) -> PairCalibration:
     """Platt scaling fitted on ``scores``, with its own figures, and the threshold: Youden's,
-    or with ``keep`` the one that calls that share of the matching pairs consistent."""
-    platt = fit_platt(scores.similarity, scores.labels, scores.weights)
-    p = platt.probability(scores.similarity)
-    if keep is None:
-        threshold = youden_threshold(p, scores.labels, scores.weights)
+    or with ``keep`` the one that calls that share of the matching pairs consistent. With the
+    matcher's logits (``scorer`` other than cosine), the score is first their blend with the
+    cosine similarity that a logistic regression on both finds (the cosine left out when it
+    adds nothing)."""
+    mix = (1.0, 0.0)
+    if scores.matched is not None and scorer != "cosine":
+        both = np.stack([scores.similarity, scores.matched], axis=1)
+        cosine, matcher, _ = fit_logistic(both, scores.labels, scores.weights)
+        if cosine <= 0:
+            cosine, matcher = 0.0, 1.0
+        if matcher <= 0:
+            scorer = "cosine"  # the matcher adds nothing the cosine does not say
+        else:
+            mix = (float(cosine), float(matcher))
     else:
-        threshold = recall_threshold(p, scores.labels, scores.weights, keep)
-    return PairCalibration(a, b, platt, threshold, figures(scores, platt, threshold))
+        scorer = "cosine"
+    logits = scores.matched if scores.matched is not None and mix[1] else 0.0
+    blended = PairScores(
+        np.asarray(mix[0] * scores.similarity + mix[1] * logits),
+        scores.labels,
+        scores.kinds,
+        scores.weights,
+    )
+    platt = fit_platt(blended.similarity, blended.labels, blended.weights)
+    p = platt.probability(blended.similarity)
+    if keep is None:
+        threshold = youden_threshold(p, blended.labels, blended.weights)
+    else:
+        threshold = recall_threshold(p, blended.labels, blended.weights, keep)
+    val = figures(blended, platt, threshold)
+    return PairCalibration(a, b, platt, threshold, val, scorer, mix)

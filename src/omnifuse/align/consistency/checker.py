@@ -18,9 +18,17 @@ from typing import Any
 import numpy as np
 
 from omnifuse.align.consistency.calibration import PairCalibration, pair_key
+from omnifuse.align.consistency.matcher import (
+    Matcher,
+    has_matcher,
+    heard_text,
+    load_matcher,
+    match_logits,
+)
 from omnifuse.align.model import AlignedModel, load_aligned
 from omnifuse.errors import ConfigError, InvalidValueError, MissingModalityError
 from omnifuse.fileio import write_json_atomic
+from omnifuse.speech.asr import ASR, create_asr
 
 CALIBRATION_FILE = "consistency.json"
 FORMAT = "omnifuse-consistency/1"
@@ -105,13 +113,19 @@ def read_calibration(folder: str | Path) -> Calibration:
 
 @dataclass(frozen=True)
 class PairVerdict:
-    """One pair of inputs: cosine similarity, calibrated probability, threshold, verdict."""
+    """One pair of inputs: cosine similarity, calibrated probability, threshold, verdict;
+    ``scorer`` what the probability was calibrated on and ``score`` its value (the cosine
+    similarity again, or its calibrated blend with the matcher's logit)."""
 
     a: str
     b: str
     similarity: float
     probability: float
     threshold: float
+    scorer: str = "cosine"
+    score: float | None = None
+    heard: str | None = None
+    """For a recording matched through its transcript: what the recogniser heard."""
 
     @property
     def consistent(self) -> bool:
@@ -124,7 +138,10 @@ class PairVerdict:
             "similarity": round(self.similarity, 6),
             "probability": round(self.probability, 6),
             "threshold": round(self.threshold, 6),
+            "scorer": self.scorer,
+            "score": round(self.similarity if self.score is None else self.score, 6),
             "verdict": verdict(self.consistent),
+            **({} if self.heard is None else {"heard": self.heard}),
         }
 
 
@@ -156,25 +173,43 @@ class ConsistencyResult:
 
 
 class ConsistencyChecker:
-    """An aligned model with its calibration: :meth:`check` scores raw inputs by modality."""
+    """An aligned model with its calibration (and its matcher, for the pairs calibrated on
+    the matcher's logits): :meth:`check` scores raw inputs by modality."""
 
     def __init__(
         self,
         model: AlignedModel,
         calibration: Calibration,
         vocabulary: frozenset[str] | None = None,
+        matcher: Matcher | None = None,
     ) -> None:
+        reads = [p for p in (*calibration.pairs.values(), calibration.premise) if p is not None]
+        if matcher is None and any(p.scorer != "cosine" for p in reads):
+            raise NotCalibratedError(
+                "this consistency calibration reads the aligned model's matcher, which is "
+                "missing (matcher.json / matcher.safetensors); calibrate the model again"
+            )
         self.model = model
         self.calibration = calibration
         self.vocabulary = vocabulary
+        self.matcher = matcher
+        self._asr: ASR | None = None
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "cpu") -> ConsistencyChecker:
-        """The aligned model in ``folder``, its ``consistency.json`` and the words of the
-        texts it was trained on (``vocabulary``: None when its manifest is gone)."""
+        """The aligned model in ``folder``, its ``consistency.json``, its matcher when it has
+        one, and the words of the texts it was trained on (``vocabulary``: None when its
+        manifest is gone)."""
+        read_calibration(folder)  # before the model loads: say at once when there is none
+        return cls.for_model(load_aligned(folder, device=device), folder)
+
+    @classmethod
+    def for_model(cls, model: AlignedModel, folder: str | Path) -> ConsistencyChecker:
+        """A checker of an aligned model already loaded from ``folder``, with the folder's
+        calibration, matcher and training vocabulary."""
         calibration = read_calibration(folder)
-        model = load_aligned(folder, device=device)
-        return cls(model, calibration, training_vocabulary(folder, model))
+        matcher = load_matcher(folder) if has_matcher(folder) else None
+        return cls(model, calibration, training_vocabulary(folder, model), matcher)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -186,7 +221,7 @@ class ConsistencyChecker:
         given = {m: v for m, v in inputs.items() if v is not None}
         self.require(given)
         vectors = {m: self.model.embed(m, [raw])[0] for m, raw in given.items()}
-        return self.check_embedded(vectors)
+        return self.check_embedded(vectors, given)
 
     def require(self, inputs: Mapping[str, Any]) -> None:
         """Refuse fewer than two inputs, or one the model (or its calibration) cannot read."""
@@ -206,8 +241,11 @@ class ConsistencyChecker:
             for b in names[i + 1 :]:
                 self.calibration.pair(a, b)
 
-    def check_embedded(self, vectors: Mapping[str, np.ndarray]) -> ConsistencyResult:
-        """Verdicts of unit vectors already in the aligned space, by modality."""
+    def check_embedded(
+        self, vectors: Mapping[str, np.ndarray], raws: Mapping[str, Any] | None = None
+    ) -> ConsistencyResult:
+        """Verdicts of unit vectors already in the aligned space, by modality; a pair
+        calibrated on the matcher's logits is scored from its decoded ``raws``."""
         self.require(vectors)
         names = [m for m in MODALITIES if m in vectors]
         verdicts = []
@@ -215,9 +253,36 @@ class ConsistencyChecker:
             for b in names[i + 1 :]:
                 pair = self.calibration.pair(a, b)
                 similarity = float(np.dot(vectors[a], vectors[b]))
-                probability = float(pair.platt.probability(similarity))
-                verdicts.append(PairVerdict(a, b, similarity, probability, pair.threshold))
+                logit, heard = 0.0, None
+                if pair.scorer != "cosine":
+                    if raws is None or a not in raws or b not in raws:
+                        raise InvalidValueError(f"the {a}–{b} matcher needs the inputs themselves")
+                    if pair.scorer == "transcript":
+                        heard = heard_text(self.asr, raws["audio"], self.vocabulary)
+                    text = raws["text"] if heard is None else heard
+                    logit = self.match([text], raws["image"])[0]
+                score = float(pair.score(similarity, logit))
+                probability = float(pair.platt.probability(score))
+                verdicts.append(
+                    PairVerdict(
+                        a, b, similarity, probability, pair.threshold, pair.scorer, score, heard
+                    )
+                )
         return ConsistencyResult(tuple(verdicts))
+
+    @property
+    def asr(self) -> ASR:
+        """The speech recogniser that transcribes recordings for the matcher (built once)."""
+        if self._asr is None:
+            self._asr = create_asr()
+        return self._asr
+
+    def match(self, texts: Sequence[str], image: Any) -> list[float]:
+        """The matcher's logit for each text describing ``image`` (its tokens read once)."""
+        if self.matcher is None:
+            raise NotCalibratedError("this aligned model has no matcher")
+        logits = match_logits(self.matcher, self.model, list(texts), [image] * len(texts))
+        return [float(x) for x in logits]
 
     def text_image(self, texts: Sequence[str], image: Any) -> list[tuple[float, float]]:
         """(probability, threshold) of each text describing ``image`` (embedded once) under
@@ -226,21 +291,30 @@ class ConsistencyChecker:
         pair = self.calibration.premise or self.calibration.pair("text", "image")
         picture = self.model.embed("image", [image])[0]
         similarity = self.model.embed("text", list(texts)) @ picture
-        return [(float(p), pair.threshold) for p in pair.platt.probability(similarity)]
+        logits = self.match(texts, image) if pair.scorer == "matcher" else 0.0
+        scores = pair.score(similarity, logits)
+        return [(float(p), pair.threshold) for p in pair.platt.probability(scores)]
 
 
 def training_vocabulary(folder: str | Path, model: AlignedModel) -> frozenset[str] | None:
     """The lower-case words of the text column of the model's training manifest (every split),
     or None when the model reads no text or the manifest cannot be read."""
+    from omnifuse.align.model import read_metrics
+
+    manifest = read_metrics(folder).get("data", {}).get("manifest")
+    return manifest_vocabulary(manifest, model)
+
+
+def manifest_vocabulary(manifest: Any, model: AlignedModel) -> frozenset[str] | None:
+    """The lower-case words of the model's text column in ``manifest`` (every split), or None
+    when the model reads no text or the manifest cannot be read."""
     import re
 
-    from omnifuse.align.model import read_metrics
     from omnifuse.data.manifest import load_manifest
     from omnifuse.errors import OmnifuseError
 
     if "text" not in model.specs:
         return None
-    manifest = read_metrics(folder).get("data", {}).get("manifest")
     try:
         rows = load_manifest(str(manifest), check_files=False).samples
     except (OSError, TypeError, ValueError, OmnifuseError):

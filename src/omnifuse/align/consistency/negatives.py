@@ -40,6 +40,8 @@ class Edits:
     texts: list[str]
     captions: ColumnFeatures
     images: ColumnFeatures | None = None
+    drawn: list[Any] | None = None
+    """The edited scenes as drawn (PIL images), when rendered."""
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -87,6 +89,7 @@ def make_edits(
         texts,
         frozen_features(model, "text", texts),
         frozen_features(model, "image", images) if render_size is not None else None,
+        images if render_size is not None else None,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from omnifuse.align.consistency.calibration import PairScores, pair_key
+from omnifuse.align.consistency.matcher import Matcher, heard_text, match_logits
 from omnifuse.align.model import AlignedModel
 from omnifuse.data.manifest import load_manifest
 from omnifuse.data.world.edits import (
@@ -30,6 +31,7 @@ from omnifuse.data.world.edits import (
 from omnifuse.data.world.scene import Scene
 from omnifuse.errors import ConfigError
 from omnifuse.progress import track
+from omnifuse.speech.asr import create_asr
 
 EDIT_STREAM = 40
 PREMISE_STREAM = 42
@@ -103,6 +105,11 @@ class CaseEmbeddings:
     text: np.ndarray | None = None
     audio: np.ndarray | None = None
     modalities: tuple[str, ...] = field(default_factory=tuple)
+    matched: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    """Per modality pair a matcher reads, its logit for each description with its scene's
+    image (in description order): used instead of the cosine similarity. For audio–image, the
+    logit of the recording's transcript (``heard``)."""
+    heard: list[str] | None = None
 
     def of(self, modality: str) -> np.ndarray:
         vectors = {"image": self.image, "text": self.text, "audio": self.audio}.get(modality)
@@ -117,9 +124,13 @@ def embed_cases(
     *,
     noise_snr_db: float | None = None,
     batch_size: int = 32,
+    matcher: Matcher | None = None,
+    vocabulary: frozenset[str] | None = None,
 ) -> CaseEmbeddings:
     """Embed the images, captions and (when the model hears) recordings of ``cases``; edited
-    captions are spoken in the scene's voice (with the build's noise level, if any)."""
+    captions are spoken in the scene's voice (with the build's noise level, if any). With a
+    ``matcher``, every caption is also scored with its scene's image by it, and so is every
+    recording's transcript (the recogniser prompted with ``vocabulary``)."""
     described = [(i, d) for i, case in enumerate(cases) for d in case.descriptions]
     out = CaseEmbeddings(
         image=_embed_unique(model, "image", [c.image for c in cases], batch_size),
@@ -129,9 +140,21 @@ def embed_cases(
     )
     if "text" in model.modalities:
         out.text = _embed_unique(model, "text", [d.text for _, d in described], batch_size)
+    waves = None
     if "audio" in model.modalities:
         waves = spoken([d for _, d in described], noise_snr_db=noise_snr_db)
         out.audio = model.embed("audio", waves, batch_size=batch_size)
+    if matcher is not None:
+        of_scene = [cases[i].image for i, _ in described]
+        texts = [d.text for _, d in described]
+        out.matched[pair_key("text", "image")] = match_logits(matcher, model, texts, of_scene)
+        if waves is not None:
+            asr = create_asr()
+            heard = [
+                heard_text(asr, w, vocabulary) for w in track(waves, "transcribing descriptions")
+            ]
+            out.heard = heard
+            out.matched[pair_key("audio", "image")] = match_logits(matcher, model, heard, of_scene)
     return out
 
 
@@ -173,6 +196,9 @@ def pair_scores(embeddings: CaseEmbeddings, a: str, b: str) -> PairScores:
     side, the image meets each description (own, edits, other); between captions and speech,
     the scene's own written caption meets each spoken description."""
     first, second = pair_key(a, b)
+    labels = np.array([k == OWN for k in embeddings.kinds], dtype=np.int64)
+    negatives = np.bincount(embeddings.scene, weights=1 - labels)
+    weights = np.where(labels == 1, 1.0, 1.0 / np.maximum(negatives[embeddings.scene], 1))
     if "image" in (first, second):
         other = second if first == "image" else first
         anchor = embeddings.image[embeddings.scene]
@@ -183,10 +209,8 @@ def pair_scores(embeddings: CaseEmbeddings, a: str, b: str) -> PairScores:
         anchor = embeddings.of("text")[own_index][embeddings.scene]
         candidates = embeddings.of("audio")
     similarity = np.einsum("nd,nd->n", anchor, candidates).astype(np.float64)
-    labels = np.array([k == OWN for k in embeddings.kinds], dtype=np.int64)
-    negatives = np.bincount(embeddings.scene, weights=1 - labels)
-    weights = np.where(labels == 1, 1.0, 1.0 / np.maximum(negatives[embeddings.scene], 1))
-    return PairScores(similarity, labels, list(embeddings.kinds), weights)
+    matched = embeddings.matched.get((first, second))
+    return PairScores(similarity, labels, list(embeddings.kinds), weights, matched)
 
 
 def modality_pairs(model: AlignedModel) -> list[tuple[str, str]]:
@@ -202,11 +226,12 @@ def premise_scores(
     *,
     limit: int | None = None,
     seed: int = 0,
+    matcher: Matcher | None = None,
 ) -> PairScores:
     """Statements a question may presuppose (:func:`~omnifuse.data.world.edits.
     premise_statements`: each object alone, true or with its colour or shape changed) against
     the images of ``split``; each scene's true statements share weight 1, and so do its false
-    ones."""
+    ones. With a ``matcher``, its logits too."""
     rows = load_manifest(Path(manifest)).split(split)[:limit]
     if not rows:
         raise ConfigError(f"split {split!r} of {manifest} has no scenes")
@@ -222,12 +247,16 @@ def premise_scores(
             texts.append(text)
             labels.append(int(true))
             kinds.append(OWN if true else kind)
-    images = _embed_unique(model, "image", [str(r["image"]) for r in rows], 32)
-    statements = _embed_unique(model, "text", texts, 32)
     scene = np.asarray(owners)
+    pictures = [str(r["image"]) for r in rows]
+    images = _embed_unique(model, "image", pictures, 32)
+    statements = _embed_unique(model, "text", texts, 32)
     similarity = np.einsum("nd,nd->n", images[scene], statements).astype(np.float64)
+    matched = None
+    if matcher is not None:
+        matched = match_logits(matcher, model, texts, [pictures[i] for i in owners])
     y = np.asarray(labels, dtype=np.int64)
     true_count = np.bincount(scene, weights=y)
     false_count = np.bincount(scene, weights=1 - y)
     weights = np.where(y == 1, 1.0 / true_count[scene], 1.0 / np.maximum(false_count[scene], 1))
-    return PairScores(similarity, y, kinds, weights)
+    return PairScores(similarity, y, kinds, weights, matched)

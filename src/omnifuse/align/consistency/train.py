@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ import numpy as np
 import torch
 
 from omnifuse.align.config import AlignConfig
+from omnifuse.align.consistency.match_train import MatchTraining, train_matcher
+from omnifuse.align.consistency.matcher import save_matcher
 from omnifuse.align.consistency.negatives import Edits, make_edits
 from omnifuse.align.data import ColumnFeatures, SplitData, load_training_data
 from omnifuse.align.evaluate import evaluate_split
@@ -47,7 +49,8 @@ from omnifuse.train.loop import fit
 class ConsistencyTraining:
     """How consistency training departs from the recipe: ``epochs`` and ``lr`` per stage and
     ``patience`` (None: the recipe's); ``variants`` edits of each kind per training scene,
-    their scenes drawn as images too when ``render``; ``seed`` picks the edits."""
+    their scenes drawn as images too when ``render``; ``seed`` picks the edits; ``matcher``
+    how the matcher trains afterwards (None: no matcher)."""
 
     epochs: int | None = None
     lr: float | None = None
@@ -55,6 +58,7 @@ class ConsistencyTraining:
     variants: int = 1
     render: bool = True
     seed: int = 0
+    matcher: MatchTraining | None = field(default_factory=MatchTraining)
 
     def __post_init__(self) -> None:
         if (self.epochs is not None and self.epochs < 1) or self.variants < 1:
@@ -188,20 +192,7 @@ def train_consistency(
         model = build_aligned_model(config, dims, resolve_device(config.train.device))
     if "text" not in model.modalities:
         raise ConfigError("consistency training needs a text column (the captions to edit)")
-    world_seed = dataset_seed(manifest.parent)
-    size = int(json.loads((manifest.parent / "dataset.json").read_text())["params"]["image_size"])
-    edits: dict[str, Edits] = {
-        role: make_edits(
-            model,
-            splits[role],
-            world_seed,
-            variants=settings.variants,
-            seed=settings.seed,
-            render_size=size if settings.render and role == "train" else None,
-        )
-        for role in ("train", "val")
-        if role in splits
-    }
+    edits = split_edits(model, manifest, splits, settings)
     folder.mkdir(parents=True, exist_ok=True)
     history: list[dict[str, Any]] = []
     results = []
@@ -237,11 +228,81 @@ def train_consistency(
         if role in splits:
             metrics[role] = evaluate_split(model, splits[role])
     save_aligned(model, folder, metrics=metrics, extra={"config": config.to_dict()})
+    if settings.matcher is not None:
+        metrics["matcher"] = fit_matcher(model, splits, edits, settings.matcher, folder)
     try:
         calibrate(folder, manifest=manifest, model=model)
     except InvalidValueError as err:  # the model is kept; calibrate it later on more scenes
         metrics["calibration"] = f"not calibrated: {err}"
     return model, metrics
+
+
+def fit_matcher(
+    model: AlignedModel,
+    splits: dict[str, SplitData],
+    edits: dict[str, Edits],
+    settings: MatchTraining,
+    folder: Path,
+) -> dict[str, Any]:
+    """Train the matcher on the splits' edits and save it into the model's folder; its
+    training figures."""
+    started = time.perf_counter()
+    matcher, result = train_matcher(model, splits, edits, settings)
+    figures = {
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "best_val_auroc": result.best_metric,
+        "val": result.history[result.best_epoch - 1] if result.history else {},
+        "settings": dataclasses.asdict(settings),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    save_matcher(matcher, folder, figures)
+    return figures
+
+
+def add_matcher(
+    folder: str | Path,
+    settings: MatchTraining | None = None,
+    *,
+    variants: int = 1,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Give an aligned world model in ``folder`` a matcher — trained on its own training data
+    with every training scene's edits drawn — and calibrate it again; the matcher's figures."""
+    from omnifuse.align.consistency.calibrate import calibrate
+
+    folder = Path(folder)
+    config = recipe_of(folder)
+    manifest, splits = load_training_data(config, folder)
+    model = load_aligned(folder)
+    edit_settings = ConsistencyTraining(variants=variants, seed=seed)
+    edits = split_edits(model, manifest, splits, edit_settings)
+    figures = fit_matcher(model, splits, edits, settings or MatchTraining(), folder)
+    calibrate(folder, manifest=manifest, model=model)
+    return figures
+
+
+def split_edits(
+    model: AlignedModel,
+    manifest: Path,
+    splits: dict[str, SplitData],
+    settings: ConsistencyTraining,
+) -> dict[str, Edits]:
+    """The train and val splits' edits (the train split's drawn too, when ``render``)."""
+    world_seed = dataset_seed(manifest.parent)
+    size = int(json.loads((manifest.parent / "dataset.json").read_text())["params"]["image_size"])
+    return {
+        role: make_edits(
+            model,
+            splits[role],
+            world_seed,
+            variants=settings.variants,
+            seed=settings.seed,
+            render_size=size if settings.render and role == "train" else None,
+        )
+        for role in ("train", "val")
+        if role in splits
+    }
 
 
 def recipe_of(folder: str | Path) -> AlignConfig:

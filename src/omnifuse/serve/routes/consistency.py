@@ -3,8 +3,9 @@
 Two or more inputs, taken as the other routes take them (text as a string; image and audio as
 a data URI, an allow-listed URL, an allowed path, or ``{"data"|"url"|"path": ...}``), are
 embedded by the server's aligned model through the same batchers as ``/v1/embeddings``; each
-pair's cosine similarity becomes a calibrated probability (``consistency.json`` beside the
-model) and a verdict against the pair's threshold. The inputs are consistent only when every
+pair's score — the cosine similarity, or for text and image the logit of the model's matcher
+when it has one — becomes a calibrated probability (``consistency.json`` beside the model) and
+a verdict against the pair's threshold. The inputs are consistent only when every
 pair is; the overall probability is the least of the pairs'.
 """
 
@@ -52,6 +53,9 @@ class PairOut(BaseModel):
     similarity: float
     probability: float
     threshold: float
+    scorer: Literal["cosine", "matcher", "transcript"] = "cosine"
+    score: float
+    heard: str | None = None
     verdict: Literal["consistent", "inconsistent"]
 
 
@@ -92,17 +96,16 @@ async def check_consistency(body: ConsistencyRequest, request: Request) -> Consi
     embedder = state.components.embedder(state.components.aligned_id)
     sources = {m: await fetch_input(m, v, state.policy, label=m) for m, v in inputs.items()}
 
-    def prepare() -> dict[str, Any]:
-        return {
-            m: embedder.prepare(m, decode(m, s, state.decode_limits, label=m))
-            for m, s in sources.items()
-        }
+    def prepare() -> tuple[dict[str, Any], dict[str, Any]]:
+        raws = {m: decode(m, s, state.decode_limits, label=m) for m, s in sources.items()}
+        return raws, {m: embedder.prepare(m, raw) for m, raw in raws.items()}
 
-    prepared = await run_in_threadpool(prepare)
+    raws, prepared = await run_in_threadpool(prepare)
     vectors = await asyncio.gather(
         *(embed_prepared(state, embedder, m, [item]) for m, item in prepared.items())
     )
-    result = checker.check_embedded({m: v[0] for m, v in zip(prepared, vectors, strict=True)})
+    embedded = {m: v[0] for m, v in zip(prepared, vectors, strict=True)}
+    result = await run_in_threadpool(checker.check_embedded, embedded, raws)
     out = result.to_dict()
     return ConsistencyResponse(
         model=embedder.id,
