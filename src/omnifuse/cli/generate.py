@@ -18,6 +18,7 @@ import typer
 from omnifuse.cli.launch import Nnodes, Nproc, RdzvEndpoint, relaunch
 from omnifuse.cli.options import OutputFolder, Overrides, recipe_option, recipe_overrides
 from omnifuse.cli.render import console
+from omnifuse.generate.model import DEFAULT_GUIDANCE
 
 app = typer.Typer(help="Generate images from text; train the generator.", no_args_is_help=True)
 
@@ -66,7 +67,9 @@ def image(
         ),
     ],
     steps: Annotated[int, typer.Option(help="Sampling steps (Euler).")] = 30,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
+    guidance: Annotated[
+        float, typer.Option(help="Classifier-free guidance scale.")
+    ] = DEFAULT_GUIDANCE,
     seed: Annotated[
         int, typer.Option(help="Seed of the noise; the same seed, the same image.")
     ] = 0,

@@ -31,6 +31,9 @@ from omnifuse.generate.unet import TextUNet, UNetConfig
 FORMAT = "omnifuse-generator"
 MAX_STEPS = 1000
 MAX_IMAGES = 64
+DEFAULT_GUIDANCE = 7.0
+"""Classifier-free guidance when none is asked for: on world prompts, 5 and 7 both read back
+more of the prompt's objects than 3 (docs/BENCHMARKS.md, "Text → image generation")."""
 
 
 @dataclass
@@ -142,7 +145,7 @@ class TextToImage(nn.Module):
         prompts: Sequence[str],
         *,
         steps: int = 30,
-        guidance: float = 3.0,
+        guidance: float = DEFAULT_GUIDANCE,
         seed: int = 0,
     ) -> list[Image.Image]:
         """One image per prompt; the same prompts, steps, guidance and seed give the same

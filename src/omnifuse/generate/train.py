@@ -43,7 +43,12 @@ from omnifuse.data.manifest import Manifest, load_manifest
 from omnifuse.data.prepare import prepare_manifest
 from omnifuse.errors import ConfigError
 from omnifuse.generate.flow import flow_loss, training_times
-from omnifuse.generate.model import GeneratorConfig, TextToImage, save_generator
+from omnifuse.generate.model import (
+    DEFAULT_GUIDANCE,
+    GeneratorConfig,
+    TextToImage,
+    save_generator,
+)
 from omnifuse.io import load_image
 from omnifuse.progress import track
 from omnifuse.train import distributed
@@ -76,7 +81,7 @@ class GenerateTrain(TrainConfig):
     grid_prompts: int = 8
     grid_seeds: int = 4
     grid_steps: int = 20
-    grid_guidance: float = 3.0
+    grid_guidance: float = DEFAULT_GUIDANCE
 
 
 @dataclass
@@ -315,7 +320,7 @@ def write_sample_grid(
     *,
     seeds: int = 4,
     steps: int = 20,
-    guidance: float = 3.0,
+    guidance: float = DEFAULT_GUIDANCE,
     scale: int = 2,
 ) -> Path:
     """A PNG with one row per prompt and one column per seed (upscaled ``scale``×)."""

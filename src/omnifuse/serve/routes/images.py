@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from omnifuse.generate.model import DEFAULT_GUIDANCE
 from omnifuse.serve.api_errors import APIError
 from omnifuse.serve.schemas import Body, ModelName
 from omnifuse.serve.state import state_of
@@ -39,7 +40,7 @@ class ImageGenerationRequest(Body):
     size: str | None = Field(default=None, max_length=20)
     response_format: Literal["b64_json"] = "b64_json"
     steps: int = Field(default=30, ge=1, le=200)
-    guidance: float = Field(default=3.0, ge=0.0, le=50.0)
+    guidance: float = Field(default=DEFAULT_GUIDANCE, ge=0.0, le=50.0)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
