@@ -1,6 +1,7 @@
 """``/v1/images/generations`` in OpenAI's shape on a real server: base64 PNGs of the generator's
-size, the same seed the same pixels, and 4xx for empty or oversized prompts, zero steps, NaN
-guidance, another size or URL output — while the server keeps answering."""
+size, the same seed the same pixels with either sampler, and 4xx for empty or oversized prompts,
+zero steps, NaN guidance, an unknown sampler, another size or URL output — while the server keeps
+answering."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import torch
 from PIL import Image
 
 from omnifuse.generate import GeneratorConfig, TextToImage, UNetConfig, save_generator
@@ -23,7 +25,11 @@ TINY_TEXT = {"name": "transformer-text", "dim": 32, "layers": 1, "heads": 2}
 def images_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     folder = tmp_path_factory.mktemp("gen") / "tiny-generator"
     unet = UNetConfig(image_size=16, widths=[16, 32], attention_levels=[1], heads=2, context_dim=32)
-    save_generator(TextToImage(GeneratorConfig(text_encoder=TINY_TEXT, unet=unet)), folder)
+    model = TextToImage(GeneratorConfig(text_encoder=TINY_TEXT, unet=unet))
+    with torch.no_grad():  # an untrained UNet's last layer is zero: no flow, the same image for
+        torch.manual_seed(0)  # every sampler; random weights make the samplers differ
+        model.unet.conv_out.weight.normal_(0.0, 0.05)
+    save_generator(model, folder)
     config = ServeConfig(port=0, generator_dir=folder)
     with (
         BackgroundServer(config) as running,
@@ -47,6 +53,16 @@ def test_images_come_back_as_pngs_and_repeat_for_a_seed(images_api: httpx.Client
     assert len(_pngs(images_api.post("/v1/images/generations", json=sized))) == 1
 
 
+def test_the_heun_sampler_repeats_for_a_seed(images_api: httpx.Client) -> None:
+    body = {"prompt": "two green stars", "steps": 3, "seed": 9}
+    heun = _pngs(images_api.post("/v1/images/generations", json={**body, "sampler": "heun"}))
+    assert (
+        _pngs(images_api.post("/v1/images/generations", json={**body, "sampler": "heun"})) == heun
+    )
+    euler = _pngs(images_api.post("/v1/images/generations", json={**body, "sampler": "euler"}))
+    assert euler == _pngs(images_api.post("/v1/images/generations", json=body)) != heun
+
+
 @pytest.mark.parametrize(
     ("content", "status"),
     [
@@ -55,6 +71,8 @@ def test_images_come_back_as_pngs_and_repeat_for_a_seed(images_api: httpx.Client
         (b'{"prompt": "' + b"x" * 5000 + b'"}', 422),
         (b'{"prompt": "a red circle", "steps": 0}', 422),
         (b'{"prompt": "a red circle", "guidance": NaN}', 422),
+        (b'{"prompt": "a red circle", "sampler": "rk4"}', 422),
+        (b'{"prompt": "a red circle", "sampler": null}', 422),
         (b'{"prompt": "a red circle", "size": "1024x1024"}', 400),
         (b'{"prompt": "a red circle", "response_format": "url"}', 422),
         (b'{"prompt": "a red circle", "model": "dall-e-3"}', 404),

@@ -1,7 +1,9 @@
 """Text-to-image generation: a small UNet with cross-attention to a frozen text encoder's tokens,
 trained by flow matching through the one training loop and sampled with classifier-free
-guidance (:mod:`omnifuse.generate.model`, :mod:`omnifuse.generate.train`)."""
+guidance by an Euler or a Heun sampler (:mod:`omnifuse.generate.model`,
+:mod:`omnifuse.generate.flow`, :mod:`omnifuse.generate.train`)."""
 
+from omnifuse.generate.flow import SAMPLERS, Sampler
 from omnifuse.generate.model import (
     GeneratorConfig,
     TextToImage,
@@ -14,8 +16,10 @@ from omnifuse.generate.train import GenerateConfig, read_generate_config, train_
 from omnifuse.generate.unet import TextUNet, UNetConfig
 
 __all__ = [
+    "SAMPLERS",
     "GenerateConfig",
     "GeneratorConfig",
+    "Sampler",
     "TextToImage",
     "TextUNet",
     "UNetConfig",

@@ -25,7 +25,7 @@ from omnifuse.config.schema import check_keys, mapping, section
 from omnifuse.encoders.base import Encoder
 from omnifuse.errors import ConfigError, EmptyInputError, InputTooLargeError, InvalidValueError
 from omnifuse.fileio import write_json_atomic
-from omnifuse.generate.flow import sample
+from omnifuse.generate.flow import SAMPLERS, Sampler, Velocity, guided, sample
 from omnifuse.generate.unet import TextUNet, UNetConfig
 
 FORMAT = "omnifuse-generator"
@@ -76,12 +76,15 @@ def check_prompts(prompts: Sequence[str], max_chars: int) -> list[str]:
     return checked
 
 
-def check_sampling(steps: int, guidance: float) -> None:
-    """Step count and guidance scale a sampler can use, or a typed error naming the bad one."""
+def check_sampling(steps: int, guidance: float, sampler: str = "euler") -> None:
+    """Step count, guidance scale and sampler a generator can use, or a typed error naming the
+    bad one."""
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise InvalidValueError(f"steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
     if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
         raise InvalidValueError(f"guidance must be a finite number ≥ 0, got {guidance!r}")
+    if sampler not in SAMPLERS:
+        raise InvalidValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 
 
 class TextToImage(nn.Module):
@@ -139,7 +142,51 @@ class TextToImage(nn.Module):
     ) -> torch.Tensor:
         return self.unet(x, t, context, mask)
 
+    def initial_noise(self, count: int, seed: int) -> torch.Tensor:
+        """The starting noise of ``count`` images, drawn on the CPU from a generator seeded here
+        (so a seed gives the same noise on every device)."""
+        size, channels = self.config.unet.image_size, self.config.unet.channels
+        generator = torch.Generator().manual_seed(int(seed))
+        noise = torch.randn(count, channels, size, size, generator=generator)
+        return noise.to(next(self.parameters()).device)
+
+    def guided_velocity(
+        self, context: torch.Tensor, mask: torch.Tensor, guidance: float
+    ) -> Velocity:
+        """The sampler's velocity for these prompts: with guidance ≠ 1, the prompted and the
+        empty-prompt velocities of one doubled batch, mixed by :func:`~.flow.guided`."""
+        if guidance == 1.0:
+            return lambda x, t: self.velocity(x, t, context, mask)
+        empty, empty_mask = self.drop_prompts(
+            context, mask, torch.ones(len(context), dtype=torch.bool, device=context.device)
+        )
+        both, both_mask = torch.cat([context, empty]), torch.cat([mask, empty_mask])
+        return guided(lambda x, t: self.velocity(x, t, both, both_mask), guidance)
+
     @torch.no_grad()
+    def sample_pixels(
+        self,
+        prompts: Sequence[str],
+        *,
+        steps: int = 30,
+        guidance: float = DEFAULT_GUIDANCE,
+        seed: int = 0,
+        sampler: Sampler = "euler",
+    ) -> torch.Tensor:
+        """Images of the prompts as a (B, C, H, W) tensor in [−1, 1], before rounding to 8 bits."""
+        check_sampling(steps, guidance, sampler)
+        context, mask = self.encode_prompts(prompts)
+        device = next(self.parameters()).device
+        context, mask = context.to(device), mask.to(device)
+        noise = self.initial_noise(len(context), seed)
+        was_training = self.training
+        self.eval()
+        try:
+            velocity = self.guided_velocity(context, mask, float(guidance))
+            return sample(velocity, noise, steps=steps, sampler=sampler)
+        finally:
+            self.train(was_training)
+
     def generate(
         self,
         prompts: Sequence[str],
@@ -147,32 +194,13 @@ class TextToImage(nn.Module):
         steps: int = 30,
         guidance: float = DEFAULT_GUIDANCE,
         seed: int = 0,
+        sampler: Sampler = "euler",
     ) -> list[Image.Image]:
-        """One image per prompt; the same prompts, steps, guidance and seed give the same
-        pixels (the noise comes from a generator seeded per call)."""
-        check_sampling(steps, guidance)
-        context, mask = self.encode_prompts(prompts)
-        device = next(self.parameters()).device
-        context, mask = context.to(device), mask.to(device)
-        size, channels = self.config.unet.image_size, self.config.unet.channels
-        generator = torch.Generator().manual_seed(int(seed))
-        noise = torch.randn(len(context), channels, size, size, generator=generator).to(device)
-        empty, empty_mask = self.drop_prompts(
-            context, mask, torch.ones(len(context), dtype=torch.bool, device=device)
+        """One image per prompt; the same prompts, steps, guidance, sampler and seed give the
+        same pixels (the noise comes from a generator seeded per call)."""
+        return to_pil(
+            self.sample_pixels(prompts, steps=steps, guidance=guidance, seed=seed, sampler=sampler)
         )
-        was_training = self.training
-        self.eval()
-        try:
-            images = sample(
-                lambda x, t: self.velocity(x, t, context, mask),
-                lambda x, t: self.velocity(x, t, empty, empty_mask),
-                noise,
-                steps=steps,
-                guidance=float(guidance),
-            )
-        finally:
-            self.train(was_training)
-        return to_pil(images)
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

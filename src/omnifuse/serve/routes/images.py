@@ -2,10 +2,10 @@
 
 The server's generator (``serve --generator DIR``) draws ``n`` images of the prompt and returns
 them as base64 PNGs (``response_format: b64_json``; URLs are not offered: the server keeps no
-files). Beyond OpenAI's fields, ``steps``, ``guidance`` and ``seed`` set the sampler; the same
-prompt, settings and seed give the same pixels, and without a seed each call draws a new one.
-Generation is CPU work on a worker thread, one request at a time per generator, so the other
-routes keep answering while it runs.
+files). Beyond OpenAI's fields, ``steps``, ``guidance``, ``sampler`` (``euler`` or ``heun``) and
+``seed`` set the sampling; the same prompt, settings and seed give the same pixels, and without a
+seed each call draws a new one. Generation is CPU work on a worker thread, one request at a time
+per generator, so the other routes keep answering while it runs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from omnifuse.generate.flow import Sampler
 from omnifuse.generate.model import DEFAULT_GUIDANCE
 from omnifuse.serve.api_errors import APIError
 from omnifuse.serve.schemas import Body, ModelName
@@ -32,7 +33,7 @@ _LOCK = threading.Lock()
 
 class ImageGenerationRequest(Body):
     """OpenAI's fields (``model``, ``prompt``, ``n``, ``size``, ``response_format``) plus the
-    sampler's ``steps``, ``guidance`` and ``seed``."""
+    sampling's ``steps``, ``guidance``, ``sampler`` and ``seed``."""
 
     prompt: str = Field(max_length=4000)
     model: ModelName = "auto"
@@ -42,6 +43,7 @@ class ImageGenerationRequest(Body):
     steps: int = Field(default=30, ge=1, le=200)
     guidance: float = Field(default=DEFAULT_GUIDANCE, ge=0.0, le=50.0)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    sampler: Sampler = "euler"
 
 
 class GeneratedImage(BaseModel):
@@ -92,7 +94,11 @@ async def generate_images(
             return [
                 png_base64(
                     generator.generate(
-                        [body.prompt], steps=body.steps, guidance=body.guidance, seed=seed + k
+                        [body.prompt],
+                        steps=body.steps,
+                        guidance=body.guidance,
+                        seed=seed + k,
+                        sampler=body.sampler,
                     )[0]
                 )
                 for k in range(body.n)
