@@ -206,7 +206,7 @@ def train(
 @app.command("match")
 def match(
     align: AlignDir,
-    epochs: Annotated[int, typer.Option(min=1, help="Most epochs.")] = 40,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs.")] = 20,
     per_scene: Annotated[
         int, typer.Option(min=2, help="Examples of each scene in a batch (drawn afresh).")
     ] = 12,

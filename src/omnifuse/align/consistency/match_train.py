@@ -57,11 +57,11 @@ class MatchTraining:
     dropout: float = 0.1
     pixel_view: bool = False
     patch: int = 4
-    epochs: int = 40
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 5e-4
     weight_decay: float = 0.01
-    patience: int = 8
+    patience: int = 6
     per_scene: int = 12
     premises: bool = True
     seed: int = 0
