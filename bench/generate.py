@@ -1,10 +1,11 @@
 """Scoring a text-to-image generator with omnifuse's own models (nothing downloaded).
 
 On the first ``--prompts`` test captions of the generator's data (a world build), one image per
-caption is sampled for every ``--steps`` × ``--guidance`` setting (Euler steps, classifier-free
-guidance; ``--batch`` captions per call, each call seeded with its first caption's position, so
-``--batch 1`` samples and times one image at a time with seed = position), timed, and scored
-three ways; one table row per setting, and a last row of the same scores of the real test renders:
+caption is sampled for every ``--steps`` × ``--guidance`` × ``--sampler`` setting (Euler or Heun
+steps, classifier-free guidance; ``--batch`` captions per call, each call seeded with its first
+caption's position, so ``--batch 1`` samples and times one image at a time with seed =
+position), timed, and scored three ways; one table row per setting, and a last row of the same
+scores of the real test renders:
 
 - **prompt retrieval**: an aligner trained here on the same data's train split (MiniLM captions
   ↔ EfficientNet-Lite0 images, CLIP-style, the world-align recipe with the changes in
@@ -20,12 +21,14 @@ three ways; one table row per setting, and a last row of the same scores of the 
 
     python bench/generate.py --model runs/generate-world --data runs/data/world-gen-4000-s0 \
         --guidance 3 5 7 --steps 30
+    python bench/generate.py --guidance 7 --steps 15 30 --sampler euler heun
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,7 @@ from torch import nn
 from omnifuse.align import load_aligned
 from omnifuse.data.manifest import load_manifest
 from omnifuse.data.schema import ManifestSchema, write_manifest
-from omnifuse.generate import TextToImage, load_generator
+from omnifuse.generate import SAMPLERS, Sampler, TextToImage, load_generator
 from omnifuse.models import FusionModel, load_model
 
 
@@ -168,7 +171,13 @@ def distances(
 
 
 def sample_images(
-    generator: TextToImage, captions: list[str], *, steps: int, guidance: float, batch: int
+    generator: TextToImage,
+    captions: list[str],
+    *,
+    steps: int,
+    guidance: float,
+    batch: int,
+    sampler: Sampler = "euler",
 ) -> tuple[list[Image.Image], float]:
     """One image per caption, ``batch`` captions per call, and the seconds it took.
 
@@ -179,7 +188,9 @@ def sample_images(
     images: list[Image.Image] = []
     for first in range(0, len(captions), batch):
         chunk = captions[first : first + batch]
-        images += generator.generate(chunk, steps=steps, guidance=guidance, seed=first)
+        images += generator.generate(
+            chunk, steps=steps, guidance=guidance, seed=first, sampler=sampler
+        )
     return images, time.perf_counter() - started
 
 
@@ -212,6 +223,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=positive_int, default=100)
     parser.add_argument("--steps", type=positive_int, nargs="+", default=[30])
     parser.add_argument("--guidance", type=float, nargs="+", default=[3.0])
+    parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=["euler"])
     parser.add_argument(
         "--batch", type=positive_int, default=20, help="Prompts per call (1: one at a time)."
     )
@@ -231,28 +243,36 @@ def main() -> None:
     real_train = [Image.open(r["image"]).convert("RGB").resize((size, size)) for r in train]
     features = ReaderFeatures(reader, 32)
     print(f"{len(captions)} test prompts, {args.batch} per sampling call")
-    print("| steps | guidance | R@1 (100 captions) | attribute accuracy | FID | KID | images/s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for steps in args.steps:
-        for guidance in args.guidance:
-            generated, seconds = sample_images(
-                generator, captions, steps=steps, guidance=guidance, batch=args.batch
-            )
-            save_grid(generated, args.work / f"generated-s{steps}-g{guidance:g}.png")
-            fid, kid = distances(features, real, generated)
-            print(
-                f"| {steps} | {guidance:g} | {recall_at_1(aligner, generated, captions):.3f} "
-                f"| {attribute_accuracy(reader, generated, wanted):.3f} | {fid:.2f} | {kid:.3f} "
-                f"| {len(captions) / seconds:.2f} |",
-                flush=True,
-            )
+    print(
+        "| sampler | steps | UNet calls | guidance | R@1 (100 captions) | attribute accuracy "
+        "| FID | KID | images/s | load |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    settings = [(s, g, m) for s in args.steps for g in args.guidance for m in args.sampler]
+    for steps, guidance, sampler in settings:
+        generated, seconds = sample_images(
+            generator, captions, steps=steps, guidance=guidance, batch=args.batch, sampler=sampler
+        )
+        load = os.getloadavg()[0]
+        save_grid(generated, args.work / f"generated-{sampler}-s{steps}-g{guidance:g}.png")
+        fid, kid = distances(features, real, generated)
+        calls = steps if sampler == "euler" else 2 * steps - 1
+        print(
+            f"| {sampler} | {steps} | {calls} | {guidance:g} "
+            f"| {recall_at_1(aligner, generated, captions):.3f} "
+            f"| {attribute_accuracy(reader, generated, wanted):.3f} | {fid:.2f} | {kid:.3f} "
+            f"| {len(captions) / seconds:.2f} | {load:.1f} |",
+            flush=True,
+        )
     floor_fid, floor_kid = distances(features, real, real_train)
     print(
-        f"| real test renders | | {recall_at_1(aligner, real, captions):.3f} "
-        f"| {attribute_accuracy(reader, real, wanted):.3f} | {floor_fid:.2f} | {floor_kid:.3f} | |"
+        f"| real test renders | | | | {recall_at_1(aligner, real, captions):.3f} "
+        f"| {attribute_accuracy(reader, real, wanted):.3f} | {floor_fid:.2f} | {floor_kid:.3f} "
+        "| | |"
     )
-    print("(real renders' FID / KID: train renders against test renders, the floor)")
-    print(f"grids: {args.work}/generated-s<steps>-g<guidance>.png")
+    print("(real renders' FID / KID: train renders against test renders, the floor; load: the")
+    print(" one-minute load average when the setting's sampling ended — other jobs share the CPUs)")
+    print(f"grids: {args.work}/generated-<sampler>-s<steps>-g<guidance>.png")
 
 
 if __name__ == "__main__":
