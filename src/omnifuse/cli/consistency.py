@@ -212,6 +212,11 @@ def match(
     ] = 12,
     variants: Annotated[int, typer.Option(min=1, help="Edits of each kind per scene.")] = 1,
     seed: Annotated[int, typer.Option(help="Picks the edits and the examples.")] = 0,
+    pixel_view: Annotated[
+        bool,
+        typer.Option("--pixel-view", help="Add each grid cell's raw pixels to its image token."),
+    ] = False,
+    patch: Annotated[int, typer.Option(min=1, help="Pixels a side of a cell's patch.")] = 4,
 ) -> None:
     """Give an aligned world model a matcher — a small cross-encoder that reads a description
     and an image together, trained on the model's own training scenes and their edits drawn —
@@ -219,7 +224,9 @@ def match(
     from omnifuse.align.consistency.match_train import MatchTraining
     from omnifuse.align.consistency.train import add_matcher
 
-    settings = MatchTraining(epochs=epochs, per_scene=per_scene, seed=seed)
+    settings = MatchTraining(
+        epochs=epochs, per_scene=per_scene, seed=seed, pixel_view=pixel_view, patch=patch
+    )
     figures = add_matcher(align, settings, variants=variants, seed=seed)
     console.print(
         f"matcher: {figures['epochs']} epochs, best {figures['best_epoch']} "
