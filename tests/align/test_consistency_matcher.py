@@ -220,3 +220,20 @@ def test_route_and_command_line_report_the_scorer(matched: Path, tiny_world: Pat
         ],
     )
     assert shown.exit_code in (0, 1) and "matcher" in shown.output
+
+
+def test_command_line_adds_a_matcher_to_an_aligned_model(
+    tiny_run: AlignResult, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_run.folder, folder)
+    args = ["consistency", "match", "--align", str(folder), "--epochs", "2", "--per-scene", "4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "matcher: 2 epochs" in result.output and "val AUROC against edits" in result.output
+    assert has_matcher(folder) and read_calibration(folder).pair("text", "image").scorer in (
+        "matcher",
+        "cosine",  # a matcher that adds nothing to the cosine is calibrated out
+    )
+    missing = runner.invoke(app, ["consistency", "match", "--align", str(tmp_path / "none")])
+    assert missing.exit_code != 0
