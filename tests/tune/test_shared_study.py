@@ -69,7 +69,10 @@ def test_a_killed_process_resumes_without_losing_its_trial(tmp_path: Path, manif
     while not running and time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.1)
         if (out / "study.journal").is_file():
-            running = [t for t in _trials(out) if t.state == TrialState.RUNNING and t.params]
+            # every parameter suggested ("epochs" comes last): the trial is training
+            running = [
+                t for t in _trials(out) if t.state == TrialState.RUNNING and "epochs" in t.params
+            ]
     assert running, "no trial started"
     run.send_signal(signal.SIGKILL)
     run.wait(timeout=30)
