@@ -285,11 +285,8 @@ def matcher_view(model: AlignedModel, split: SplitData, settings: MatchTraining)
     """The matcher shape ``settings`` give for the images of ``split`` (how many grid tokens
     the model's image encoder makes of them decides the pixel view)."""
     column = model.specs["image"].column
-    features = split.features[column]
-    if features.tokens is not None:
-        grid = features.tokens[0]
-    else:
-        (grid,) = token_features(model, "image", [split.samples[0][column]])
+    first = [split.samples[0][column]]
+    grid = column_tokens(model, split.features[column], first, "image")[0]
     return MatcherConfig(**settings.shape(len(grid)))
 
 

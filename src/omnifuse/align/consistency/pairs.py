@@ -107,9 +107,8 @@ class CaseEmbeddings:
     modalities: tuple[str, ...] = field(default_factory=tuple)
     matched: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     """Per modality pair a matcher reads, its logit for each description with its scene's
-    image (in description order): used instead of the cosine similarity. For audio–image, the
-    logit of the recording's transcript (``heard``)."""
-    heard: list[str] | None = None
+    image (in description order): blended with the cosine similarity. For audio–image, the
+    logit of the recording's transcript."""
 
     def of(self, modality: str) -> np.ndarray:
         vectors = {"image": self.image, "text": self.text, "audio": self.audio}.get(modality)
@@ -153,7 +152,6 @@ def embed_cases(
             heard = [
                 heard_text(asr, w, vocabulary) for w in track(waves, "transcribing descriptions")
             ]
-            out.heard = heard
             out.matched[pair_key("audio", "image")] = match_logits(matcher, model, heard, of_scene)
     return out
 
