@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +239,26 @@ def test_command_line_adds_a_matcher_to_an_aligned_model(
     )
     missing = runner.invoke(app, ["consistency", "match", "--align", str(tmp_path / "none")])
     assert missing.exit_code != 0
+
+
+def test_a_matcher_trains_on_another_world_set_and_calibrates_on_its_own(
+    tiny_run: AlignResult,
+    tiny_world: Path,
+    built_dataset: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    other = built_dataset("world", seed=1, size=24, video_clips=0, image_size=48)
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_run.folder, folder)
+    args = ["consistency", "match", "--align", str(folder), "--epochs", "2", "--per-scene", "4"]
+    result = runner.invoke(app, [*args, "--scenes", str(other / "scenes.jsonl")])
+    assert result.exit_code == 0, result.output
+    trained_on = MATCHER_FOLDER.read_metrics(folder)["data"]
+    assert Path(trained_on["manifest"]) == other / "scenes.jsonl"
+    assert trained_on["train"] > 0 and trained_on["val"] > 0
+    calibrated_on = json.loads((folder / "consistency.json").read_text())["source"]["manifest"]
+    assert Path(calibrated_on).resolve() == (tiny_world / "scenes.jsonl").resolve()
+    missing = runner.invoke(app, [*args, "--scenes", str(tmp_path / "none.jsonl")])
+    assert isinstance(missing.exception, ConfigError) and "no such manifest" in str(
+        missing.exception
+    )

@@ -217,17 +217,24 @@ def match(
         typer.Option("--pixel-view", help="Add each grid cell's raw pixels to its image token."),
     ] = False,
     patch: Annotated[int, typer.Option(min=1, help="Pixels a side of a cell's patch.")] = 4,
+    scenes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Train on this world scenes.jsonl's train/val splits instead of the model's own "
+            "(e.g. a larger world set; the calibration stays on the model's own val split)."
+        ),
+    ] = None,
 ) -> None:
     """Give an aligned world model a matcher — a small cross-encoder that reads a description
-    and an image together, trained on the model's own training scenes and their edits drawn —
-    and calibrate the model again (consistency.json then reads the matcher)."""
+    and an image together, trained on the model's own training scenes (or --scenes) and their
+    edits drawn — and calibrate the model again (consistency.json then reads the matcher)."""
     from omnifuse.align.consistency.match_train import MatchTraining
     from omnifuse.align.consistency.train import add_matcher
 
     settings = MatchTraining(
         epochs=epochs, per_scene=per_scene, seed=seed, pixel_view=pixel_view, patch=patch
     )
-    figures = add_matcher(align, settings, variants=variants, seed=seed)
+    figures = add_matcher(align, settings, variants=variants, seed=seed, scenes=scenes)
     console.print(
         f"matcher: {figures['epochs']} epochs, best {figures['best_epoch']} "
         f"(val AUROC against edits {figures['best_val_auroc']:.3f}) in {figures['seconds']:.0f} s"

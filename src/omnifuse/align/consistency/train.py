@@ -243,9 +243,10 @@ def fit_matcher(
     edits: dict[str, Edits],
     settings: MatchTraining,
     folder: Path,
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train the matcher on the splits' edits and save it into the model's folder; its
-    training figures."""
+    training figures (with ``data``, what it was trained on, when given)."""
     started = time.perf_counter()
     matcher, result = train_matcher(model, splits, edits, settings)
     figures = {
@@ -255,6 +256,7 @@ def fit_matcher(
         "val": result.history[result.best_epoch - 1] if result.history else {},
         "settings": dataclasses.asdict(settings),
         "seconds": round(time.perf_counter() - started, 2),
+        **({"data": data} if data else {}),
     }
     save_matcher(matcher, folder, figures)
     return figures
@@ -266,20 +268,44 @@ def add_matcher(
     *,
     variants: int = 1,
     seed: int = 0,
+    scenes: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Give an aligned world model in ``folder`` a matcher — trained on its own training data
-    with every training scene's edits drawn — and calibrate it again; the matcher's figures."""
+    """Give an aligned world model in ``folder`` a matcher — trained on its own training data,
+    or on the train and val splits of another world ``scenes`` manifest (more scenes than the
+    aligned model needed), with every training scene's edits drawn — and calibrate it again on
+    the model's own validation split; the matcher's figures."""
     from omnifuse.align.consistency.calibrate import calibrate
 
     folder = Path(folder)
-    config = recipe_of(folder)
-    manifest, splits = load_training_data(config, folder)
     model = load_aligned(folder)
+    config = recipe_of(folder)
+    if scenes is not None:
+        config = matcher_recipe(config, model, Path(scenes))
+    manifest, splits = load_training_data(config, folder)
     edit_settings = ConsistencyTraining(variants=variants, seed=seed)
     edits = split_edits(model, manifest, splits, edit_settings)
-    figures = fit_matcher(model, splits, edits, settings or MatchTraining(), folder)
-    calibrate(folder, manifest=manifest, model=model)
+    data = {"manifest": str(manifest), **{k: len(v) for k, v in splits.items()}}
+    figures = fit_matcher(model, splits, edits, settings or MatchTraining(), folder, data)
+    calibrate(folder, model=model)
     return figures
+
+
+def matcher_recipe(config: AlignConfig, model: AlignedModel, scenes: Path) -> AlignConfig:
+    """``config`` reading the world manifest ``scenes`` instead, encoding only the columns the
+    matcher reads (its text and image columns) into that data folder's own cache."""
+    if not scenes.is_file():
+        raise ConfigError(f"--scenes {scenes}: no such manifest (a world scenes.jsonl)")
+    columns = [model.specs["text"].column, model.specs["image"].column]
+    data = dataclasses.replace(config.data, dataset=None, manifest=str(scenes), dir=None)
+    return dataclasses.replace(
+        config,
+        data=data,
+        encoders={c: config.encoders[c] for c in columns},
+        pairs=[columns],
+        bind=[],
+        heads={},
+        cache=dataclasses.replace(config.cache, dir=None),
+    )
 
 
 def split_edits(
