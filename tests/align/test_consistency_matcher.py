@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from alignkit import tiny_config
 from typer.testing import CliRunner
 
-from omnifuse.align import AlignResult
+from omnifuse.align import AlignConfig, AlignResult, load_aligned, train_alignment
 from omnifuse.align.consistency import ConsistencyChecker, NotCalibratedError, read_calibration
 from omnifuse.align.consistency.match_train import (
     MatchTraining,
@@ -27,6 +28,7 @@ from omnifuse.align.consistency.matcher import (
     Matcher,
     MatcherConfig,
     has_matcher,
+    image_features,
     load_matcher,
     pixel_patches,
 )
@@ -262,3 +264,37 @@ def test_a_matcher_trains_on_another_world_set_and_calibrates_on_its_own(
     assert isinstance(missing.exception, ConfigError) and "no such manifest" in str(
         missing.exception
     )
+
+
+def test_a_fine_grid_matcher_reads_the_image_on_its_own_finer_grid(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(tiny_world, tmp_path / "cache", epochs=3)
+    config["encoders"] = {
+        "caption": "minilm",
+        "image": {"name": "effnet-lite0", "image_size": 64, "center_crop": False},
+    }
+    config["bind"], config["heads"] = [], {}
+    folder = train_alignment(AlignConfig.from_dict(config), tmp_path / "model").folder
+    add_matcher(folder, dataclasses.replace(SMALL, grid="fine", epochs=2))
+    matcher = load_matcher(folder)
+    assert matcher.config.image_encoder is not None
+    assert matcher.config.image_encoder["grid"] == "fine" and matcher.config.image_dim == 1392
+    row = next(r for r in map(json.loads, (tiny_world / "scenes.jsonl").open()))
+    image = str(tiny_world / row["image"])
+    model = load_aligned(folder)
+    (tokens,) = image_features(matcher.config, model, [image])
+    assert tokens.shape == (4 * 4, 1392)  # 64 px: a 2×2 final grid read at 4×4
+    checker = ConsistencyChecker.load(folder)
+    assert np.isfinite(checker.match([row["caption"], "a green star"], image)).all()
+
+
+def test_a_fine_grid_needs_an_efficientnet_image_encoder(
+    tiny_run: AlignResult, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_run.folder, folder)
+    with pytest.raises(ConfigError, match="effnet-lite0"):
+        add_matcher(folder, dataclasses.replace(SMALL, grid="fine"))
+    with pytest.raises(ConfigError, match="grid"):
+        MatchTraining(grid="coarse")

@@ -192,6 +192,32 @@ def test_effnet_matches_the_raw_network(effnet: Encoder, chelsea: np.ndarray) ->
     torch.testing.assert_close(effnet.logits([chelsea]), expected_logits, atol=1e-4, rtol=0)
 
 
+def test_effnet_fine_grid_adds_the_stride_16_map_to_each_final_cell(
+    effnet: Encoder, chelsea: np.ndarray
+) -> None:
+    """grid="fine": (S/16)² cells, each the stride-16 block output followed by the final
+    features of the cell it lies in; the final part of pooled is the final map's mean."""
+    fine = create("effnet-lite0", grid="fine")
+    out, final = fine.encode([chelsea]), effnet.encode([chelsea])
+    assert fine.dim == 112 + 1280
+    assert_contract(out, 1, 14 * 14, fine.dim)
+    torch.testing.assert_close(out.pooled[:, 112:], final.pooled, atol=1e-5, rtol=0)
+    cells = out.tokens[0].reshape(14, 14, -1)[..., 112:]
+    coarse = final.tokens[0].reshape(7, 7, -1)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            torch.testing.assert_close(cells[dy::2, dx::2], coarse, atol=1e-5, rtol=0)
+    net: Any = effnet.net
+    x = normalize_pixels(effnet.preprocess(chelsea)[None])
+    with torch.inference_mode():
+        h = net._swish(net._bn0(net._conv_stem(x)))
+        for block in net._blocks[:11]:
+            h = block(h)
+    torch.testing.assert_close(out.tokens[0, :, :112], h[0].flatten(1).T, atol=1e-5, rtol=0)
+    with pytest.raises(ConfigError, match="grid"):
+        create("effnet-lite0", grid="finest")
+
+
 def test_effnet_labels_chelsea_as_a_cat_and_coffee_as_coffee(
     effnet: Encoder, chelsea: np.ndarray, coffee: np.ndarray
 ) -> None:

@@ -217,6 +217,13 @@ def match(
         typer.Option("--pixel-view", help="Add each grid cell's raw pixels to its image token."),
     ] = False,
     patch: Annotated[int, typer.Option(min=1, help="Pixels a side of a cell's patch.")] = 4,
+    grid: Annotated[
+        str,
+        typer.Option(
+            help="Image tokens: 'final' (the aligned model's) or 'fine' (its EfficientNet "
+            "read on a 2× finer grid, mid-level and final features per cell)."
+        ),
+    ] = "final",
     scenes: Annotated[
         Path | None,
         typer.Option(
@@ -232,7 +239,12 @@ def match(
     from omnifuse.align.consistency.train import add_matcher
 
     settings = MatchTraining(
-        epochs=epochs, per_scene=per_scene, seed=seed, pixel_view=pixel_view, patch=patch
+        epochs=epochs,
+        per_scene=per_scene,
+        seed=seed,
+        pixel_view=pixel_view,
+        patch=patch,
+        grid=grid,
     )
     figures = add_matcher(align, settings, variants=variants, seed=seed, scenes=scenes)
     console.print(

@@ -36,6 +36,11 @@ FINETUNE_MODES = ("frozen", "last", "all")
 LAST_BLOCKS = 2
 """``finetune="last"`` trains this many final MBConv blocks plus the head convolution."""
 
+GRIDS = ("final", "fine")
+FINE_STRIDE = 16
+"""``grid="fine"`` reads the feature map at this stride (the last blocks before the final
+downsampling) besides the final one."""
+
 
 def image_pixels(
     raw: Any, size: int, *, center_crop: bool, resample: Image.Resampling = Image.Resampling.BICUBIC
@@ -105,6 +110,25 @@ def load_efficientnet_lite0(image_size: int) -> EfficientNet:
     return net
 
 
+def _last_block_at_stride(net: EfficientNet, stride: int) -> int:
+    """The index of the last MBConv block whose output lies at ``stride``."""
+    current = 2  # the stem halves the image
+    last = -1
+    for index, block in enumerate(net._blocks):
+        step = block._block_args.stride
+        current *= int(step[0] if isinstance(step, list | tuple) else step)
+        if current == stride:
+            last = index
+    if last < 0:
+        raise ConfigError(f"EfficientNet has no block at stride {stride}")
+    return last
+
+
+def _upsample_to(features: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``features`` repeated cell by cell to ``like``'s height and width (nearest)."""
+    return nn.functional.interpolate(features, size=like.shape[-2:], mode="nearest")
+
+
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
@@ -130,19 +154,25 @@ class EfficientNetLite0Encoder(Encoder):
         image_size: int = 224,
         center_crop: bool = True,
         finetune: str = "frozen",
+        grid: str = "final",
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "fp32",
     ) -> None:
         super().__init__(device=device, dtype=dtype)
         _check_choice("finetune", finetune, FINETUNE_MODES)
+        _check_choice("grid", grid, GRIDS)
         if image_size < 32:
             raise ConfigError(f"image_size must be at least 32, got {image_size}")
         self.image_size = image_size
         self.center_crop = center_crop
         self.finetune = finetune
+        self.grid = grid
         self.trainable = finetune != "frozen"
         self.net: EfficientNet = load_efficientnet_lite0(image_size)
         self.dim = int(self.net._conv_head.out_channels)
+        self.fine_block = _last_block_at_stride(self.net, FINE_STRIDE)
+        if grid == "fine":
+            self.dim += int(self.net._blocks[self.fine_block]._block_args.output_filters)
         self.finish_setup()
         self._freeze_untrained()
 
@@ -177,7 +207,18 @@ class EfficientNetLite0Encoder(Encoder):
     def forward(self, batch: dict[str, torch.Tensor]) -> Encoded:
         weights = self.net._conv_stem.weight
         x = normalize_pixels(batch["pixels"].to(weights.device)).to(weights.dtype)
-        return grid_tokens(self.net.extract_features(x))  # (B, 1280, S/32, S/32)
+        if self.grid == "final":
+            return grid_tokens(self.net.extract_features(x))  # (B, 1280, S/32, S/32)
+        net = self.net
+        h = net._swish(net._bn0(net._conv_stem(x)))
+        fine = h
+        rate = net._global_params.drop_connect_rate  # as extract_features scales it
+        for index, block in enumerate(net._blocks):
+            h = block(h, drop_connect_rate=rate * index / len(net._blocks) if rate else rate)
+            if index == self.fine_block:
+                fine = h  # (B, 112, S/16, S/16)
+        final = net._swish(net._bn1(net._conv_head(h)))  # (B, 1280, S/32, S/32)
+        return grid_tokens(torch.cat([fine, _upsample_to(final, fine)], dim=1))
 
     def logits(self, images: Sequence[Any], *, batch_size: int = 32) -> torch.Tensor:
         """ImageNet-1k logits (N, 1000) of the network's classifier, float32 on the CPU."""

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from omnifuse.align.consistency.matcher import (
     Matcher,
     MatcherConfig,
+    fine_grid_entry,
+    image_features,
     pixel_patches,
     token_features,
 )
@@ -45,11 +47,14 @@ from omnifuse.types import pad_tokens
 
 OTHERS_PER_SCENE = 3
 MATCH_STREAM = 44
+GRIDS = ("final", "fine")
 
 
 @dataclass(frozen=True)
 class MatchTraining:
-    """The matcher's shape and how it trains (rows of scenes per batch, not examples)."""
+    """The matcher's shape and how it trains (rows of scenes per batch, not examples).
+    ``grid`` is ``"final"`` (the aligned model's image tokens) or ``"fine"`` (its image
+    encoder read on a finer grid: :func:`~omnifuse.align.consistency.matcher.fine_grid_entry`)."""
 
     dim: int = 128
     layers: int = 2
@@ -57,6 +62,7 @@ class MatchTraining:
     dropout: float = 0.1
     pixel_view: bool = False
     patch: int = 4
+    grid: str = "final"
     epochs: int = 20
     batch_size: int = 32
     lr: float = 5e-4
@@ -65,6 +71,10 @@ class MatchTraining:
     per_scene: int = 12
     premises: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.grid not in GRIDS:
+            raise ConfigError(f"matcher grid must be one of {list(GRIDS)}, got {self.grid!r}")
 
     def shape(self, grid_tokens: int) -> dict[str, Any]:
         """The matcher's shape options (:class:`MatcherConfig`'s) for images of
@@ -96,12 +106,14 @@ class MatchTraining:
 @dataclass
 class MatchSet:
     """Token banks (and the images' pixel patches) and, per scene, its (image index, text
-    index, fits, kind) examples."""
+    index, fits, kind) examples; ``image_encoder`` the matcher's own image encoder entry when
+    the image tokens are its."""
 
     texts: list[torch.Tensor]
     images: list[torch.Tensor]
     examples: list[list[tuple[int, int, int, str]]] = field(default_factory=list)
     patches: list[torch.Tensor] | None = None
+    image_encoder: dict[str, Any] | None = None
 
     def flat(self, rows: Sequence[int]) -> list[tuple[int, int, int, str]]:
         return [e for r in rows for e in self.examples[r]]
@@ -143,14 +155,17 @@ def match_set(
     rows = len(split)
     captions = [str(s[text_column]) for s in split.samples]
     texts = column_tokens(model, split.features[text_column], captions, "text")
-    images = column_tokens(
-        model, split.features[image_column], [s[image_column] for s in split.samples], "image"
-    )
+    originals = [s[image_column] for s in split.samples]
+    drawn = list(edits.drawn or []) if edits.images is not None else []
+    own = view.image_encoder if view is not None else None
+    if view is not None and own is not None:
+        images = image_features(view, model, originals + drawn)
+    else:
+        images = column_tokens(model, split.features[image_column], originals, "image")
+        if edits.images is not None:
+            images += list(edits.images.tokens or token_features(model, "image", drawn))
     edit_texts = edits.captions.tokens or token_features(model, "text", edits.texts)
     texts = texts + list(edit_texts)
-    if edits.images is not None:
-        drawn = edits.images.tokens or token_features(model, "image", list(edits.drawn or []))
-        images = images + list(drawn)
     statements: list[tuple[int, str, bool, str]] = []
     if premises:
         for r, sample in enumerate(split.samples):
@@ -162,9 +177,8 @@ def match_set(
         texts = texts + token_features(model, "text", [s for _, s, _, _ in statements])
     patches = None
     if view is not None and view.patches:
-        originals = [str(s[image_column]) for s in split.samples]
-        patches = pixel_patches(originals + list(edits.drawn or []), view)
-    out = MatchSet(texts, images, [[] for _ in range(rows)], patches)
+        patches = pixel_patches([str(o) for o in originals] + list(edits.drawn or []), view)
+    out = MatchSet(texts, images, [[] for _ in range(rows)], patches, own)
     rng = np.random.default_rng([seed, MATCH_STREAM])
     for r in range(rows):
         out.examples[r].append((r, r, 1, "own"))
@@ -286,6 +300,10 @@ def matcher_view(model: AlignedModel, split: SplitData, settings: MatchTraining)
     the model's image encoder makes of them decides the pixel view)."""
     column = model.specs["image"].column
     first = [split.samples[0][column]]
+    if settings.grid == "fine":
+        own = MatcherConfig(image_encoder=fine_grid_entry(model))
+        grid = image_features(own, model, first)[0]
+        return MatcherConfig(**settings.shape(len(grid)), image_encoder=own.image_encoder)
     grid = column_tokens(model, split.features[column], first, "image")[0]
     return MatcherConfig(**settings.shape(len(grid)))
 
@@ -301,6 +319,7 @@ def fit_match_set(
     config = MatcherConfig(
         text_dim=int(train.texts[0].shape[-1]),
         image_dim=int(train.images[0].shape[-1]),
+        image_encoder=train.image_encoder,
         **settings.shape(len(train.images[0])),
     )
     torch.manual_seed(settings.seed)

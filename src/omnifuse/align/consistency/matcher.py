@@ -17,7 +17,9 @@ reads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 
 from omnifuse.align.model import AlignedModel
+from omnifuse.encoders.base import Encoder
 from omnifuse.errors import ConfigError
 from omnifuse.eval.text_metrics import normalize_transcript
 from omnifuse.fileio import FolderFormat, cpu_state
@@ -52,8 +55,10 @@ MATCHER_FOLDER = FolderFormat(
 class MatcherConfig:
     """The matcher's shape: ``text`` and ``image`` the modalities it reads (``text`` may be any
     token sequence the aligned model encodes, ``image`` the grid side), their token widths,
-    the transformer's width, depth and heads, and the most tokens per side it reads (longer
-    sequences are cut)."""
+    the transformer's width, depth and heads, the most tokens per side it reads (longer
+    sequences are cut), and ``image_encoder``: the entry of the frozen encoder it reads images
+    with when not the aligned model's own (:func:`fine_grid_entry`: the same network read on a
+    finer grid)."""
 
     text: str = "text"
     image: str = "image"
@@ -66,6 +71,7 @@ class MatcherConfig:
     max_tokens: int = 256
     pixels: int = 16
     patch: int = 4
+    image_encoder: dict[str, Any] | None = None
 
     @property
     def patches(self) -> int:
@@ -127,8 +133,9 @@ class Matcher(nn.Module):
         """(B, T, text_dim) and (B, I, image_dim) tokens with their (B, ·) masks, and with the
         pixel view its (B, P, 3·patch²) patches → (B,) logits."""
         cut = self.config.max_tokens
-        text, text_mask = text[:, :cut], text_mask[:, :cut]
-        image, image_mask = image[:, :cut], image_mask[:, :cut]
+        dtype = self.cls.dtype  # tokens may be stored at half precision
+        text, text_mask = text[:, :cut].to(dtype), text_mask[:, :cut]
+        image, image_mask = image[:, :cut].to(dtype), image_mask[:, :cut]
         parts = [
             self.cls.expand(len(text), -1, -1),
             self.text_in(text) + self.text_position.weight[: text.shape[1]],
@@ -215,7 +222,7 @@ def match_logits(
     """The matcher's logit of each text with the image beside it (raw inputs; each distinct
     text and image read once)."""
     text_tokens = token_features(model, "text", texts)
-    image_tokens = token_features(model, "image", images)
+    image_tokens = image_features(matcher.config, model, images)
     patches = None
     if matcher.config.patches:
         keys = [_key(image) for image in images]
@@ -256,16 +263,72 @@ def token_features(
 ) -> list[torch.Tensor]:
     """Raw inputs → each one's (T_i, D) tokens from the aligned model's frozen encoder, prepared
     as its head prepares them (the matcher's inputs); each distinct value encoded once."""
+    head = model.head_for(modality)
+    return encoded_tokens(
+        model.encoder(modality), raws, prepare=head.prepare_tokens, batch_size=batch_size
+    )
+
+
+def image_features(
+    config: MatcherConfig, model: AlignedModel, raws: Sequence[Any]
+) -> list[torch.Tensor]:
+    """The image tokens a matcher of ``config`` reads: its own image encoder's (at half
+    precision, as they are many), else the aligned model's."""
+    if config.image_encoder is None:
+        return token_features(model, "image", raws)
+    return encoded_tokens(own_encoder(config.image_encoder), raws, half=True)
+
+
+def fine_grid_entry(model: AlignedModel) -> dict[str, Any]:
+    """The aligned model's image encoder entry read on its finer grid (``grid: fine``: four
+    times the cells, each with mid-level and final features); only EfficientNet-Lite0 has
+    one."""
+    entry = dict(model.specs["image"].encoder)
+    if entry.get("name") != "effnet-lite0":
+        raise ConfigError(
+            f"a fine image grid needs the effnet-lite0 image encoder, not {entry.get('name')!r}"
+        )
+    return {**entry, "grid": "fine"}
+
+
+_OWN_ENCODERS: dict[str, Encoder] = {}
+_OWN_LOCK = threading.Lock()
+
+
+def own_encoder(entry: dict[str, Any]) -> Encoder:
+    """The frozen encoder of ``entry``, built once per process (thread-safe)."""
+    from omnifuse.models.encoders import build_encoder
+
+    key = json.dumps(entry, sort_keys=True)
+    with _OWN_LOCK:
+        if key not in _OWN_ENCODERS:
+            _OWN_ENCODERS[key] = build_encoder(entry).eval().requires_grad_(False)
+        return _OWN_ENCODERS[key]
+
+
+def encoded_tokens(
+    encoder: Encoder,
+    raws: Sequence[Any],
+    *,
+    prepare: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
+    half: bool = False,
+    batch_size: int = 32,
+) -> list[torch.Tensor]:
+    """Each raw input's (T_i, D) real tokens from ``encoder`` (through ``prepare`` when given),
+    each distinct value encoded once."""
     keys = [_key(value) for value in raws]
     first = {key: n for n, key in reversed(list(enumerate(keys)))}
     unique = [raws[n] for n in sorted(first.values())]
-    encoder = model.encoder(modality)
-    head = model.head_for(modality)
     found: list[torch.Tensor] = []
     for start in range(0, len(unique), batch_size):
         with torch.no_grad():
             encoded = encoder.encode(unique[start : start + batch_size], batch_size=batch_size)
-        tokens, mask = head.prepare_tokens(encoded.tokens.float().cpu(), encoded.mask.cpu())
+        tokens, mask = encoded.tokens.float().cpu(), encoded.mask.cpu()
+        if prepare is not None:
+            tokens, mask = prepare(tokens, mask)
+        if half:
+            tokens = tokens.half()
         found.extend(tokens[n][mask[n]] for n in range(len(tokens)))
     where = {key: n for n, key in enumerate(sorted(first, key=first.__getitem__))}
     return [found[where[key]] for key in keys]
