@@ -221,6 +221,11 @@ def main() -> None:
         help="An aligned world model to use instead of training one.",
     )
     parser.add_argument("--prompts", type=positive_int, default=100)
+    parser.add_argument(
+        "--split",
+        default="test",
+        help="Whose captions to prompt with (train: how much of the gap is generalisation).",
+    )
     parser.add_argument("--steps", type=positive_int, nargs="+", default=[30])
     parser.add_argument("--guidance", type=float, nargs="+", default=[3.0])
     parser.add_argument("--sampler", nargs="+", choices=SAMPLERS, default=["euler"])
@@ -230,7 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(args.data / "scenes.jsonl")
-    test = manifest.split("test")[: args.prompts]
+    test = manifest.split(args.split)[: args.prompts]
     train = manifest.split("train")[: args.prompts]
     captions = [r["caption"] for r in test]
     wanted = [objects_of(r) for r in test]
