@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from omnifuse.cli import app
+from omnifuse.errors import ConfigError
 
 runner = CliRunner()
 
@@ -33,6 +34,19 @@ def test_data_list_names_every_builtin_dataset() -> None:
     assert result.exit_code == 0, result.output
     for name in ("world", "av-digits", "fashion-mnist", "speech-test"):
         assert name in result.output
+
+
+def test_data_build_passes_builder_options_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    out = tmp_path / "world"
+    args = ["data", "build", "world", "--size", "3", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--option", "video_clips=0", "--option", "image_size=40"])
+    assert result.exit_code == 0, result.output
+    params = json.loads((out / "dataset.json").read_text())["params"]
+    assert params["video_clips"] == 0 and params["image_size"] == 40
+    assert "scenes" in result.output  # the summary skips the empty video manifest
+    wrong = runner.invoke(app, [*args[:-1], str(tmp_path / "other"), "--option", "colours=3"])
+    assert isinstance(wrong.exception, ConfigError) and "video_clips" in str(wrong.exception)
+    assert not (tmp_path / "other").exists()
 
 
 def test_data_check_prints_bad_lines_and_fails(tmp_path: Path) -> None:

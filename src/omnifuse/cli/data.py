@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from omnifuse.cli.options import parse_options
 from omnifuse.cli.render import console, examples_table, issues_table, summary_table
 from omnifuse.data import builders
 from omnifuse.data.manifest import check_manifest
@@ -39,11 +40,16 @@ def build(
             help="Number of items (scenes, samples, images, rows); default: the dataset's own."
         ),
     ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="Builder option key=value (e.g. video_clips=0); repeatable."),
+    ] = None,
 ) -> None:
     """Write a built-in dataset as files plus manifests, deterministic for a seed."""
     if size is not None and size < 1:
         raise typer.BadParameter("--size must be at least 1")
-    builders.build(name, out, seed=seed, **({} if size is None else {"size": size}))
+    options = parse_options(option or [], "--option")
+    builders.build(name, out, seed=seed, **options, **({} if size is None else {"size": size}))
     console.print(summary_table(summarize_dataset(out)))
     console.print(f"[green]wrote[/] {name} to {out}", soft_wrap=True)
 

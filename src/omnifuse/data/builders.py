@@ -6,10 +6,12 @@ and returns the :class:`DatasetInfo`. The same seed and size give byte-identical
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 from omnifuse.data.schema import DatasetInfo
+from omnifuse.errors import ConfigError
 from omnifuse.registry import Registry
 
 datasets: Registry[DatasetInfo] = Registry(
@@ -29,9 +31,14 @@ datasets: Registry[DatasetInfo] = Registry(
 def build(name: str, out: Path, *, seed: int = 0, **options: Any) -> DatasetInfo:
     """Build dataset ``name`` into ``out``; ``options`` go to the builder (``size``, and its own
     such as ``noise_std``); a size left out is the builder's default."""
+    factory = datasets.get(name)
+    accepted = inspect.signature(factory).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        known = sorted(set(accepted) - {"out", "seed"})
+        raise ConfigError(f"dataset {name!r} has no option {', '.join(unknown)}; it takes {known}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    factory = datasets.get(name)
     return factory(out, seed=seed, **options)
 
 

@@ -25,12 +25,14 @@ class ManifestSummary:
 
 
 def summarize_dataset(folder: str | Path, *, examples: int = 2) -> list[ManifestSummary]:
-    """One summary per manifest listed in ``folder/dataset.json``."""
+    """One summary per manifest listed in ``folder/dataset.json`` that holds samples (a build
+    may leave one empty, e.g. world with ``video_clips=0``)."""
     folder = Path(folder)
     info = DatasetInfo.read(folder)
     return [
         summarize_manifest(folder / file, dataset=info.name, task=task, examples=examples)
         for task, file in info.manifests.items()
+        if (folder / file).is_file() and (folder / file).stat().st_size > 0
     ]
 
 
