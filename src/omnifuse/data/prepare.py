@@ -14,8 +14,7 @@ from typing import Any
 
 from omnifuse.config.schema import encoder_options
 from omnifuse.config.sections import CacheSection, DataSection
-from omnifuse.data.builders import available as available_datasets
-from omnifuse.data.builders import datasets as dataset_builders
+from omnifuse.data.builders import build as build_dataset
 from omnifuse.data.cache import EncodeReport, encode_manifest
 from omnifuse.data.manifest import Manifest
 from omnifuse.data.schema import DatasetInfo
@@ -37,12 +36,7 @@ def build_or_reuse(
         if (info.name, info.size, info.seed) == (name, size, seed):
             return info
         raise ConfigError(f"data.dir: {folder} holds {info.name} size {info.size} seed {info.seed}")
-    folder.mkdir(parents=True, exist_ok=True)
-    available_datasets()  # imports the built-in builders
-    try:
-        return dataset_builders.get(name)(folder, seed=seed, size=size, **dict(options))
-    except TypeError as err:
-        raise ConfigError(f"data.options: {err}") from None
+    return build_dataset(name, folder, seed=seed, size=size, **dict(options))
 
 
 def prepare_manifest(data: DataSection, root: Path) -> Path:
