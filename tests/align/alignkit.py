@@ -22,3 +22,15 @@ def tiny_config(world: Path, cache: Path, **train: Any) -> dict[str, Any]:
         "heads": {"caption_audio": {"pool": "attention", "queries": 2}},
         "train": {"epochs": 40, "batch_size": 16, "lr": 0.003, "patience": 40, **train},
     }
+
+
+def effnet_config(world: Path, cache: Path, **train: Any) -> dict[str, Any]:
+    """Captions ↔ images through the pretrained encoders (EfficientNet-Lite0 at 64 px, whole
+    image), nothing bound: a tiny model whose image features see colours and shapes."""
+    config = tiny_config(world, cache, **train)
+    config["encoders"] = {
+        "caption": "minilm",
+        "image": {"name": "effnet-lite0", "image_size": 64, "center_crop": False},
+    }
+    config["bind"], config["heads"] = [], {}
+    return config

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alignkit import tiny_config
+from alignkit import effnet_config
 
 from omnifuse.align import AlignConfig, train_alignment
 from omnifuse.align.consistency import ConsistencyChecker, calibrate
@@ -29,12 +29,7 @@ def checker(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Consi
     (EfficientNet-Lite0 sees colours and shapes; the session's tiny model reads random CNN
     features), calibrated on its training scenes."""
     root = tmp_path_factory.mktemp("premise")
-    raw = tiny_config(tiny_world, root / "cache", epochs=30)
-    raw["encoders"] = {
-        "caption": "minilm",
-        "image": {"name": "effnet-lite0", "image_size": 64, "center_crop": False},
-    }
-    raw["bind"], raw["heads"] = [], {}
+    raw = effnet_config(tiny_world, root / "cache", epochs=30)
     folder = train_alignment(AlignConfig.from_dict(raw), root / "model").folder
     calibrate(folder, split="train", limit=SCENES)
     return ConsistencyChecker.load(folder)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from alignkit import tiny_config
+from alignkit import effnet_config
 from typer.testing import CliRunner
 
 from omnifuse.align import AlignConfig, AlignResult, load_aligned, train_alignment
@@ -269,12 +269,7 @@ def test_a_matcher_trains_on_another_world_set_and_calibrates_on_its_own(
 def test_a_fine_grid_matcher_reads_the_image_on_its_own_finer_grid(
     tiny_world: Path, tmp_path: Path
 ) -> None:
-    config = tiny_config(tiny_world, tmp_path / "cache", epochs=3)
-    config["encoders"] = {
-        "caption": "minilm",
-        "image": {"name": "effnet-lite0", "image_size": 64, "center_crop": False},
-    }
-    config["bind"], config["heads"] = [], {}
+    config = effnet_config(tiny_world, tmp_path / "cache", epochs=3)
     folder = train_alignment(AlignConfig.from_dict(config), tmp_path / "model").folder
     add_matcher(folder, dataclasses.replace(SMALL, grid="fine", epochs=2))
     matcher = load_matcher(folder)

@@ -67,7 +67,7 @@ class MatchTraining:
     batch_size: int = 32
     lr: float = 5e-4
     weight_decay: float = 0.01
-    patience: int = 6
+    patience: int | None = 6
     per_scene: int = 12
     premises: bool = True
     seed: int = 0
@@ -156,14 +156,15 @@ def match_set(
     captions = [str(s[text_column]) for s in split.samples]
     texts = column_tokens(model, split.features[text_column], captions, "text")
     originals = [s[image_column] for s in split.samples]
-    drawn = list(edits.drawn or []) if edits.images is not None else []
+    drawn = list(edits.drawn or [])
     own = view.image_encoder if view is not None else None
     if view is not None and own is not None:
         images = image_features(view, model, originals + drawn)
     else:
         images = column_tokens(model, split.features[image_column], originals, "image")
-        if edits.images is not None:
-            images += list(edits.images.tokens or token_features(model, "image", drawn))
+        if drawn:
+            encoded = edits.images.tokens if edits.images is not None else None
+            images += list(encoded or token_features(model, "image", drawn))
     edit_texts = edits.captions.tokens or token_features(model, "text", edits.texts)
     texts = texts + list(edit_texts)
     statements: list[tuple[int, str, bool, str]] = []
@@ -177,7 +178,7 @@ def match_set(
         texts = texts + token_features(model, "text", [s for _, s, _, _ in statements])
     patches = None
     if view is not None and view.patches:
-        patches = pixel_patches([str(o) for o in originals] + list(edits.drawn or []), view)
+        patches = pixel_patches([str(o) for o in originals] + drawn, view)
     out = MatchSet(texts, images, [[] for _ in range(rows)], patches, own)
     rng = np.random.default_rng([seed, MATCH_STREAM])
     for r in range(rows):
@@ -188,7 +189,7 @@ def match_set(
     owners = edits.owner.tolist()
     for e, (owner, kind) in enumerate(zip(owners, edits.kinds, strict=True)):
         out.examples[owner].append((owner, rows + e, 0, kind))
-        if edits.images is not None:
+        if drawn:
             out.examples[owner].append((rows + e, rows + e, 1, "own-edited"))
             out.examples[owner].append((rows + e, owner, 0, kind))
     for n, (r, _, true, kind) in enumerate(statements):

@@ -59,10 +59,12 @@ def make_edits(
     variants: int,
     seed: int,
     render_size: int | None = None,
+    encode_drawn: bool = True,
 ) -> Edits:
     """``variants`` edits of each kind for each row of ``split`` (duplicates and edits that
     read like the true caption dropped), their captions encoded, and with ``render_size`` their
-    scenes drawn at that size and encoded."""
+    scenes drawn at that size and, unless not ``encode_drawn`` (a reader with an encoder of
+    its own), encoded."""
     owners: list[int] = []
     kinds: list[str] = []
     texts: list[str] = []
@@ -88,7 +90,7 @@ def make_edits(
         kinds,
         texts,
         frozen_features(model, "text", texts),
-        frozen_features(model, "image", images) if render_size is not None else None,
+        frozen_features(model, "image", images) if render_size and encode_drawn else None,
         images if render_size is not None else None,
     )
 

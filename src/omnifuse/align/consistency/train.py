@@ -282,10 +282,12 @@ def add_matcher(
     if scenes is not None:
         config = matcher_recipe(config, model, Path(scenes))
     manifest, splits = load_training_data(config, folder)
+    settings = settings or MatchTraining()
     edit_settings = ConsistencyTraining(variants=variants, seed=seed)
-    edits = split_edits(model, manifest, splits, edit_settings)
+    own_grid = settings.grid != "final"  # the drawn edits are read by the matcher's encoder
+    edits = split_edits(model, manifest, splits, edit_settings, encode_drawn=not own_grid)
     data = {"manifest": str(manifest), **{k: len(v) for k, v in splits.items()}}
-    figures = fit_matcher(model, splits, edits, settings or MatchTraining(), folder, data)
+    figures = fit_matcher(model, splits, edits, settings, folder, data)
     calibrate(folder, model=model)
     return figures
 
@@ -313,8 +315,11 @@ def split_edits(
     manifest: Path,
     splits: dict[str, SplitData],
     settings: ConsistencyTraining,
+    *,
+    encode_drawn: bool = True,
 ) -> dict[str, Edits]:
-    """The train and val splits' edits (the train split's drawn too, when ``render``)."""
+    """The train and val splits' edits (the train split's drawn too, when ``render``; encoded
+    by the model's image encoder unless not ``encode_drawn``)."""
     world_seed = dataset_seed(manifest.parent)
     size = int(json.loads((manifest.parent / "dataset.json").read_text())["params"]["image_size"])
     return {
@@ -325,6 +330,7 @@ def split_edits(
             variants=settings.variants,
             seed=settings.seed,
             render_size=size if settings.render and role == "train" else None,
+            encode_drawn=encode_drawn,
         )
         for role in ("train", "val")
         if role in splits
