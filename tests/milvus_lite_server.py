@@ -5,7 +5,11 @@ The server shuts down cleanly on SIGINT only through Python's KeyboardInterrupt,
 SIGINT ignored when it starts with it ignored, as a command that a non-interactive shell runs in
 the background does (``pytest ... &`` in a script, some CI runners), and its children inherit
 that. The server therefore installs the handler itself; without it each stop would wait out the
-timeout and end in a SIGKILL, and a test of a clean shutdown would test a crash instead."""
+timeout and end in a SIGKILL, and a test of a clean shutdown would test a crash instead.
+
+The port accepts connections as soon as it is bound, before the server has started its threads;
+a SIGINT in that window ends the process with a traceback instead of a clean shutdown. A start
+therefore waits for the line the server prints once it has started (its output unbuffered)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from types import TracebackType
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
+READY_LINE = b"gRPC server listening on"
 LAUNCH = (
     "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
     "from milvus_lite.cmdline import main; sys.exit(main(sys.argv[1:]))"
@@ -48,8 +53,9 @@ class MilvusServer:
     def start(self) -> MilvusServer:
         """Start the server and return once it accepts connections."""
         assert self._process is None, "already running"
-        command = [sys.executable, "-c", LAUNCH, "server", "--data-dir", str(self.data_dir)]
+        command = [sys.executable, "-u", "-c", LAUNCH, "server", "--data-dir", str(self.data_dir)]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        log_start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -57,13 +63,23 @@ class MilvusServer:
             if self._process.poll() is not None:
                 self._process = None
                 raise RuntimeError(f"milvus-lite server exited: {self.log.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            if self._has_started(log_start):
                 return self
-            except OSError:
-                time.sleep(0.1)
+            time.sleep(0.1)
         self.kill()
         raise TimeoutError(f"milvus-lite server did not start within {STARTUP_TIMEOUT_S:g} s")
+
+    def _has_started(self, log_start: int) -> bool:
+        """The server printed its ready line since this start and its port accepts connections."""
+        with self.log.open("rb") as log:
+            log.seek(log_start)
+            if READY_LINE not in log.read():
+                return False
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
         """Shut down as Ctrl-C does (the server drains requests and closes its data folder).
