@@ -31,6 +31,7 @@ from omnifuse.align.consistency.matcher import (
     image_features,
     load_matcher,
     pixel_patches,
+    speech_prompt,
 )
 from omnifuse.align.consistency.train import ConsistencyTraining, add_matcher, split_edits
 from omnifuse.cli import app
@@ -155,9 +156,7 @@ def test_the_calibration_reads_the_matcher_and_the_checker_uses_it(
     assert calibration.premise is not None and calibration.premise.scorer == "matcher"
     checker = ConsistencyChecker.load(matched)
     row = next(
-        r
-        for r in map(__import__("json").loads, (tiny_world / "scenes.jsonl").open())
-        if r["split"] == "val"
+        r for r in map(json.loads, (tiny_world / "scenes.jsonl").open()) if r["split"] == "val"
     )
     image = str(tiny_world / row["image"])
     audio = str(tiny_world / row["caption_audio"])
@@ -179,6 +178,42 @@ def test_the_calibration_reads_the_matcher_and_the_checker_uses_it(
     assert len(premises) == 2 and all(0 < p < 1 for p, _ in premises)
 
 
+def test_the_speech_prompt_uses_every_word_in_few_whole_sentences() -> None:
+    texts = [
+        "a red circle.",
+        "a red circle",
+        "a red circle above a blue square",
+        "there are two shapes: a blue square and a red star",
+        "a green triangle",
+        "a very long sentence that repeats a red circle and a blue square with nothing new",
+    ]
+    prompt = speech_prompt(texts)
+    assert prompt is not None and prompt.endswith(".")
+    sentences = prompt.rstrip(".").split(". ")
+    assert all(s in [t.rstrip(".") for t in texts] for s in sentences)  # whole sentences
+    assert len(sentences) == len(set(sentences))
+    words = {w for t in texts for w in t.replace(":", "").replace(".", "").split()}
+    assert set(prompt.replace(":", "").replace(".", "").split()) == words
+    assert (
+        sentences[0]
+        == "a very long sentence that repeats a red circle and a blue square with nothing new"
+    )
+    # a limit too small for the longest sentence takes shorter ones that still add words
+    short = speech_prompt(texts, limit=14)
+    assert short is not None and len(short.split()) <= 14 and "triangle" in short
+    assert speech_prompt([]) is None and speech_prompt(["  "]) is None
+
+
+def test_the_checker_prompts_the_recogniser_with_its_training_sentences(
+    matched: Path, tiny_world: Path
+) -> None:
+    rows = [json.loads(line) for line in (tiny_world / "scenes.jsonl").open()]
+    train = {r["caption"].rstrip(".") for r in rows if r["split"] == "train"}
+    prompt = ConsistencyChecker.load(matched).speech_prompt
+    assert prompt is not None
+    assert set(prompt.rstrip(".").split(". ")) <= train
+
+
 def test_a_calibration_without_its_matcher_is_refused(matched: Path, tmp_path: Path) -> None:
     folder = tmp_path / "model"
     shutil.copytree(matched, folder)
@@ -195,11 +230,7 @@ def test_route_and_command_line_report_the_scorer(matched: Path, tiny_world: Pat
 
     from omnifuse.serve import ServeConfig, create_app
 
-    rows = [
-        r
-        for r in map(__import__("json").loads, (tiny_world / "scenes.jsonl").open())
-        if r["split"] == "val"
-    ]
+    rows = [r for r in map(json.loads, (tiny_world / "scenes.jsonl").open()) if r["split"] == "val"]
     image = tiny_world / rows[0]["image"]
     uri = "data:image/png;base64," + base64.b64encode(image.read_bytes()).decode()
     with TestClient(

@@ -25,7 +25,7 @@ from omnifuse.align.consistency.calibration import (
 )
 from omnifuse.align.consistency.checker import (
     Calibration,
-    manifest_vocabulary,
+    manifest_prompt,
     write_calibration,
 )
 from omnifuse.align.consistency.matcher import Matcher, has_matcher, load_matcher
@@ -73,16 +73,16 @@ def embed_split(
     matcher: Matcher | None = None,
 ) -> CaseEmbeddings:
     """The cases of ``split`` (the first ``limit`` scenes), embedded by ``model`` (and scored
-    by its ``matcher``, when given; recordings transcribed with the manifest's words as the
-    recogniser's prompt)."""
+    by its ``matcher``, when given; recordings transcribed with sentences of the manifest's
+    train split as the recogniser's prompt)."""
     cases = world_cases(manifest, split, limit=limit, seed=seed)
-    vocabulary = manifest_vocabulary(manifest, model) if matcher is not None else None
+    prompt = manifest_prompt(manifest, model) if matcher is not None else None
     return embed_cases(
         model,
         cases,
         noise_snr_db=build_noise(manifest),
         matcher=matcher,
-        vocabulary=vocabulary,
+        speech_prompt=prompt,
     )
 
 

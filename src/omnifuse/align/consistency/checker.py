@@ -10,6 +10,7 @@ the overall verdict is "consistent" only when no pair falls below its threshold.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,9 @@ from omnifuse.align.consistency.matcher import (
     heard_text,
     load_matcher,
     match_logits,
+    speech_prompt,
 )
-from omnifuse.align.model import AlignedModel, load_aligned
+from omnifuse.align.model import AlignedModel, load_aligned, read_metrics
 from omnifuse.errors import ConfigError, InvalidValueError, MissingModalityError
 from omnifuse.fileio import write_json_atomic
 from omnifuse.speech.asr import ASR, create_asr
@@ -182,6 +184,7 @@ class ConsistencyChecker:
         calibration: Calibration,
         vocabulary: frozenset[str] | None = None,
         matcher: Matcher | None = None,
+        speech_prompt: str | None = None,
     ) -> None:
         reads = [p for p in (*calibration.pairs.values(), calibration.premise) if p is not None]
         if matcher is None and any(p.scorer != "cosine" for p in reads):
@@ -193,23 +196,31 @@ class ConsistencyChecker:
         self.calibration = calibration
         self.vocabulary = vocabulary
         self.matcher = matcher
+        self.speech_prompt = speech_prompt
         self._asr: ASR | None = None
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "cpu") -> ConsistencyChecker:
         """The aligned model in ``folder``, its ``consistency.json``, its matcher when it has
-        one, and the words of the texts it was trained on (``vocabulary``: None when its
-        manifest is gone)."""
+        one, and the words and sentences of the texts it was trained on (``vocabulary`` and
+        the recogniser's ``speech_prompt``: None when its manifest is gone)."""
         read_calibration(folder)  # before the model loads: say at once when there is none
         return cls.for_model(load_aligned(folder, device=device), folder)
 
     @classmethod
     def for_model(cls, model: AlignedModel, folder: str | Path) -> ConsistencyChecker:
         """A checker of an aligned model already loaded from ``folder``, with the folder's
-        calibration, matcher and training vocabulary."""
+        calibration, matcher, training vocabulary and speech prompt."""
         calibration = read_calibration(folder)
         matcher = load_matcher(folder) if has_matcher(folder) else None
-        return cls(model, calibration, training_vocabulary(folder, model), matcher)
+        manifest = read_metrics(folder).get("data", {}).get("manifest")
+        return cls(
+            model,
+            calibration,
+            manifest_vocabulary(manifest, model),
+            matcher,
+            manifest_prompt(manifest, model),
+        )
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -258,7 +269,7 @@ class ConsistencyChecker:
                     if raws is None or a not in raws or b not in raws:
                         raise InvalidValueError(f"the {a}–{b} matcher needs the inputs themselves")
                     if pair.scorer == "transcript":
-                        heard = heard_text(self.asr, raws["audio"], self.vocabulary)
+                        heard = heard_text(self.asr, raws["audio"], self.speech_prompt)
                     text = raws["text"] if heard is None else heard
                     logit = self.match([text], raws["image"])[0]
                 score = float(pair.score(similarity, logit))
@@ -296,29 +307,36 @@ class ConsistencyChecker:
         return [(float(p), pair.threshold) for p in pair.platt.probability(scores)]
 
 
-def training_vocabulary(folder: str | Path, model: AlignedModel) -> frozenset[str] | None:
-    """The lower-case words of the text column of the model's training manifest (every split),
-    or None when the model reads no text or the manifest cannot be read."""
-    from omnifuse.align.model import read_metrics
-
-    manifest = read_metrics(folder).get("data", {}).get("manifest")
-    return manifest_vocabulary(manifest, model)
-
-
 def manifest_vocabulary(manifest: Any, model: AlignedModel) -> frozenset[str] | None:
     """The lower-case words of the model's text column in ``manifest`` (every split), or None
     when the model reads no text or the manifest cannot be read."""
-    import re
+    texts = manifest_texts(manifest, model)
+    words = {w for text in texts or () for w in re.findall(r"[a-z]+", text.lower())}
+    return frozenset(words) or None
 
+
+def manifest_prompt(manifest: Any, model: AlignedModel) -> str | None:
+    """The recogniser's prompt for recordings this model hears: sentences of its text column
+    in the ``train`` split of ``manifest`` (:func:`speech_prompt`); None as for
+    :func:`manifest_texts`."""
+    texts = manifest_texts(manifest, model, split="train")
+    return speech_prompt(texts) if texts else None
+
+
+def manifest_texts(
+    manifest: Any, model: AlignedModel, split: str | None = None
+) -> list[str] | None:
+    """The model's text column in ``manifest`` (one ``split``, or every split), or None when
+    the model reads no text or the manifest cannot be read."""
     from omnifuse.data.manifest import load_manifest
     from omnifuse.errors import OmnifuseError
 
-    if "text" not in model.specs:
+    if "text" not in model.specs or manifest is None:
         return None
     try:
-        rows = load_manifest(str(manifest), check_files=False).samples
+        loaded = load_manifest(str(manifest), check_files=False)
     except (OSError, TypeError, ValueError, OmnifuseError):
         return None
+    rows = loaded.samples if split is None else loaded.split(split)
     column = model.specs["text"].column
-    words = {w for row in rows for w in re.findall(r"[a-z]+", str(row.get(column, "")).lower())}
-    return frozenset(words) or None
+    return [str(row.get(column, "")) for row in rows]

@@ -124,12 +124,12 @@ def embed_cases(
     noise_snr_db: float | None = None,
     batch_size: int = 32,
     matcher: Matcher | None = None,
-    vocabulary: frozenset[str] | None = None,
+    speech_prompt: str | None = None,
 ) -> CaseEmbeddings:
     """Embed the images, captions and (when the model hears) recordings of ``cases``; edited
     captions are spoken in the scene's voice (with the build's noise level, if any). With a
     ``matcher``, every caption is also scored with its scene's image by it, and so is every
-    recording's transcript (the recogniser prompted with ``vocabulary``)."""
+    recording's transcript (the recogniser prompted with ``speech_prompt``)."""
     described = [(i, d) for i, case in enumerate(cases) for d in case.descriptions]
     out = CaseEmbeddings(
         image=_embed_unique(model, "image", [c.image for c in cases], batch_size),
@@ -150,7 +150,7 @@ def embed_cases(
         if waves is not None:
             asr = create_asr()
             heard = [
-                heard_text(asr, w, vocabulary) for w in track(waves, "transcribing descriptions")
+                heard_text(asr, w, speech_prompt) for w in track(waves, "transcribing descriptions")
             ]
             out.matched[pair_key("audio", "image")] = match_logits(matcher, model, heard, of_scene)
     return out
