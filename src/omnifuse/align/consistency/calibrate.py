@@ -25,7 +25,7 @@ from omnifuse.align.consistency.calibration import (
 )
 from omnifuse.align.consistency.checker import (
     Calibration,
-    manifest_prompt,
+    manifest_language,
     write_calibration,
 )
 from omnifuse.align.consistency.matcher import Matcher, has_matcher, load_matcher
@@ -76,7 +76,7 @@ def embed_split(
     by its ``matcher``, when given; recordings transcribed with sentences of the manifest's
     train split as the recogniser's prompt)."""
     cases = world_cases(manifest, split, limit=limit, seed=seed)
-    prompt = manifest_prompt(manifest, model) if matcher is not None else None
+    prompt = manifest_language(manifest, model)[1] if matcher is not None else None
     return embed_cases(
         model,
         cases,

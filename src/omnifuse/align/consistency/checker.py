@@ -214,13 +214,8 @@ class ConsistencyChecker:
         calibration = read_calibration(folder)
         matcher = load_matcher(folder) if has_matcher(folder) else None
         manifest = read_metrics(folder).get("data", {}).get("manifest")
-        return cls(
-            model,
-            calibration,
-            manifest_vocabulary(manifest, model),
-            matcher,
-            manifest_prompt(manifest, model),
-        )
+        vocabulary, prompt = manifest_language(manifest, model)
+        return cls(model, calibration, vocabulary, matcher, prompt)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -307,36 +302,24 @@ class ConsistencyChecker:
         return [(float(p), pair.threshold) for p in pair.platt.probability(scores)]
 
 
-def manifest_vocabulary(manifest: Any, model: AlignedModel) -> frozenset[str] | None:
-    """The lower-case words of the model's text column in ``manifest`` (every split), or None
-    when the model reads no text or the manifest cannot be read."""
-    texts = manifest_texts(manifest, model)
-    words = {w for text in texts or () for w in re.findall(r"[a-z]+", text.lower())}
-    return frozenset(words) or None
-
-
-def manifest_prompt(manifest: Any, model: AlignedModel) -> str | None:
-    """The recogniser's prompt for recordings this model hears: sentences of its text column
-    in the ``train`` split of ``manifest`` (:func:`speech_prompt`); None as for
-    :func:`manifest_texts`."""
-    texts = manifest_texts(manifest, model, split="train")
-    return speech_prompt(texts) if texts else None
-
-
-def manifest_texts(
-    manifest: Any, model: AlignedModel, split: str | None = None
-) -> list[str] | None:
-    """The model's text column in ``manifest`` (one ``split``, or every split), or None when
-    the model reads no text or the manifest cannot be read."""
+def manifest_language(
+    manifest: Any, model: AlignedModel
+) -> tuple[frozenset[str] | None, str | None]:
+    """The lower-case words of the model's text column in ``manifest`` (every split), and the
+    recogniser's prompt for recordings this model hears: sentences of that column in the
+    ``train`` split (:func:`speech_prompt`). (None, None) when the model reads no text or the
+    manifest cannot be read; the manifest is read once for both."""
     from omnifuse.data.manifest import load_manifest
     from omnifuse.errors import OmnifuseError
 
     if "text" not in model.specs or manifest is None:
-        return None
+        return None, None
     try:
         loaded = load_manifest(str(manifest), check_files=False)
     except (OSError, TypeError, ValueError, OmnifuseError):
-        return None
-    rows = loaded.samples if split is None else loaded.split(split)
+        return None, None
     column = model.specs["text"].column
-    return [str(row.get(column, "")) for row in rows]
+    texts = [str(row.get(column, "")) for row in loaded.samples]
+    words = {w for text in texts for w in re.findall(r"[a-z]+", text.lower())}
+    prompt = speech_prompt([str(row.get(column, "")) for row in loaded.split("train")])
+    return frozenset(words) or None, prompt
