@@ -28,6 +28,7 @@ from omnifuse.generate import (
 )
 from omnifuse.generate.flow import Sampler, sample
 from omnifuse.generate.train import GenerateTrain, GeneratorObjective
+from omnifuse.generate.unet import SpatialTransformer
 
 COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "green": (40, 180, 60)}
 TINY_TEXT: dict[str, Any] = {"name": "transformer-text", "dim": 32, "layers": 1, "heads": 2}
@@ -272,3 +273,32 @@ def test_the_moving_average_follows_the_weights_and_survives_a_snapshot() -> Non
     assert torch.allclose(objective.averaged[0], start + 0.1, atol=1e-6)
     objective.use_averaged_weights()
     assert torch.allclose(next(model.parameters()), start + 0.1, atol=1e-6)
+
+
+def test_under_cpu_autocast_attention_stays_fp32_and_a_bf16_run_learns(tmp_path: Path) -> None:
+    unet = TextToImage(
+        GeneratorConfig(text_encoder=TINY_TEXT, unet=UNetConfig(**{**TINY_UNET, "context_dim": 32}))
+    ).unet
+    attention = unet.down[1].attn
+    assert isinstance(attention, SpatialTransformer)
+    seen: dict[str, torch.dtype] = {}
+
+    def record(name: str) -> Any:
+        def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+            seen[name] = (output[0] if isinstance(output, tuple) else output).dtype
+
+        return hook
+
+    attention.self_attn.register_forward_hook(record("self"))
+    attention.cross_attn.register_forward_hook(record("cross"))
+    attention.ff.register_forward_hook(record("ff"))
+    x, t = torch.randn(2, 3, 16, 16), torch.rand(2)
+    context, mask = torch.randn(2, 4, 32), torch.ones(2, 4, dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        unet(x, t, context, mask).float().pow(2).mean().backward()
+    assert seen == {"self": torch.float32, "cross": torch.float32, "ff": torch.bfloat16}
+    assert all(torch.isfinite(p.grad).all() for p in unet.parameters() if p.grad is not None)
+
+    _, result = train_generator(_config(tmp_path, bf16=True, grid_every=0))
+    losses = [float(h["train_loss"]) for h in result.history]
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:3]), losses

@@ -10,6 +10,7 @@ cross-attention to the prompt tokens with their padding mask → feed-forward) a
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,16 +110,26 @@ class SpatialTransformer(nn.Module):
     ) -> torch.Tensor:
         b, c, h, w = x.shape
         tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
-        q = self.norm_self(tokens)
-        tokens = tokens + self.self_attn(q, q, q, need_weights=False)[0]
-        keys = self.context(context)
-        q = self.norm_cross(tokens)
-        attended = self.cross_attn(
-            q, keys, keys, key_padding_mask=~context_mask, need_weights=False
-        )[0]
+        with full_precision_attention(x.device):
+            q = self.norm_self(tokens).float()
+            tokens = tokens + self.self_attn(q, q, q, need_weights=False)[0]
+            keys = self.context(context.float())
+            q = self.norm_cross(tokens).float()
+            attended = self.cross_attn(
+                q, keys, keys, key_padding_mask=~context_mask, need_weights=False
+            )[0]
         tokens = tokens + attended
         tokens = tokens + self.ff(self.norm_ff(tokens))
         return x + tokens.transpose(1, 2).reshape(b, c, h, w)
+
+
+def full_precision_attention(device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """Attention outside bfloat16 autocast on the CPU: there PyTorch's bf16 flash-attention
+    backward runs about ten times slower than its fp32 one, which made attention a third of a
+    bf16 training step (``bench/generate_step.py``); elsewhere, autocast as the caller set it."""
+    if device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", enabled=False)
 
 
 class Level(nn.Module):
