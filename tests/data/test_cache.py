@@ -258,8 +258,11 @@ def test_killed_cli_run_resumes_to_the_same_features(tmp_path: Path, minilm: Enc
     assert not list((killed / "text").glob("*.tmp"))
     want, got = all_features(reference, "text"), all_features(killed, "text")
     assert want.keys() == got.keys() and len(got) == 96
+    # two processes agree to float rounding, not bit for bit: MKL picks its kernels by buffer
+    # alignment, so the same batch can round differently in the killed process
     for key, (tokens, pooled) in want.items():
-        assert torch.equal(tokens, got[key][0]) and torch.equal(pooled, got[key][1])
+        assert torch.allclose(tokens, got[key][0], rtol=1e-4, atol=1e-5), key
+        assert torch.allclose(pooled, got[key][1], rtol=1e-4, atol=1e-5), key
 
 
 # -- bad items ----------------------------------------------------------------------------------
