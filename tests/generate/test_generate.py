@@ -302,3 +302,15 @@ def test_under_cpu_autocast_attention_stays_fp32_and_a_bf16_run_learns(tmp_path:
     _, result = train_generator(_config(tmp_path, bf16=True, grid_every=0))
     losses = [float(h["train_loss"]) for h in result.history]
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:3]), losses
+
+
+@pytest.mark.parametrize("positions", [False, True])
+def test_attention_positions_tell_places_apart(positions: bool) -> None:
+    torch.manual_seed(0)
+    block = SpatialTransformer(16, 8, 2, positions=positions).eval()
+    flat = torch.ones(1, 16, 4, 4)  # every pixel holds the same thing
+    context, mask = torch.randn(1, 3, 8), torch.ones(1, 3, dtype=torch.bool)
+    with torch.no_grad():
+        out = block(flat, context, mask).flatten(2)[0]  # (C, HW)
+    spread = float((out - out[:, :1]).abs().max())
+    assert (spread > 1e-3) == positions, spread

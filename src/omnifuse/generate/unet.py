@@ -28,7 +28,11 @@ class UNetConfig:
     into ``widths``) where a spatial-transformer block runs, ``heads``, the text token width
     ``context_dim``, ``dropout``, and ``patch``: the UNet runs on ``patch``×``patch`` pixel
     patches (a strided convolution in, a pixel shuffle out), which divides the work of every
-    level by ``patch²`` — what makes 32-pixel training fit a CPU budget."""
+    level by ``patch²`` — what makes 32-pixel training fit a CPU budget. ``positions`` adds
+    fixed 2-D sine features of each pixel's place to the attention's queries and keys: without
+    them attention sees what a pixel holds but not where it is, which prompts such as "to the
+    left of" are about (convolutions know position only through the image's zero-padded
+    edges)."""
 
     image_size: int = 32
     channels: int = 3
@@ -38,6 +42,7 @@ class UNetConfig:
     context_dim: int = 384
     dropout: float = 0.0
     patch: int = 1
+    positions: bool = False
 
     def __post_init__(self) -> None:
         levels = len(self.widths)
@@ -54,6 +59,24 @@ class UNetConfig:
             raise ConfigError(f"attention_levels must index widths, got {self.attention_levels}")
         if any(self.widths[i] % self.heads for i in self.attention_levels):
             raise ConfigError(f"every attended width must be divisible by heads={self.heads}")
+
+
+def grid_positions(height: int, width: int, channels: int) -> torch.Tensor:
+    """(height·width, channels) sine and cosine features of each pixel's row (first half of the
+    channels) and column (second half), row-major, at ``channels / 4`` frequencies each from one
+    radian a pixel down to a quarter turn across the larger side (so even the slowest wave still
+    tells one edge from the other)."""
+    quarter = channels // 4
+    slowest = math.pi / (2 * max(height, width))
+    freqs = torch.exp(torch.linspace(0.0, math.log(slowest), quarter))
+
+    def encode(count: int) -> torch.Tensor:
+        angles = torch.arange(count, dtype=torch.float32)[:, None] * freqs[None]
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)  # (count, channels / 2)
+
+    rows = encode(height)[:, None].expand(height, width, -1)
+    cols = encode(width)[None].expand(height, width, -1)
+    return torch.cat([rows, cols], dim=-1).reshape(height * width, -1)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -92,8 +115,9 @@ class ResBlock(nn.Module):
 class SpatialTransformer(nn.Module):
     """Self-attention over the pixels, cross-attention to the prompt's tokens, feed-forward."""
 
-    def __init__(self, channels: int, context_dim: int, heads: int) -> None:
+    def __init__(self, channels: int, context_dim: int, heads: int, positions: bool) -> None:
         super().__init__()
+        self.positions = positions
         self.norm = nn.GroupNorm(8, channels)
         self.norm_self = nn.LayerNorm(channels)
         self.self_attn = nn.MultiheadAttention(channels, heads, batch_first=True)
@@ -110,11 +134,13 @@ class SpatialTransformer(nn.Module):
     ) -> torch.Tensor:
         b, c, h, w = x.shape
         tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
+        place = grid_positions(h, w, c).to(x.device) if self.positions else 0.0
         with full_precision_attention(x.device):
-            q = self.norm_self(tokens).float()
-            tokens = tokens + self.self_attn(q, q, q, need_weights=False)[0]
+            values = self.norm_self(tokens).float()
+            q = values + place
+            tokens = tokens + self.self_attn(q, q, values, need_weights=False)[0]
             keys = self.context(context.float())
-            q = self.norm_cross(tokens).float()
+            q = self.norm_cross(tokens).float() + place
             attended = self.cross_attn(
                 q, keys, keys, key_padding_mask=~context_mask, need_weights=False
             )[0]
@@ -141,7 +167,9 @@ class Level(nn.Module):
         super().__init__()
         self.res = ResBlock(channels_in, channels_out, time_dim, config.dropout)
         self.attn = (
-            SpatialTransformer(channels_out, config.context_dim, config.heads) if attend else None
+            SpatialTransformer(channels_out, config.context_dim, config.heads, config.positions)
+            if attend
+            else None
         )
 
     def forward(
