@@ -178,18 +178,21 @@ def sample_images(
     guidance: float,
     batch: int,
     sampler: Sampler = "euler",
+    draw: int = 0,
 ) -> tuple[list[Image.Image], float]:
     """One image per caption, ``batch`` captions per call, and the seconds it took.
 
-    The call for the captions from position ``p`` on is seeded with ``p``, so ``batch=1`` gives
-    every image the seed of its own position and any batch size is repeatable; the same caption
-    gets other noise under another batch size (the noise is drawn for the batch at once)."""
+    The call for the captions from position ``p`` on is seeded with ``p`` (plus ``draw`` times
+    the caption count, so each draw is new noise), so ``batch=1`` gives every image the seed of
+    its own position and any batch size is repeatable; the same caption gets other noise under
+    another batch size (the noise is drawn for the batch at once)."""
     started = time.perf_counter()
     images: list[Image.Image] = []
     for first in range(0, len(captions), batch):
         chunk = captions[first : first + batch]
+        seed = draw * len(captions) + first
         images += generator.generate(
-            chunk, steps=steps, guidance=guidance, seed=first, sampler=sampler
+            chunk, steps=steps, guidance=guidance, seed=seed, sampler=sampler
         )
     return images, time.perf_counter() - started
 
@@ -200,6 +203,12 @@ def save_grid(images: list[Image.Image], path: Path) -> None:
     for n, picture in enumerate(images[:100]):
         grid.paste(picture.resize((32, 32)), (32 * (n % 10), 32 * (n // 10)))
     grid.resize((640, 640), Image.Resampling.NEAREST).save(path)
+
+
+def spread(scores: list[float]) -> str:
+    """The mean of the draws' scores, and their range when there are several."""
+    mean = f"{np.mean(scores):.3f}"
+    return mean if len(scores) == 1 else f"{mean} ({min(scores):.2f}–{max(scores):.2f})"
 
 
 def positive_int(text: str) -> int:
@@ -232,6 +241,13 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=positive_int, default=20, help="Prompts per call (1: one at a time)."
     )
+    parser.add_argument(
+        "--draws",
+        type=positive_int,
+        default=1,
+        help="Images per caption, each from new noise: R@1 and attribute accuracy are their "
+        "mean (the range of the draws' own scores beside it), FID / KID pool them.",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(args.data / "scenes.jsonl")
@@ -247,7 +263,10 @@ def main() -> None:
     real = [Image.open(r["image"]).convert("RGB").resize((size, size)) for r in test]
     real_train = [Image.open(r["image"]).convert("RGB").resize((size, size)) for r in train]
     features = ReaderFeatures(reader, 32)
-    print(f"{len(captions)} test prompts, {args.batch} per sampling call")
+    print(
+        f"{len(captions)} {args.split} prompts, {args.batch} per sampling call, "
+        f"{args.draws} image(s) per prompt"
+    )
     print(
         "| sampler | steps | UNet calls | guidance | R@1 (100 captions) | attribute accuracy "
         "| FID | KID | images/s | load |"
@@ -255,18 +274,30 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     settings = [(s, g, m) for s in args.steps for g in args.guidance for m in args.sampler]
     for steps, guidance, sampler in settings:
-        generated, seconds = sample_images(
-            generator, captions, steps=steps, guidance=guidance, batch=args.batch, sampler=sampler
-        )
+        generated: list[Image.Image] = []
+        recalls, accuracies, seconds = [], [], 0.0
+        for draw in range(args.draws):
+            images, took = sample_images(
+                generator,
+                captions,
+                steps=steps,
+                guidance=guidance,
+                batch=args.batch,
+                sampler=sampler,
+                draw=draw,
+            )
+            generated += images
+            seconds += took
+            recalls.append(recall_at_1(aligner, images, captions))
+            accuracies.append(attribute_accuracy(reader, images, wanted))
         load = os.getloadavg()[0]
         save_grid(generated, args.work / f"generated-{sampler}-s{steps}-g{guidance:g}.png")
         fid, kid = distances(features, real, generated)
         calls = steps if sampler == "euler" else 2 * steps - 1
         print(
             f"| {sampler} | {steps} | {calls} | {guidance:g} "
-            f"| {recall_at_1(aligner, generated, captions):.3f} "
-            f"| {attribute_accuracy(reader, generated, wanted):.3f} | {fid:.2f} | {kid:.3f} "
-            f"| {len(captions) / seconds:.2f} | {load:.1f} |",
+            f"| {spread(recalls)} | {spread(accuracies)} | {fid:.2f} | {kid:.3f} "
+            f"| {len(generated) / seconds:.2f} | {load:.1f} |",
             flush=True,
         )
     floor_fid, floor_kid = distances(features, real, real_train)

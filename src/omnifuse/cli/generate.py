@@ -4,7 +4,7 @@
 
     omnifuse generate train --config world-generate              # about 45 minutes on a CPU
     omnifuse generate image "a red circle to the left of a blue square" \\
-        --model runs/generate-world --out circle.png --steps 30 --guidance 7 --seed 0
+        --model runs/generate-world --out circle.png --steps 30 --guidance 3 --seed 0
     omnifuse generate image "two red stars" -m runs/generate-world -o stars.png \\
         --sampler heun --steps 15
 """

@@ -31,9 +31,10 @@ from omnifuse.generate.unet import TextUNet, UNetConfig
 FORMAT = "omnifuse-generator"
 MAX_STEPS = 1000
 MAX_IMAGES = 64
-DEFAULT_GUIDANCE = 7.0
-"""Classifier-free guidance when none is asked for: on world prompts, 5 and 7 both read back
-more of the prompt's objects than 3 (docs/BENCHMARKS.md, "Text → image generation")."""
+DEFAULT_GUIDANCE = 3.0
+"""Classifier-free guidance when none is asked for: chosen on the world generator's val prompts
+(five images each), where 2–4 read back a prompt best and 5 and more lose it (prompt retrieval
+0.52 / 0.50 / 0.49 / 0.43 at 2 / 3 / 4 / 5; docs/BENCHMARKS.md, "Text → image generation")."""
 
 
 @dataclass
