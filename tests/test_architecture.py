@@ -15,7 +15,19 @@ PACKAGE = Path(__file__).parents[1] / "src" / "omnifuse"
 
 LAYERS: list[set[str]] = [
     {"omnifuse", "errors"},  # the root package holds only the version
-    {"types", "registry", "fileio", "progress", "config", "io", "nn", "info", "lazy", "engines"},
+    {
+        "types",
+        "registry",
+        "fileio",
+        "progress",
+        "config",
+        "io",
+        "nn",
+        "info",
+        "lazy",
+        "engines",
+        "threads",
+    },
     {"speech", "llm"},
     {"encoders"},
     {"data"},

