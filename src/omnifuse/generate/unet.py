@@ -11,6 +11,7 @@ cross-attention to the prompt tokens with their padding mask → feed-forward) a
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,11 +62,13 @@ class UNetConfig:
             raise ConfigError(f"every attended width must be divisible by heads={self.heads}")
 
 
+@functools.cache
 def grid_positions(height: int, width: int, channels: int) -> torch.Tensor:
     """(height·width, channels) sine and cosine features of each pixel's row (first half of the
     channels) and column (second half), row-major, at ``channels / 4`` frequencies each from one
     radian a pixel down to a quarter turn across the larger side (so even the slowest wave still
-    tells one edge from the other)."""
+    tells one edge from the other). Built once per size: every training and sampling step of
+    every attended level asks for it, and callers only read it."""
     quarter = channels // 4
     slowest = math.pi / (2 * max(height, width))
     freqs = torch.exp(torch.linspace(0.0, math.log(slowest), quarter))

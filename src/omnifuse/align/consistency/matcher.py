@@ -270,21 +270,22 @@ def speech_prompt(texts: Sequence[str], limit: int = PROMPT_WORDS) -> str | None
     against 0.25 with the sorted vocabulary; ``bench/speech_prompt.py``)."""
     sentences = list(dict.fromkeys(t.strip().rstrip(".") for t in texts if t.strip()))
     words_of = [set(re.findall(r"[a-z]+", t.lower())) for t in sentences]
+    lengths = [len(t.split()) for t in sentences]
     chosen: list[str] = []
     used: set[str] = set()
     length = 0
     while True:
         room = limit - length
         gains = [
-            len(words - used) if len(sentence.split()) <= room else 0
-            for sentence, words in zip(sentences, words_of, strict=True)
+            len(words - used) if size <= room else 0
+            for size, words in zip(lengths, words_of, strict=True)
         ]
         if not gains or max(gains) == 0:
             break
         best = int(np.argmax(gains))
         chosen.append(sentences[best])
         used |= words_of[best]
-        length += len(sentences[best].split())
+        length += lengths[best]
     return ". ".join(chosen) + "." if chosen else None
 
 
